@@ -1,0 +1,493 @@
+"""Fused nogil kernels: one pass over X per EM (or Lloyd) iteration.
+
+A pass cuts the rows of X into chunks of a fixed number of rows.  For every row
+it computes the K log-densities, their log-sum-exp and the responsibilities,
+and adds the row's contribution to the sufficient statistics of the M-step:
+
+    stats = [ sum_n w_n log p(x_n)       (1)   log-likelihood (k-means: inertia,
+                                                the weighted squared distances)
+              N_k = sum_n w_n r_nk       (K)
+              S1_k = sum_n w_n r_nk (x_n - m_k)            (K, D)
+              S2 = second-order sums, see the Stats enum ]
+
+The first and second moments are taken about the component's current mean m_k
+(the mean the E-step uses), not about zero: the new mean is m_k plus a small
+correction, so the centred covariance is formed without the catastrophic
+cancellation of E[x x^T] - mu mu^T when the data sit far from the origin.
+
+Reproducibility: a chunk's contribution is summed row by row into a zeroed
+buffer, and chunk buffers are added to the total strictly in chunk order.  The
+threads only change *who* computes a chunk, never the order of any floating-point
+addition, so the result is bitwise identical for any number of threads.
+"""
+cimport cython
+from cython.parallel cimport prange
+from libc.math cimport exp, log, INFINITY
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+import numpy as np
+
+from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
+
+
+cdef Py_ssize_t stats_size(const MixtureParams* params) noexcept nogil:
+    cdef Py_ssize_t d = params.n_features, k = params.n_components
+    cdef Py_ssize_t second = 0
+    if params.stats == STATS_FULL:
+        second = k * d * d
+    elif params.stats == STATS_TIED:
+        second = d * d
+    elif params.stats == STATS_DIAG:
+        second = k * d
+    return 1 + k + k * d + second
+
+
+cdef Py_ssize_t work_size(const MixtureParams* params) noexcept nogil:
+    # log-densities (K), a centred row (D) and a whitened row (D)
+    return params.n_components + 2 * params.n_features
+
+
+cdef inline void _whiten_upper(
+    const double* centred,  # IN (D,)
+    const double* factor,   # IN (D, D) upper triangular
+    Py_ssize_t d,
+    double* out,            # OUT (D,) centred @ factor
+) noexcept nogil:
+    # Row-by-row axpy so the inner loop runs over contiguous memory of `factor`;
+    # only the upper triangle (j >= i) is touched.
+    cdef Py_ssize_t i, j
+    cdef double c
+    for j in range(d):
+        out[j] = 0.0
+    for i in range(d):
+        c = centred[i]
+        for j in range(i, d):
+            out[j] += c * factor[i * d + j]
+
+
+cdef inline double _sum_squares(const double* v, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s += v[i] * v[i]
+    return s
+
+
+cdef void _log_densities(
+    const floating* x,            # IN (D,) one row
+    const MixtureParams* p,
+    double* log_dens,             # OUT (K,) log(weight_k N(x | k)); k-means: -|x - m_k|^2
+    double* centred,              # scratch (D,)
+    double* whitened,             # scratch (D,)
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    cdef Py_ssize_t k, i
+    cdef const double* mean
+    cdef const double* factor
+    cdef double t, s
+    if p.assign == ASSIGN_TIED:
+        # (x - m_k) U = x U - m_k U: whiten the row once, not once per component.
+        for i in range(d):
+            centred[i] = x[i]
+        _whiten_upper(centred, p.precision_factor, d, whitened)
+    for k in range(n_comp):
+        mean = p.means + k * d
+        if p.assign == ASSIGN_FULL:
+            for i in range(d):
+                centred[i] = x[i] - mean[i]
+            _whiten_upper(centred, p.precision_factor + k * d * d, d, centred + d)
+            log_dens[k] = p.log_norm[k] - 0.5 * _sum_squares(centred + d, d)
+        elif p.assign == ASSIGN_TIED:
+            s = 0.0
+            for i in range(d):
+                t = whitened[i] - p.whitened_means[k * d + i]
+                s += t * t
+            log_dens[k] = p.log_norm[k] - 0.5 * s
+        elif p.assign == ASSIGN_DIAG:
+            factor = p.precision_factor + k * d
+            s = 0.0
+            for i in range(d):
+                t = (x[i] - mean[i]) * factor[i]
+                s += t * t
+            log_dens[k] = p.log_norm[k] - 0.5 * s
+        else:  # ASSIGN_NEAREST
+            s = 0.0
+            for i in range(d):
+                t = x[i] - mean[i]
+                s += t * t
+            log_dens[k] = -s
+
+
+cdef double _normalise_row(
+    const MixtureParams* p,
+    double* log_dens,   # INOUT (K,) log-densities in, responsibilities out
+    Py_ssize_t* best_out,  # OUT first component of highest log-density
+) noexcept nogil:
+    """Turn a row's log-densities into responsibilities; return its log-likelihood.
+
+    Gaussian: log-sum-exp with the maximum factored out, so exp never overflows.
+    Nearest: one-hot on the first nearest mean; returns the squared distance to it.
+    """
+    cdef Py_ssize_t k, n_comp = p.n_components, best = 0
+    cdef double top = log_dens[0], total = 0.0, log_norm
+    for k in range(1, n_comp):
+        if log_dens[k] > top:
+            top = log_dens[k]
+            best = k
+    best_out[0] = best
+    if p.assign == ASSIGN_NEAREST:
+        for k in range(n_comp):
+            log_dens[k] = 0.0
+        log_dens[best] = 1.0
+        return -top
+    if top == -INFINITY:
+        # Every component has zero density here: no finite responsibilities exist.
+        for k in range(n_comp):
+            log_dens[k] = 0.0
+        return -INFINITY
+    for k in range(n_comp):
+        total += exp(log_dens[k] - top)
+    log_norm = top + log(total)
+    for k in range(n_comp):
+        log_dens[k] = exp(log_dens[k] - log_norm)
+    return log_norm
+
+
+cdef void accumulate_rows(
+    const floating* X,             # IN (n_samples, D)
+    Py_ssize_t row_start,
+    Py_ssize_t row_end,
+    const double* sample_weight,   # IN (n_samples,) or NULL for unit weights
+    const MixtureParams* p,
+    double* work,                  # scratch, work_size(p) doubles
+    double* stats,                 # INOUT stats_size(p) doubles; rows are added in order
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    cdef Py_ssize_t n, k, i, j
+    cdef const floating* x
+    cdef const double* mean
+    cdef double w, rw, a, row_log_lik
+    cdef Py_ssize_t best
+    cdef double* resp = work
+    cdef double* centred = work + n_comp
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    for n in range(row_start, row_end):
+        w = 1.0 if sample_weight == NULL else sample_weight[n]
+        if w == 0.0:
+            continue  # a zero weight removes the row, even one with zero density
+        x = X + n * d
+        if p.assign == ASSIGN_GIVEN:
+            for k in range(n_comp):
+                resp[k] = p.given_resp[n * n_comp + k]
+            row_log_lik = 0.0
+        else:
+            _log_densities(x, p, resp, centred, centred + d)
+            row_log_lik = _normalise_row(p, resp, &best)
+        stats[0] += w * row_log_lik
+
+        if p.stats == STATS_TIED:
+            for i in range(d):
+                centred[i] = x[i] - p.tied_shift[i]
+            for i in range(d):
+                a = w * centred[i]
+                for j in range(i, d):
+                    second[i * d + j] += a * centred[j]
+        for k in range(n_comp):
+            if resp[k] == 0.0:
+                continue  # adds nothing; common for hard and well-separated assignments
+            rw = w * resp[k]
+            mean = p.means + k * d
+            counts[k] += rw
+            for i in range(d):
+                centred[i] = x[i] - mean[i]
+                first[k * d + i] += rw * centred[i]
+            if p.stats == STATS_FULL:
+                for i in range(d):
+                    a = rw * centred[i]
+                    for j in range(i, d):
+                        second[(k * d + i) * d + j] += a * centred[j]
+            elif p.stats == STATS_DIAG:
+                for i in range(d):
+                    second[k * d + i] += rw * centred[i] * centred[i]
+
+
+cdef int accumulate_stats(
+    const floating* X,             # IN (n_samples, D)
+    Py_ssize_t n_samples,
+    const double* sample_weight,   # IN (n_samples,) or NULL
+    const MixtureParams* p,
+    Py_ssize_t chunk_rows,
+    int n_threads,
+    double* stats,                 # OUT stats_size(p) doubles, overwritten
+) noexcept nogil:
+    """One pass over X; returns 0, or -1 if scratch memory could not be allocated."""
+    cdef Py_ssize_t n_stats = stats_size(p), n_work = work_size(p)
+    cdef Py_ssize_t n_chunks = (n_samples + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t first_chunk, n_in_round, slot, row_start, i
+    cdef double* partial
+    cdef double* work
+    if chunk_rows < 1:
+        return -2
+    if n_threads > n_chunks:
+        n_threads = <int>max(n_chunks, 1)
+    if omp_in_parallel():
+        n_threads = 1  # inside a caller's parallel region: never nest teams
+    memset(stats, 0, n_stats * sizeof(double))
+    partial = <double*>calloc(n_threads * n_stats, sizeof(double))
+    work = <double*>calloc(n_threads * n_work, sizeof(double))
+    if partial == NULL or work == NULL:
+        free(partial)
+        free(work)
+        return -1
+    # Rounds of n_threads chunks: each chunk is summed into its own zeroed slot,
+    # then the slots are added to the total in chunk order (see module docstring).
+    first_chunk = 0
+    while first_chunk < n_chunks:
+        n_in_round = min(<Py_ssize_t>n_threads, n_chunks - first_chunk)
+        for slot in prange(n_in_round, num_threads=n_threads, schedule="static", chunksize=1):
+            row_start = (first_chunk + slot) * chunk_rows
+            memset(partial + slot * n_stats, 0, n_stats * sizeof(double))
+            accumulate_rows(
+                X, row_start, min(row_start + chunk_rows, n_samples), sample_weight, p,
+                work + slot * n_work, partial + slot * n_stats,
+            )
+        for slot in range(n_in_round):
+            for i in range(n_stats):
+                stats[i] += partial[slot * n_stats + i]
+        first_chunk += n_in_round
+    free(partial)
+    free(work)
+    return 0
+
+
+cdef int score_rows(
+    const floating* X,         # IN (n_samples, D)
+    Py_ssize_t n_samples,
+    const MixtureParams* p,
+    Py_ssize_t chunk_rows,
+    int n_threads,
+    double* log_prob_norm,     # OUT (n_samples,) log-likelihood of each row, or NULL
+    double* resp,              # OUT (n_samples, K) responsibilities, or NULL
+    Py_ssize_t* labels,        # OUT (n_samples,) most responsible component, or NULL
+) noexcept nogil:
+    """Per-row E-step outputs; rows are independent, so any schedule is reproducible."""
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n_work = work_size(p)
+    cdef Py_ssize_t n_chunks = (n_samples + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t chunk, n, k, best, tid
+    cdef double row_log_lik
+    cdef double* work
+    cdef double* scratch
+    if chunk_rows < 1:
+        return -2
+    if n_threads > n_chunks:
+        n_threads = <int>max(n_chunks, 1)
+    if omp_in_parallel():
+        n_threads = 1
+    work = <double*>calloc(n_threads * n_work, sizeof(double))
+    if work == NULL:
+        return -1
+    for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        scratch = work + omp_get_thread_num() * n_work
+        for n in range(chunk * chunk_rows, min((chunk + 1) * chunk_rows, n_samples)):
+            _log_densities(X + n * d, p, scratch, scratch + n_comp, scratch + n_comp + d)
+            row_log_lik = _normalise_row(p, scratch, &best)
+            if log_prob_norm != NULL:
+                log_prob_norm[n] = row_log_lik
+            if labels != NULL:
+                labels[n] = best
+            if resp != NULL:
+                for k in range(n_comp):
+                    resp[n * n_comp + k] = scratch[k]
+    free(work)
+    return 0
+
+
+
+# ---------------------------------------------------------------------------
+# Python entry points: validate shapes, allocate outputs, release the GIL.
+# ---------------------------------------------------------------------------
+
+cdef inline const double* _data_or_null(const double[::1] a) noexcept:
+    if a is None or a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
+def _flat(a):
+    return None if a is None else np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+
+
+cdef MixtureParams _make_params(
+    Py_ssize_t n_features, Py_ssize_t n_components, int assign, int stats,
+    const double[::1] means, const double[::1] precision_factor,
+    const double[::1] whitened_means, const double[::1] log_norm,
+    const double[::1] tied_shift, const double[::1] given_resp,
+) except *:
+    cdef MixtureParams p
+    cdef Py_ssize_t d = n_features, k = n_components
+    factor_len = {ASSIGN_FULL: k * d * d, ASSIGN_TIED: d * d, ASSIGN_DIAG: k * d}.get(assign, 0)
+    if not 0 <= assign <= ASSIGN_GIVEN or not 0 <= stats <= STATS_DIAG:
+        raise ValueError(f"unknown assign={assign} or stats={stats}")
+    if means is None or means.shape[0] != k * d:
+        raise ValueError("means must have n_components * n_features entries")
+    if factor_len and (precision_factor is None or precision_factor.shape[0] != factor_len):
+        raise ValueError(f"precision_factor must have {factor_len} entries")
+    if assign <= ASSIGN_DIAG and (log_norm is None or log_norm.shape[0] != k):
+        raise ValueError("log_norm must have n_components entries")
+    if assign == ASSIGN_TIED and (whitened_means is None or whitened_means.shape[0] != k * d):
+        raise ValueError("whitened_means must have n_components * n_features entries")
+    if stats == STATS_TIED and (tied_shift is None or tied_shift.shape[0] != d):
+        raise ValueError("tied_shift must have n_features entries")
+    p.n_features = d
+    p.n_components = k
+    p.assign = assign
+    p.stats = stats
+    p.means = _data_or_null(means)
+    p.precision_factor = _data_or_null(precision_factor)
+    p.whitened_means = _data_or_null(whitened_means)
+    p.log_norm = _data_or_null(log_norm)
+    p.tied_shift = _data_or_null(tied_shift)
+    p.given_resp = _data_or_null(given_resp)
+    return p
+
+
+def accumulate(
+    const floating[:, ::1] X,
+    sample_weight,
+    int assign,
+    int stats,
+    means,
+    precision_factor=None,
+    log_norm=None,
+    whitened_means=None,
+    tied_shift=None,
+    given_resp=None,
+    Py_ssize_t chunk_rows=1024,
+    int n_threads=1,
+):
+    """One fused pass over `X`: responsibilities and M-step sufficient statistics.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
+    sample_weight : ndarray of shape (n_samples,) or None
+        Non-negative row weights (None: all ones).
+    assign, stats : int
+        An ``Assign`` and a ``Stats`` value.
+    means : ndarray of shape (n_components, n_features)
+        Component means (centres for ``ASSIGN_NEAREST``); also the points the
+        moments are taken about.
+    precision_factor, log_norm, whitened_means, tied_shift, given_resp : ndarray or None
+        As described on ``MixtureParams`` in ``_kernels.pxd``.
+    chunk_rows : int
+        Rows per chunk.  Results depend on it (it fixes the summation order),
+        never on `n_threads`.
+    n_threads : int
+        OpenMP threads.
+
+    Returns
+    -------
+    log_lik : float
+        ``sum_n w_n log p(x_n)``; for ``ASSIGN_NEAREST`` the weighted inertia.
+    counts : ndarray of shape (n_components,)
+    first : ndarray of shape (n_components, n_features)
+        ``sum_n w_n r_nk (x_n - means[k])``.
+    second : ndarray or None
+        (K, D, D), (D, D) or (K, D) as `stats` says; only the upper triangle
+        of the square blocks is filled.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
+    means_arr = np.ascontiguousarray(means, dtype=np.float64)
+    if means_arr.ndim != 2 or means_arr.shape[1] != d:
+        raise ValueError("means must have shape (n_components, n_features)")
+    k = means_arr.shape[0]
+    cdef const double[::1] w = _flat(sample_weight)
+    if w is not None and w.shape[0] != n:
+        raise ValueError("sample_weight must have n_samples entries")
+    given = _flat(given_resp)
+    if assign == ASSIGN_GIVEN and (given is None or given.shape[0] != n * k):
+        raise ValueError("given_resp must have shape (n_samples, n_components)")
+    cdef MixtureParams p = _make_params(
+        d, k, assign, stats, _flat(means_arr), _flat(precision_factor),
+        _flat(whitened_means), _flat(log_norm), _flat(tied_shift), given)
+    cdef double[::1] out = np.empty(stats_size(&p), dtype=np.float64)
+    cdef const double* w_ptr = _data_or_null(w)
+    cdef int status = 0
+    if n > 0:
+        with nogil:
+            status = accumulate_stats(&X[0, 0], n, w_ptr, &p, chunk_rows, n_threads, &out[0])
+    else:
+        out[:] = 0.0
+    if status == -1:
+        raise MemoryError("fastem: could not allocate the per-thread buffers")
+    if status != 0:
+        raise ValueError(f"fastem: accumulate_stats failed with status {status}")
+    result = np.asarray(out)
+    first_end = 1 + k + k * d
+    second = result[first_end:]
+    if stats == STATS_FULL:
+        second = second.reshape(k, d, d)
+    elif stats == STATS_TIED:
+        second = second.reshape(d, d)
+    elif stats == STATS_DIAG:
+        second = second.reshape(k, d)
+    else:
+        second = None
+    return float(result[0]), result[1:1 + k], result[1 + k:first_end].reshape(k, d), second
+
+
+def score(
+    const floating[:, ::1] X,
+    int assign,
+    means,
+    precision_factor=None,
+    log_norm=None,
+    whitened_means=None,
+    bint want_log_prob=True,
+    bint want_resp=False,
+    bint want_labels=False,
+    Py_ssize_t chunk_rows=1024,
+    int n_threads=1,
+):
+    """Per-row E-step outputs without accumulating anything.
+
+    Parameters are as for :func:`accumulate`; ``want_*`` choose the outputs.
+
+    Returns
+    -------
+    log_prob : ndarray of shape (n_samples,) or None
+        ``log p(x_n)`` (``ASSIGN_NEAREST``: squared distance to the nearest mean).
+    resp : ndarray of shape (n_samples, n_components) or None
+    labels : ndarray of shape (n_samples,), intp, or None
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
+    means_arr = np.ascontiguousarray(means, dtype=np.float64)
+    if means_arr.ndim != 2 or means_arr.shape[1] != d:
+        raise ValueError("means must have shape (n_components, n_features)")
+    k = means_arr.shape[0]
+    if assign == ASSIGN_GIVEN:
+        raise ValueError("score needs a Gaussian or nearest-mean assignment")
+    cdef MixtureParams p = _make_params(
+        d, k, assign, STATS_NONE, _flat(means_arr), _flat(precision_factor),
+        _flat(whitened_means), _flat(log_norm), None, None)
+    log_prob = np.empty(n, dtype=np.float64) if want_log_prob else None
+    resp = np.empty((n, k), dtype=np.float64) if want_resp else None
+    labels = np.empty(n, dtype=np.intp) if want_labels else None
+    cdef double[::1] lp_view = log_prob
+    cdef double[:, ::1] resp_view = resp
+    cdef Py_ssize_t[::1] label_view = labels
+    cdef double* lp_ptr = &lp_view[0] if want_log_prob and n > 0 else NULL
+    cdef double* resp_ptr = &resp_view[0, 0] if want_resp and n > 0 else NULL
+    cdef Py_ssize_t* label_ptr = &label_view[0] if want_labels and n > 0 else NULL
+    cdef int status = 0
+    if n > 0:
+        with nogil:
+            status = score_rows(&X[0, 0], n, &p, chunk_rows, n_threads, lp_ptr, resp_ptr, label_ptr)
+    if status == -1:
+        raise MemoryError("fastem: could not allocate the per-thread buffers")
+    if status != 0:
+        raise ValueError(f"fastem: score_rows failed with status {status}")
+    return log_prob, resp, labels
