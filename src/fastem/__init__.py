@@ -1,4 +1,20 @@
-"""fastem: fast, reproducible EM for Gaussian mixtures."""
+"""fastem: fast, reproducible EM for Gaussian mixtures.
+
+``fastem.GaussianMixture`` is a drop-in for ``sklearn.mixture.GaussianMixture``
+whose E-step and M-step statistics are computed in one fused Cython/OpenMP pass
+over the data per iteration.
+"""
+from fastem._gaussian_mixture import GaussianMixture
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
+from fastem.exceptions import ConvergenceWarning, NotFittedError
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GaussianMixture",
+    "ConvergenceWarning",
+    "NotFittedError",
+    "built_with_openmp",
+    "effective_n_threads",
+    "openmp_disabled_by_build",
+]
