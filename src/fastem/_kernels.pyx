@@ -15,10 +15,10 @@ The first and second moments are taken about the component's current mean m_k
 correction, so the centred covariance is formed without the catastrophic
 cancellation of E[x x^T] - mu mu^T when the data sit far from the origin.
 
-Reproducibility: a chunk's contribution is summed row by row into a zeroed
-buffer, and chunk buffers are added to the total strictly in chunk order.  The
-threads only change *who* computes a chunk, never the order of any floating-point
-addition, so the result is bitwise identical for any number of threads.
+Reproducibility: every floating-point addition happens in an order fixed by
+the data's shape (chunks summed into a fixed number of "lanes", lanes summed in
+order; see accumulate_stats).  Threads only change *who* computes a lane, so
+the result is bitwise identical for any number of threads.
 """
 cimport cython
 from cython.parallel cimport prange
@@ -66,12 +66,61 @@ cdef inline void _whiten_upper(
             out[j] += c * factor[i * d + j]
 
 
+# Squared norms below keep four partial sums in a fixed pattern: the compiler can
+# put them in SIMD lanes without reassociating (no -ffast-math), and the result
+# stays the same on every machine.
 cdef inline double _sum_squares(const double* v, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double s = 0.0
-    for i in range(n):
-        s += v[i] * v[i]
-    return s
+    cdef Py_ssize_t i = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while i + 4 <= n:
+        s0 += v[i] * v[i]
+        s1 += v[i + 1] * v[i + 1]
+        s2 += v[i + 2] * v[i + 2]
+        s3 += v[i + 3] * v[i + 3]
+        i += 4
+    while i < n:
+        s0 += v[i] * v[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double _scaled_distance(
+    const floating* x, const double* mean, const double* scale, Py_ssize_t n
+) noexcept nogil:
+    """sum_i ((x_i - mean_i) * scale_i)^2, or sum_i (x_i - mean_i)^2 if scale is NULL."""
+    cdef Py_ssize_t i = 0
+    cdef double t0, t1, t2, t3, s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    if scale == NULL:
+        while i + 4 <= n:
+            t0 = x[i] - mean[i]
+            t1 = x[i + 1] - mean[i + 1]
+            t2 = x[i + 2] - mean[i + 2]
+            t3 = x[i + 3] - mean[i + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            i += 4
+        while i < n:
+            t0 = x[i] - mean[i]
+            s0 += t0 * t0
+            i += 1
+    else:
+        while i + 4 <= n:
+            t0 = (x[i] - mean[i]) * scale[i]
+            t1 = (x[i + 1] - mean[i + 1]) * scale[i + 1]
+            t2 = (x[i + 2] - mean[i + 2]) * scale[i + 2]
+            t3 = (x[i + 3] - mean[i + 3]) * scale[i + 3]
+            s0 += t0 * t0
+            s1 += t1 * t1
+            s2 += t2 * t2
+            s3 += t3 * t3
+            i += 4
+        while i < n:
+            t0 = (x[i] - mean[i]) * scale[i]
+            s0 += t0 * t0
+            i += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef void _log_densities(
@@ -84,8 +133,6 @@ cdef void _log_densities(
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
     cdef Py_ssize_t k, i
     cdef const double* mean
-    cdef const double* factor
-    cdef double t, s
     if p.assign == ASSIGN_TIED:
         # (x - m_k) U = x U - m_k U: whiten the row once, not once per component.
         for i in range(d):
@@ -99,24 +146,13 @@ cdef void _log_densities(
             _whiten_upper(centred, p.precision_factor + k * d * d, d, centred + d)
             log_dens[k] = p.log_norm[k] - 0.5 * _sum_squares(centred + d, d)
         elif p.assign == ASSIGN_TIED:
-            s = 0.0
-            for i in range(d):
-                t = whitened[i] - p.whitened_means[k * d + i]
-                s += t * t
-            log_dens[k] = p.log_norm[k] - 0.5 * s
+            log_dens[k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                <const double*>whitened, p.whitened_means + k * d, NULL, d)
         elif p.assign == ASSIGN_DIAG:
-            factor = p.precision_factor + k * d
-            s = 0.0
-            for i in range(d):
-                t = (x[i] - mean[i]) * factor[i]
-                s += t * t
-            log_dens[k] = p.log_norm[k] - 0.5 * s
+            log_dens[k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                x, mean, p.precision_factor + k * d, d)
         else:  # ASSIGN_NEAREST
-            s = 0.0
-            for i in range(d):
-                t = x[i] - mean[i]
-                s += t * t
-            log_dens[k] = -s
+            log_dens[k] = -_scaled_distance(x, mean, <const double*>NULL, d)
 
 
 cdef double _normalise_row(
@@ -214,6 +250,32 @@ cdef void accumulate_rows(
                     second[k * d + i] += rw * centred[i] * centred[i]
 
 
+# Lanes fix the order of summation.  Chunk c belongs to lane c % n_lanes and is
+# added to that lane's sums after the lane's earlier chunks; the lanes are added
+# up in lane order at the end.  The lane count depends only on the size of the
+# statistics, so threads (each owning whole lanes) change who adds, never the
+# order of any addition, and need no synchronisation until the final merge.
+# 32 lanes balance any thread count up to 32 within 1/32; the memory cap keeps
+# lanes x statistics under 16 MB unless that would leave fewer than 8 lanes.
+cdef Py_ssize_t MAX_LANES = 32
+cdef Py_ssize_t MIN_LANES = 8
+cdef Py_ssize_t LANE_BUDGET_DOUBLES = 1 << 21
+
+
+cdef inline Py_ssize_t _n_lanes(Py_ssize_t n_stats) noexcept nogil:
+    return max(MIN_LANES, min(MAX_LANES, LANE_BUDGET_DOUBLES // n_stats))
+
+
+cdef inline int _clamp_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
+    # Never more threads than tasks, never fewer than one, and one inside a
+    # caller's parallel region: nested teams would oversubscribe the cores.
+    if omp_in_parallel() or n_threads < 1:
+        return 1
+    if n_threads > n_tasks:
+        return <int>max(n_tasks, 1)
+    return n_threads
+
+
 cdef int accumulate_stats(
     const floating* X,             # IN (n_samples, D)
     Py_ssize_t n_samples,
@@ -223,44 +285,71 @@ cdef int accumulate_stats(
     int n_threads,
     double* stats,                 # OUT stats_size(p) doubles, overwritten
 ) noexcept nogil:
-    """One pass over X; returns 0, or -1 if scratch memory could not be allocated."""
+    """One pass over X.
+
+    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
+    """
     cdef Py_ssize_t n_stats = stats_size(p), n_work = work_size(p)
-    cdef Py_ssize_t n_chunks = (n_samples + chunk_rows - 1) // chunk_rows
-    cdef Py_ssize_t first_chunk, n_in_round, slot, row_start, i
-    cdef double* partial
+    cdef Py_ssize_t n_lanes = _n_lanes(n_stats)
+    cdef Py_ssize_t n_chunks, lane, chunk, row_start, i
+    cdef double* lane_sums
     cdef double* work
     if chunk_rows < 1:
         return -2
-    if n_threads > n_chunks:
-        n_threads = <int>max(n_chunks, 1)
-    if omp_in_parallel():
-        n_threads = 1  # inside a caller's parallel region: never nest teams
-    memset(stats, 0, n_stats * sizeof(double))
-    partial = <double*>calloc(n_threads * n_stats, sizeof(double))
+    n_chunks = _n_chunks(n_samples, chunk_rows)
+    n_threads = _clamp_threads(n_threads, n_lanes)
+    lane_sums = <double*>calloc(n_lanes * n_stats, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if partial == NULL or work == NULL:
-        free(partial)
+    if lane_sums == NULL or work == NULL:
+        free(lane_sums)
         free(work)
         return -1
-    # Rounds of n_threads chunks: each chunk is summed into its own zeroed slot,
-    # then the slots are added to the total in chunk order (see module docstring).
-    first_chunk = 0
-    while first_chunk < n_chunks:
-        n_in_round = min(<Py_ssize_t>n_threads, n_chunks - first_chunk)
-        for slot in prange(n_in_round, num_threads=n_threads, schedule="static", chunksize=1):
-            row_start = (first_chunk + slot) * chunk_rows
-            memset(partial + slot * n_stats, 0, n_stats * sizeof(double))
+    for lane in prange(n_lanes, num_threads=n_threads, schedule="static"):
+        chunk = lane
+        while chunk < n_chunks:
+            row_start = chunk * chunk_rows
             accumulate_rows(
                 X, row_start, min(row_start + chunk_rows, n_samples), sample_weight, p,
-                work + slot * n_work, partial + slot * n_stats,
+                work + omp_get_thread_num() * n_work, lane_sums + lane * n_stats,
             )
-        for slot in range(n_in_round):
-            for i in range(n_stats):
-                stats[i] += partial[slot * n_stats + i]
-        first_chunk += n_in_round
-    free(partial)
+            chunk = chunk + n_lanes
+    memset(stats, 0, n_stats * sizeof(double))
+    for lane in range(n_lanes):
+        for i in range(n_stats):
+            stats[i] += lane_sums[lane * n_stats + i]
+    free(lane_sums)
     free(work)
     return 0
+
+
+cdef void _score_chunk(
+    const floating* X,
+    Py_ssize_t row_start,
+    Py_ssize_t row_end,
+    const MixtureParams* p,
+    double* scratch,           # scratch, work_size(p) doubles
+    double* log_prob_norm,
+    double* resp,
+    Py_ssize_t* labels,
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    cdef Py_ssize_t n, k, best
+    cdef double row_log_lik
+    for n in range(row_start, row_end):
+        _log_densities(X + n * d, p, scratch, scratch + n_comp, scratch + n_comp + d)
+        row_log_lik = _normalise_row(p, scratch, &best)
+        if log_prob_norm != NULL:
+            log_prob_norm[n] = row_log_lik
+        if labels != NULL:
+            labels[n] = best
+        if resp != NULL:
+            for k in range(n_comp):
+                resp[n * n_comp + k] = scratch[k]
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
+    # (n - 1) // c + 1 rather than (n + c - 1) // c: no overflow for huge chunk_rows.
+    return 0 if n_samples <= 0 else (n_samples - 1) // chunk_rows + 1
 
 
 cdef int score_rows(
@@ -273,37 +362,28 @@ cdef int score_rows(
     double* resp,              # OUT (n_samples, K) responsibilities, or NULL
     Py_ssize_t* labels,        # OUT (n_samples,) most responsible component, or NULL
 ) noexcept nogil:
-    """Per-row E-step outputs; rows are independent, so any schedule is reproducible."""
-    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n_work = work_size(p)
-    cdef Py_ssize_t n_chunks = (n_samples + chunk_rows - 1) // chunk_rows
-    cdef Py_ssize_t chunk, n, k, best, tid
-    cdef double row_log_lik
+    """Per-row E-step outputs; rows are independent, so any schedule is reproducible.
+
+    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
+    """
+    cdef Py_ssize_t n_work = work_size(p)
+    cdef Py_ssize_t n_chunks, chunk, row_start
     cdef double* work
-    cdef double* scratch
     if chunk_rows < 1:
         return -2
-    if n_threads > n_chunks:
-        n_threads = <int>max(n_chunks, 1)
-    if omp_in_parallel():
-        n_threads = 1
+    n_chunks = _n_chunks(n_samples, chunk_rows)
+    n_threads = _clamp_threads(n_threads, n_chunks)
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if work == NULL:
         return -1
     for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
-        scratch = work + omp_get_thread_num() * n_work
-        for n in range(chunk * chunk_rows, min((chunk + 1) * chunk_rows, n_samples)):
-            _log_densities(X + n * d, p, scratch, scratch + n_comp, scratch + n_comp + d)
-            row_log_lik = _normalise_row(p, scratch, &best)
-            if log_prob_norm != NULL:
-                log_prob_norm[n] = row_log_lik
-            if labels != NULL:
-                labels[n] = best
-            if resp != NULL:
-                for k in range(n_comp):
-                    resp[n * n_comp + k] = scratch[k]
+        row_start = chunk * chunk_rows
+        _score_chunk(
+            X, row_start, min(row_start + chunk_rows, n_samples), p,
+            work + omp_get_thread_num() * n_work, log_prob_norm, resp, labels,
+        )
     free(work)
     return 0
-
 
 
 # ---------------------------------------------------------------------------
@@ -331,6 +411,8 @@ cdef MixtureParams _make_params(
     factor_len = {ASSIGN_FULL: k * d * d, ASSIGN_TIED: d * d, ASSIGN_DIAG: k * d}.get(assign, 0)
     if not 0 <= assign <= ASSIGN_GIVEN or not 0 <= stats <= STATS_DIAG:
         raise ValueError(f"unknown assign={assign} or stats={stats}")
+    if k < 1:
+        raise ValueError("means must hold at least one component")
     if means is None or means.shape[0] != k * d:
         raise ValueError("means must have n_components * n_features entries")
     if factor_len and (precision_factor is None or precision_factor.shape[0] != factor_len):
@@ -352,6 +434,13 @@ cdef MixtureParams _make_params(
     p.tied_shift = _data_or_null(tied_shift)
     p.given_resp = _data_or_null(given_resp)
     return p
+
+
+def _check_run_options(Py_ssize_t chunk_rows, int n_threads):
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
 
 
 def accumulate(
@@ -400,6 +489,7 @@ def accumulate(
         of the square blocks is filled.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
+    _check_run_options(chunk_rows, n_threads)
     means_arr = np.ascontiguousarray(means, dtype=np.float64)
     if means_arr.ndim != 2 or means_arr.shape[1] != d:
         raise ValueError("means must have shape (n_components, n_features)")
@@ -407,9 +497,11 @@ def accumulate(
     cdef const double[::1] w = _flat(sample_weight)
     if w is not None and w.shape[0] != n:
         raise ValueError("sample_weight must have n_samples entries")
-    given = _flat(given_resp)
-    if assign == ASSIGN_GIVEN and (given is None or given.shape[0] != n * k):
+    if given_resp is not None and np.shape(given_resp) != (n, k):
         raise ValueError("given_resp must have shape (n_samples, n_components)")
+    if assign == ASSIGN_GIVEN and given_resp is None:
+        raise ValueError("ASSIGN_GIVEN needs given_resp")
+    given = _flat(given_resp)
     cdef MixtureParams p = _make_params(
         d, k, assign, stats, _flat(means_arr), _flat(precision_factor),
         _flat(whitened_means), _flat(log_norm), _flat(tied_shift), given)
@@ -464,6 +556,7 @@ def score(
     labels : ndarray of shape (n_samples,), intp, or None
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
+    _check_run_options(chunk_rows, n_threads)
     means_arr = np.ascontiguousarray(means, dtype=np.float64)
     if means_arr.ndim != 2 or means_arr.shape[1] != d:
         raise ValueError("means must have shape (n_components, n_features)")

@@ -85,7 +85,7 @@ def check_array(X, *, estimator_name, ensure_min_samples=1, name="X"):
     if array.dtype not in (np.float32, np.float64):
         try:
             array = array.astype(np.float64)
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:  # e.g. strings; a TypeError (a dict in X) passes through
             raise ValueError(f"{name} must contain numbers: {exc}") from None
     if array.ndim == 0:
         raise ValueError(
