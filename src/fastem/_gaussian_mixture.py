@@ -7,7 +7,7 @@ import numpy as np
 
 from fastem import _gaussian_params as gp
 from fastem._kernels import Assign, Stats, accumulate, score
-from fastem._kmeans import kmeans, kmeans_plusplus
+from fastem._kmeans import kmeans, kmeans_plusplus, seed_rows
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
     check_array,
@@ -360,7 +360,8 @@ class GaussianMixture:
                 stats = self._random_resp_stats(X, sample_weight, random_state, shift, stats_kind, context)
             else:
                 if self.init_params == "k-means++":
-                    _, indices = kmeans_plusplus(X, sample_weight, k, random_state, **context)
+                    rows = seed_rows(n_samples, k, random_state)
+                    _, indices = kmeans_plusplus(X, sample_weight, k, random_state, rows=rows)
                 else:
                     candidates = np.arange(n_samples) if sample_weight is None else np.flatnonzero(sample_weight)
                     indices = candidates[random_state.choice(len(candidates), size=k, replace=False)]

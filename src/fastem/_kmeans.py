@@ -1,34 +1,67 @@
 """k-means for the default initialisation: k-means++ seeding and Lloyd iterations.
 
-Each Lloyd iteration is one pass of the fused kernel with a nearest-mean
-assignment (counts and first moments about the current centres), so it shares
-the kernel's chunking, threading and bitwise reproducibility.
+Seeding runs on a uniform random subsample of at most a few thousand rows per
+cluster, fetched block by block, so it needs no per-row array over all of X.
+Each Lloyd iteration is then one pass of the fused kernel over all rows with a
+nearest-mean assignment (counts and first moments about the current centres),
+sharing the kernel's chunking, threads and bitwise reproducibility.
 """
 import numpy as np
 
-from fastem._kernels import Assign, Stats, accumulate, score
+from fastem._kernels import Assign, Stats, accumulate
 
-# Rows per block when k-means++ scores its candidate centres in NumPy; bounds
-# the temporary to about this many rows times the number of candidates.
-_SEEDING_BLOCK_ROWS = 8192
+# Rows seen by k-means++: enough for good seeds, few enough that seeding costs
+# a small fraction of one Lloyd pass on large data.
+_SEED_ROWS_PER_CLUSTER = 64
+_SEED_MIN_ROWS = 2048
+
+# Rows per block when distances are computed in NumPy: bounds the temporary to
+# this many rows times the number of candidate centres.
+_BLOCK_ROWS = 4096
 
 
-def _candidate_potentials(X, sample_weight, closest, candidates):
-    """For each candidate c: sum_n w_n min(closest_n, |x_n - c|^2)."""
+def seed_rows(n_samples, n_clusters, random_state):
+    """Sorted distinct row indices of the seeding subsample (None: all rows)."""
+    wanted = max(_SEED_MIN_ROWS, _SEED_ROWS_PER_CLUSTER * n_clusters)
+    if n_samples <= wanted:
+        return None
+    # Draw with replacement and drop repeats: choice(replace=False) would
+    # allocate a permutation of all n_samples rows.
+    return np.unique(random_state.randint(0, n_samples, size=wanted))
+
+
+def _blocks(X, rows):
+    """Yield (start, block as float64) over the rows of X selected by `rows`."""
+    n = X.shape[0] if rows is None else len(rows)
+    for start in range(0, n, _BLOCK_ROWS):
+        if rows is None:
+            block = X[start:start + _BLOCK_ROWS]
+        else:
+            block = X[rows[start:start + _BLOCK_ROWS]]
+        yield start, block.astype(np.float64, copy=False)
+
+
+def _squared_distances(block, centers):
+    """(len(block), len(centers)) squared distances, clipped at 0 against rounding."""
+    dist = (
+        np.einsum("ij,ij->i", block, block)[:, None]
+        - 2.0 * (block @ centers.T)
+        + np.einsum("ij,ij->i", centers, centers)
+    )
+    return np.maximum(dist, 0.0, out=dist)
+
+
+def _closest_and_potentials(X, rows, weights, closest, candidates):
+    """Per candidate c: sum_n w_n min(closest_n, |x_n - c|^2)."""
     potentials = np.zeros(len(candidates))
-    cand_sq = np.einsum("ij,ij->i", candidates, candidates)
-    for start in range(0, X.shape[0], _SEEDING_BLOCK_ROWS):
-        block = X[start:start + _SEEDING_BLOCK_ROWS].astype(np.float64, copy=False)
-        dist = np.einsum("ij,ij->i", block, block)[:, None] - 2.0 * (block @ candidates.T) + cand_sq
-        np.maximum(dist, 0.0, out=dist)  # the expansion can dip below zero by rounding
+    for start, block in _blocks(X, rows):
+        dist = _squared_distances(block, candidates)
         np.minimum(dist, closest[start:start + len(block), None], out=dist)
-        if sample_weight is not None:
-            dist *= sample_weight[start:start + len(block), None]
-        potentials += dist.sum(axis=0)
+        potentials += weights[start:start + len(block)] @ dist
     return potentials
 
 
-def kmeans_plusplus(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads):
+def kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=None):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii, 2007).
 
     Each new centre is the best, by potential, of 2 + log(k) candidates drawn
@@ -41,8 +74,8 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, *, chunk_rows, n
     sample_weight : ndarray of shape (n_samples,) or None
     n_clusters : int
     random_state : numpy.random.RandomState
-    chunk_rows, n_threads : int
-        Passed to the kernels.
+    rows : ndarray of int or None
+        Seed from these rows of X only (None: all rows).
 
     Returns
     -------
@@ -50,24 +83,32 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, *, chunk_rows, n
     indices : ndarray of shape (n_clusters,)
         Rows of X chosen as centres.
     """
-    n_samples = X.shape[0]
+    n = X.shape[0] if rows is None else len(rows)
+    row_of = (lambda i: i) if rows is None else (lambda i: rows[i])
+    if sample_weight is None:
+        weights = np.ones(n)
+    else:
+        weights = sample_weight if rows is None else sample_weight[rows]
     n_trials = 2 + int(np.log(n_clusters))
-    weights = np.ones(n_samples) if sample_weight is None else sample_weight
-    indices = np.empty(n_clusters, dtype=np.intp)
-    indices[0] = random_state.choice(n_samples, p=weights / weights.sum())
+    positions = np.empty(n_clusters, dtype=np.intp)
+    positions[0] = random_state.choice(n, p=weights / weights.sum())
     centers = np.empty((n_clusters, X.shape[1]))
-    centers[0] = X[indices[0]]
-    closest, _, _ = score(X, Assign.ASSIGN_NEAREST, centers[:1], chunk_rows=chunk_rows, n_threads=n_threads)
+    centers[0] = X[row_of(positions[0])]
+    closest = np.empty(n)
+    for start, block in _blocks(X, rows):
+        closest[start:start + len(block)] = _squared_distances(block, centers[:1])[:, 0]
     for c in range(1, n_clusters):
         cumulative = np.cumsum(weights * closest)
         draws = random_state.uniform(size=n_trials) * cumulative[-1]
-        candidates_idx = np.minimum(np.searchsorted(cumulative, draws), n_samples - 1)
-        candidates = X[candidates_idx].astype(np.float64)
-        best = int(np.argmin(_candidate_potentials(X, sample_weight, closest, candidates)))
-        indices[c] = candidates_idx[best]
+        candidate_pos = np.minimum(np.searchsorted(cumulative, draws), n - 1)
+        candidates = np.asarray(X[[row_of(i) for i in candidate_pos]], dtype=np.float64)
+        best = int(np.argmin(_closest_and_potentials(X, rows, weights, closest, candidates)))
+        positions[c] = candidate_pos[best]
         centers[c] = candidates[best]
-        new_dist, _, _ = score(X, Assign.ASSIGN_NEAREST, centers[c:c + 1], chunk_rows=chunk_rows, n_threads=n_threads)
-        np.minimum(closest, new_dist, out=closest)
+        for start, block in _blocks(X, rows):
+            part = closest[start:start + len(block)]
+            np.minimum(part, _squared_distances(block, centers[c:c + 1])[:, 0], out=part)
+    indices = positions if rows is None else rows[positions]
     return centers, indices
 
 
@@ -76,32 +117,27 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
 
     Stops when the total squared movement of the centres is at most
     ``tol`` times the mean per-feature variance of X, or after `max_iter`
-    passes.  An empty cluster is moved to the row farthest from its centre.
+    passes.  A cluster left empty is moved to the seeding-subsample row
+    farthest from every centre.
 
     Returns
     -------
     centers : ndarray of shape (n_clusters, n_features), float64
     """
-    centers, _ = kmeans_plusplus(
-        X, sample_weight, n_clusters, random_state, chunk_rows=chunk_rows, n_threads=n_threads
-    )
-    mean_variance = _mean_variance(X, sample_weight, chunk_rows=chunk_rows, n_threads=n_threads)
-    threshold = tol * mean_variance
+    rows = seed_rows(X.shape[0], n_clusters, random_state)
+    centers, _ = kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=rows)
+    context = dict(chunk_rows=chunk_rows, n_threads=n_threads)
+    threshold = tol * _mean_variance(X, sample_weight, context)
     for _ in range(max_iter):
         _, counts, first, _ = accumulate(
-            X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, centers,
-            chunk_rows=chunk_rows, n_threads=n_threads,
+            X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, centers, **context
         )
         empty = counts <= 0
         step = np.zeros_like(centers)
         step[~empty] = first[~empty] / counts[~empty, None]
         new_centers = centers + step
         if np.any(empty):
-            dist, _, _ = score(X, Assign.ASSIGN_NEAREST, centers, chunk_rows=chunk_rows, n_threads=n_threads)
-            if sample_weight is not None:
-                dist = np.where(sample_weight > 0, dist, -1.0)
-            far = np.argsort(dist, kind="stable")[::-1][: int(empty.sum())]
-            new_centers[empty] = X[far]
+            new_centers[empty] = _farthest_rows(X, sample_weight, rows, new_centers[~empty], int(empty.sum()))
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
         if shift <= threshold:
@@ -109,16 +145,28 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     return centers
 
 
-def _mean_variance(X, sample_weight, *, chunk_rows, n_threads):
+def _farthest_rows(X, sample_weight, rows, centers, count):
+    """The `count` subsample rows (with positive weight) farthest from `centers`."""
+    distances = []
+    for start, block in _blocks(X, rows):
+        dist = _squared_distances(block, centers).min(axis=1)
+        if sample_weight is not None:
+            index = np.arange(start, start + len(block))
+            weight = sample_weight[index if rows is None else rows[index]]
+            dist[weight <= 0] = -1.0
+        distances.append(dist)
+    order = np.argsort(np.concatenate(distances), kind="stable")[::-1][:count]
+    return np.asarray(X[order if rows is None else rows[order]], dtype=np.float64)
+
+
+def _mean_variance(X, sample_weight, context):
     """Mean over features of the weighted variance of X, from two kernel passes."""
     origin = np.zeros((1, X.shape[1]))
     _, count, first, _ = accumulate(
-        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, origin,
-        chunk_rows=chunk_rows, n_threads=n_threads,
+        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, origin, **context
     )
     center = first / count[:, None]
     _, count, _, second = accumulate(
-        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, center,
-        chunk_rows=chunk_rows, n_threads=n_threads,
+        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, center, **context
     )
     return float((second / count[:, None]).mean())
