@@ -110,7 +110,28 @@ def estimate_parameters(counts, first, second, shift_means, tied_shift, covarian
         covariances = scatter / nk[:, None] + reg_covar
         if covariance_type == "spherical":
             covariances = covariances.mean(axis=1)
+    _check_resolvable(covariances, means, covariance_type)
     return nk, means, covariances
+
+
+# A variance below the spacing of floating-point numbers around the mean is
+# rounding noise, not spread: a component on copies of one point (reg_covar=0)
+# would otherwise "fit" with a variance of ~1e-32 and a meaningless likelihood.
+_RESOLUTION_ULPS = 8 * np.finfo(np.float64).eps
+
+
+def _check_resolvable(covariances, means, covariance_type):
+    if covariance_type in ("full", "tied"):
+        variances = np.diagonal(covariances, axis1=-2, axis2=-1)
+    else:
+        variances = covariances
+    scale = np.abs(means)
+    if covariance_type == "tied":
+        scale = scale.max(axis=0)
+    elif covariance_type == "spherical":
+        scale = scale.max(axis=1)
+    if np.any(variances <= (_RESOLUTION_ULPS * scale) ** 2):
+        raise ValueError(_ILL_DEFINED)
 
 
 def precision_cholesky(covariances, covariance_type):
