@@ -297,7 +297,7 @@ cdef int accumulate_stats(
     if chunk_rows < 1:
         return -2
     n_chunks = _n_chunks(n_samples, chunk_rows)
-    n_threads = _clamp_threads(n_threads, n_lanes)
+    n_threads = _clamp_threads(n_threads, min(n_lanes, n_chunks))
     lane_sums = <double*>calloc(n_lanes * n_stats, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if lane_sums == NULL or work == NULL:
