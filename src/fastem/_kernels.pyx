@@ -266,6 +266,13 @@ cdef inline Py_ssize_t _n_lanes(Py_ssize_t n_stats) noexcept nogil:
     return max(MIN_LANES, min(MAX_LANES, LANE_BUDGET_DOUBLES // n_stats))
 
 
+cdef inline Py_ssize_t _padded(Py_ssize_t n_doubles) noexcept nogil:
+    # Per-thread buffers are this far apart: rounded up to a 64-byte cache line
+    # plus one line, so two threads never write to the same line (false sharing)
+    # whatever the alignment calloc gives.
+    return ((n_doubles + 7) // 8) * 8 + 8
+
+
 cdef inline int _clamp_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
     # Never more threads than tasks, never fewer than one, and one inside a
     # caller's parallel region: nested teams would oversubscribe the cores.
@@ -289,8 +296,8 @@ cdef int accumulate_stats(
 
     Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
     """
-    cdef Py_ssize_t n_stats = stats_size(p), n_work = work_size(p)
-    cdef Py_ssize_t n_lanes = _n_lanes(n_stats)
+    cdef Py_ssize_t n_stats = stats_size(p), n_work = _padded(work_size(p))
+    cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
     cdef Py_ssize_t n_chunks, lane, chunk, row_start, i
     cdef double* lane_sums
     cdef double* work
@@ -298,7 +305,7 @@ cdef int accumulate_stats(
         return -2
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_threads = _clamp_threads(n_threads, min(n_lanes, n_chunks))
-    lane_sums = <double*>calloc(n_lanes * n_stats, sizeof(double))
+    lane_sums = <double*>calloc(n_lanes * lane_stride, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if lane_sums == NULL or work == NULL:
         free(lane_sums)
@@ -310,13 +317,13 @@ cdef int accumulate_stats(
             row_start = chunk * chunk_rows
             accumulate_rows(
                 X, row_start, min(row_start + chunk_rows, n_samples), sample_weight, p,
-                work + omp_get_thread_num() * n_work, lane_sums + lane * n_stats,
+                work + omp_get_thread_num() * n_work, lane_sums + lane * lane_stride,
             )
             chunk = chunk + n_lanes
     memset(stats, 0, n_stats * sizeof(double))
     for lane in range(n_lanes):
         for i in range(n_stats):
-            stats[i] += lane_sums[lane * n_stats + i]
+            stats[i] += lane_sums[lane * lane_stride + i]
     free(lane_sums)
     free(work)
     return 0
@@ -366,7 +373,7 @@ cdef int score_rows(
 
     Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
     """
-    cdef Py_ssize_t n_work = work_size(p)
+    cdef Py_ssize_t n_work = _padded(work_size(p))
     cdef Py_ssize_t n_chunks, chunk, row_start
     cdef double* work
     if chunk_rows < 1:
