@@ -16,8 +16,11 @@ SCORABLE = GAUSSIAN + [Assign.ASSIGN_NEAREST]
 # them, so every pair is checked, not only the ones the estimators use.
 ALL_PAIRS = list(itertools.product(list(Assign), list(Stats)))
 # (n_samples, n_features, n_components).  With CHUNK = 7 the 5-row cases fit in
-# one chunk and the 200-row cases span 29 chunks, the last one partial.
-SHAPES = [(5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3)]
+# one chunk and the 200-row cases span 29 chunks, the last one partial.  From
+# BLAS_MIN_FEATURES = 8 features on, EM and Lloyd pairs take the BLAS block path.
+SHAPES = [(5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3), (200, 9, 3), (40, 16, 2)]
+# Feature counts for the thread tests: one per code path (rows, BLAS blocks).
+THREAD_TEST_FEATURES = [3, 10]
 CHUNK = 7
 # Float64 accumulation in a different order than the reference: ~N eps.
 RTOL = 1e-12
@@ -147,13 +150,14 @@ def test_float32_agrees_with_float64_data(pair):
         assert_close(g, w, 1e-5)
 
 
+@pytest.mark.parametrize("n_features", THREAD_TEST_FEATURES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("pair", ALL_PAIRS, ids=_pair_id)
-def test_accumulate_bitwise_across_threads(pair, dtype):
+def test_accumulate_bitwise_across_threads(pair, dtype, n_features):
     # 493 rows / 7 = 71 chunks (a prime): every thread count leaves a partial round.
     assign, stats = pair
     rng = np.random.default_rng(7)
-    X, sample_weight, params = make_problem(rng, 493, 3, 4, assign, "zeros")
+    X, sample_weight, params = make_problem(rng, 493, n_features, 4, assign, "zeros")
     X = X.astype(dtype)
     results = [
         accumulate(X, sample_weight, assign, stats, chunk_rows=CHUNK, n_threads=t, **params)
@@ -264,12 +268,13 @@ def test_score_returns_only_what_is_asked(assign):
                 assert g is None
 
 
+@pytest.mark.parametrize("n_features", THREAD_TEST_FEATURES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("assign", SCORABLE, ids=lambda a: a.name)
-def test_score_bitwise_across_threads(assign, dtype):
+def test_score_bitwise_across_threads(assign, dtype, n_features):
     # Labels are left out: see test_score_labels_across_threads.
     rng = np.random.default_rng(9)
-    X, _, params = make_problem(rng, 493, 3, 4, assign)
+    X, _, params = make_problem(rng, 493, n_features, 4, assign)
     X = X.astype(dtype)
     params = _score_params(params)
     results = [

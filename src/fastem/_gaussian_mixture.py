@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from fastem import _gaussian_params as gp
+from fastem._blas_threads import single_threaded_blas
 from fastem._kernels import Assign, Stats, accumulate, score
 from fastem._kmeans import kmeans, kmeans_plusplus, seed_rows
 from fastem._openmp_info import effective_n_threads
@@ -21,8 +22,12 @@ INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
 # A chunk is the unit of work and of summation order.  Its size depends only on
 # the problem's shape, never on the thread count, so that results do not either.
-# About 64k scalar log-density terms per chunk amortises the per-round merge and
-# barrier while keeping a thread's buffers in L2.
+# From 8 features on the kernels multiply whole chunks through BLAS: 256 rows
+# keep a chunk's blocks in L2 while amortising each call.  Below that, rows are
+# processed one at a time and chunks only need to be small enough to balance
+# the threads: ~64k log-density terms each.
+_BLOCK_CHUNK_ROWS = 256
+_BLAS_MIN_FEATURES = 8
 _CHUNK_WORK = 1 << 16
 _CHUNK_MIN_ROWS, _CHUNK_MAX_ROWS = 64, 4096
 
@@ -33,6 +38,8 @@ _RANDOM_RESP_BLOCK_ROWS = 16384
 
 def chunk_rows_for(n_features, n_components):
     """Rows per kernel chunk for a problem shape (independent of threads)."""
+    if n_features >= _BLAS_MIN_FEATURES:
+        return _BLOCK_CHUNK_ROWS
     rows = _CHUNK_WORK // max(1, n_components * (n_features + 4))
     return int(min(max(rows, _CHUNK_MIN_ROWS), _CHUNK_MAX_ROWS))
 
@@ -466,6 +473,10 @@ class GaussianMixture:
         return self._score(X, want_labels=True)[2]
 
     def _fit(self, X, sample_weight):
+        with single_threaded_blas():
+            return self._fit_em(X, sample_weight)
+
+    def _fit_em(self, X, sample_weight):
         self._check_parameters()
         check_feature_names(self, X, reset=True)
         X, sample_weight = self._validate_fit_data(X, sample_weight)
@@ -583,12 +594,13 @@ class GaussianMixture:
     def _score(self, X, want_log_prob=False, want_resp=False, want_labels=False):
         arrays = gp.kernel_arrays(self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
         assign = arrays.pop("assign")
-        return score(
-            X, assign, want_log_prob=want_log_prob, want_resp=want_resp, want_labels=want_labels,
-            chunk_rows=chunk_rows_for(X.shape[1], self.n_components),
-            n_threads=effective_n_threads(self.n_threads),
-            **_scoring_arrays(arrays),
-        )
+        with single_threaded_blas():
+            return score(
+                X, assign, want_log_prob=want_log_prob, want_resp=want_resp, want_labels=want_labels,
+                chunk_rows=chunk_rows_for(X.shape[1], self.n_components),
+                n_threads=effective_n_threads(self.n_threads),
+                **_scoring_arrays(arrays),
+            )
 
     def score_samples(self, X):
         """Log-likelihood of each row under the mixture.

@@ -22,12 +22,13 @@ the result is bitwise identical for any number of threads.
 """
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, log, sqrt, INFINITY
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
 import numpy as np
 
+from fastem._blas cimport add_gram_upper, add_transpose_times, rows_times_transpose, whiten_rows
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
@@ -250,6 +251,216 @@ cdef void accumulate_rows(
                     second[k * d + i] += rw * centred[i] * centred[i]
 
 
+# ---------------------------------------------------------------------------
+# Block path: a whole chunk at a time through level-3 BLAS.
+# ---------------------------------------------------------------------------
+
+# Below this many features per-row loops win (BLAS call overhead on tiny
+# matrices); from it on, chunks go through BLAS.
+cdef Py_ssize_t BLAS_MIN_FEATURES = 8
+
+
+ctypedef struct _Shared:
+    # Per-pass arrays derived from the parameters, read by every thread.
+    double* center   # (D,) mean of the means: the origin of the DIAG/NEAREST expansions
+    double* coef     # DIAG (K, 2D) [-2 P nu | P]; NEAREST (K, D) nu; nu = mean - center, P = factor^2
+    double* offset   # (K,) DIAG sum_d P nu^2; NEAREST |nu|^2
+
+
+cdef inline bint _blocked_density(const MixtureParams* p) noexcept nogil:
+    return p.n_features >= BLAS_MIN_FEATURES and p.assign != ASSIGN_GIVEN
+
+
+cdef inline bint _blocked_stats(const MixtureParams* p) noexcept nogil:
+    # Only the pairs an EM or Lloyd iteration uses; initialisation takes the row path.
+    return _blocked_density(p) and (
+        (p.assign == ASSIGN_FULL and p.stats == STATS_FULL)
+        or (p.assign == ASSIGN_TIED and p.stats == STATS_TIED)
+        or (p.assign == ASSIGN_DIAG and p.stats == STATS_DIAG)
+        or (p.assign == ASSIGN_NEAREST and p.stats == STATS_NONE)
+    )
+
+
+cdef Py_ssize_t _block_work_size(const MixtureParams* p, Py_ssize_t rows) noexcept nogil:
+    # Y (rows, 2D), densities (rows, K), chunk moments (K, 2D), then the row path's scratch.
+    cdef Py_ssize_t d = p.n_features, k = p.n_components
+    return rows * 2 * d + rows * k + k * 2 * d + work_size(p)
+
+
+cdef void _free_shared(_Shared* sh) noexcept nogil:
+    free(sh.center)
+    free(sh.coef)
+    free(sh.offset)
+
+
+cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
+    cdef double nu, prec
+    sh.center = <double*>calloc(d, sizeof(double))
+    sh.coef = <double*>calloc(n_comp * 2 * d, sizeof(double))
+    sh.offset = <double*>calloc(n_comp, sizeof(double))
+    if sh.center == NULL or sh.coef == NULL or sh.offset == NULL:
+        _free_shared(sh)
+        return -1
+    for k in range(n_comp):
+        for i in range(d):
+            sh.center[i] += p.means[k * d + i]
+    for i in range(d):
+        sh.center[i] /= n_comp
+    # |x - m|^2 P expanded about the centre c: cross terms become one GEMM.  Taking
+    # the expansion about c rather than 0 keeps its cancellation to the spread of
+    # the means, not their distance from the origin.
+    for k in range(n_comp):
+        for i in range(d):
+            nu = p.means[k * d + i] - sh.center[i]
+            if p.assign == ASSIGN_DIAG:
+                prec = p.precision_factor[k * d + i] * p.precision_factor[k * d + i]
+                sh.coef[k * 2 * d + i] = -2.0 * prec * nu
+                sh.coef[k * 2 * d + d + i] = prec
+                sh.offset[k] += prec * nu * nu
+            elif p.assign == ASSIGN_NEAREST:
+                sh.coef[k * d + i] = nu
+                sh.offset[k] += nu * nu
+    return 0
+
+
+cdef void _block_log_densities(
+    const floating* X,        # IN (rows, D): the chunk
+    Py_ssize_t rows,
+    const MixtureParams* p,
+    const _Shared* sh,
+    double* Y,                # scratch (rows, 2D); DIAG leaves [x - c | (x - c)^2] in it
+    double* dens,             # OUT (rows, K) log-densities (NEAREST: minus squared distances)
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
+    cdef const double* mean
+    cdef double c, row_sq
+    if p.assign == ASSIGN_FULL:
+        for k in range(n_comp):
+            mean = p.means + k * d
+            for n in range(rows):
+                for i in range(d):
+                    Y[n * d + i] = X[n * d + i] - mean[i]
+            whiten_rows(Y, p.precision_factor + k * d * d, <int>rows, <int>d)
+            for n in range(rows):
+                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
+    elif p.assign == ASSIGN_TIED:
+        for n in range(rows * d):
+            Y[n] = X[n]
+        whiten_rows(Y, p.precision_factor, <int>rows, <int>d)
+        for n in range(rows):
+            for k in range(n_comp):
+                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                    <const double*>(Y + n * d), p.whitened_means + k * d, NULL, d)
+    elif p.assign == ASSIGN_DIAG:
+        for n in range(rows):
+            for i in range(d):
+                c = X[n * d + i] - sh.center[i]
+                Y[n * 2 * d + i] = c
+                Y[n * 2 * d + d + i] = c * c
+        rows_times_transpose(dens, Y, sh.coef, <int>rows, <int>n_comp, <int>(2 * d), 0.0)
+        for n in range(rows):
+            for k in range(n_comp):
+                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * (dens[n * n_comp + k] + sh.offset[k])
+    else:  # ASSIGN_NEAREST
+        for n in range(rows):
+            for i in range(d):
+                Y[n * d + i] = X[n * d + i] - sh.center[i]
+        rows_times_transpose(dens, Y, sh.coef, <int>rows, <int>n_comp, <int>d, 0.0)
+        for n in range(rows):
+            row_sq = _sum_squares(Y + n * d, d)
+            for k in range(n_comp):
+                # -(|y|^2 - 2 y.nu + |nu|^2), clipped: rounding must not make it positive
+                dens[n * n_comp + k] = min(0.0, 2.0 * dens[n * n_comp + k] - sh.offset[k] - row_sq)
+
+
+cdef void _accumulate_block(
+    const floating* X,             # IN (rows, D): the chunk
+    Py_ssize_t rows,
+    const double* weight,          # IN (rows,) or NULL
+    const MixtureParams* p,
+    const _Shared* sh,
+    double* work,                  # scratch, _block_work_size(p, rows) doubles
+    double* stats,                 # INOUT as accumulate_rows
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
+    cdef double* Y = work
+    cdef double* dens = work + rows * 2 * d
+    cdef double* moments = dens + rows * n_comp
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double w, rw, c, root, chunk_count, nu
+    cdef const double* mean
+    cdef Py_ssize_t best
+    _block_log_densities(X, rows, p, sh, Y, dens)
+    # Responsibilities times weights, row by row; zero-weight rows drop out entirely.
+    for n in range(rows):
+        w = 1.0 if weight == NULL else weight[n]
+        if w == 0.0:
+            for k in range(n_comp):
+                dens[n * n_comp + k] = 0.0
+            continue
+        stats[0] += w * _normalise_row(p, dens + n * n_comp, &best)
+        for k in range(n_comp):
+            dens[n * n_comp + k] *= w
+    if p.assign == ASSIGN_NEAREST:
+        for n in range(rows):
+            for k in range(n_comp):
+                rw = dens[n * n_comp + k]
+                if rw != 0.0:
+                    counts[k] += rw
+                    mean = p.means + k * d
+                    for i in range(d):
+                        first[k * d + i] += rw * (X[n * d + i] - mean[i])
+        return
+    if p.assign == ASSIGN_FULL:
+        for k in range(n_comp):
+            mean = p.means + k * d
+            chunk_count = 0.0
+            for n in range(rows):
+                rw = dens[n * n_comp + k]
+                chunk_count += rw
+                root = sqrt(rw)
+                for i in range(d):
+                    c = X[n * d + i] - mean[i]
+                    first[k * d + i] += rw * c
+                    Y[n * d + i] = root * c
+            counts[k] += chunk_count
+            if chunk_count != 0.0:  # the Gram update of an unused component adds zeros
+                add_gram_upper(second + k * d * d, Y, <int>rows, <int>d)
+        return
+    if p.assign == ASSIGN_TIED:
+        for n in range(rows):
+            w = 1.0 if weight == NULL else weight[n]
+            root = sqrt(w)
+            for i in range(d):
+                Y[n * d + i] = root * (X[n * d + i] - p.tied_shift[i])
+            for k in range(n_comp):
+                rw = dens[n * n_comp + k]
+                if rw != 0.0:
+                    counts[k] += rw
+                    mean = p.means + k * d
+                    for i in range(d):
+                        first[k * d + i] += rw * (X[n * d + i] - mean[i])
+        add_gram_upper(second, Y, <int>rows, <int>d)
+        return
+    # DIAG: Y still holds [x - c | (x - c)^2]; one GEMM gives this chunk's moments
+    # about c, which are moved to each component's mean m = c + nu.
+    memset(moments, 0, n_comp * 2 * d * sizeof(double))
+    add_transpose_times(moments, dens, Y, <int>rows, <int>n_comp, <int>(2 * d))
+    for k in range(n_comp):
+        chunk_count = 0.0
+        for n in range(rows):
+            chunk_count += dens[n * n_comp + k]
+        counts[k] += chunk_count
+        for i in range(d):
+            nu = p.means[k * d + i] - sh.center[i]
+            c = moments[k * 2 * d + i]
+            first[k * d + i] += c - chunk_count * nu
+            second[k * d + i] += moments[k * 2 * d + d + i] - 2.0 * nu * c + chunk_count * nu * nu
+
+
 # Lanes fix the order of summation.  Chunk c belongs to lane c % n_lanes and is
 # added to that lane's sums after the lane's earlier chunks; the lanes are added
 # up in lane order at the end.  The lane count depends only on the size of the
@@ -296,62 +507,87 @@ cdef int accumulate_stats(
 
     Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
     """
-    cdef Py_ssize_t n_stats = stats_size(p), n_work = _padded(work_size(p))
+    cdef Py_ssize_t n_stats = stats_size(p), n_work
     cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
-    cdef Py_ssize_t n_chunks, lane, chunk, row_start, i
+    cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i
+    cdef bint blocked = _blocked_stats(p)
     cdef double* lane_sums
     cdef double* work
+    cdef double* scratch
+    cdef _Shared shared
     if chunk_rows < 1:
         return -2
+    # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
+    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)) if blocked else work_size(p))
     n_chunks = _n_chunks(n_samples, chunk_rows)
-    n_threads = _clamp_threads(n_threads, min(n_lanes, n_chunks))
+    n_active = min(n_lanes, n_chunks)
+    n_threads = _clamp_threads(n_threads, n_active)
+    if _prepare_shared(p, &shared) != 0:
+        return -1
     lane_sums = <double*>calloc(n_lanes * lane_stride, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if lane_sums == NULL or work == NULL:
         free(lane_sums)
         free(work)
+        _free_shared(&shared)
         return -1
-    for lane in prange(n_lanes, num_threads=n_threads, schedule="static"):
+    # Lanes go round-robin to threads (chunksize 1): lanes differ by at most one
+    # chunk, and interleaving spreads the longer ones evenly.
+    for lane in prange(n_active, num_threads=n_threads, schedule="static", chunksize=1):
+        scratch = work + omp_get_thread_num() * n_work
         chunk = lane
         while chunk < n_chunks:
             row_start = chunk * chunk_rows
-            accumulate_rows(
-                X, row_start, min(row_start + chunk_rows, n_samples), sample_weight, p,
-                work + omp_get_thread_num() * n_work, lane_sums + lane * lane_stride,
-            )
+            row_end = min(row_start + chunk_rows, n_samples)
+            if blocked:
+                _accumulate_block(
+                    X + row_start * p.n_features, row_end - row_start,
+                    NULL if sample_weight == NULL else sample_weight + row_start,
+                    p, &shared, scratch, lane_sums + lane * lane_stride,
+                )
+            else:
+                accumulate_rows(X, row_start, row_end, sample_weight, p, scratch,
+                                lane_sums + lane * lane_stride)
             chunk = chunk + n_lanes
     memset(stats, 0, n_stats * sizeof(double))
-    for lane in range(n_lanes):
+    for lane in range(n_active):
         for i in range(n_stats):
             stats[i] += lane_sums[lane * lane_stride + i]
     free(lane_sums)
     free(work)
+    _free_shared(&shared)
     return 0
 
 
 cdef void _score_chunk(
-    const floating* X,
-    Py_ssize_t row_start,
-    Py_ssize_t row_end,
+    const floating* X,         # IN (rows, D): the chunk
+    Py_ssize_t rows,
     const MixtureParams* p,
-    double* scratch,           # scratch, work_size(p) doubles
-    double* log_prob_norm,
-    double* resp,
-    Py_ssize_t* labels,
+    const _Shared* sh,
+    double* scratch,           # scratch, _block_work_size(p, rows) doubles
+    double* log_prob_norm,     # OUT (rows,) or NULL
+    double* resp,              # OUT (rows, K) or NULL
+    Py_ssize_t* labels,        # OUT (rows,) or NULL
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
     cdef Py_ssize_t n, k, best
     cdef double row_log_lik
-    for n in range(row_start, row_end):
-        _log_densities(X + n * d, p, scratch, scratch + n_comp, scratch + n_comp + d)
-        row_log_lik = _normalise_row(p, scratch, &best)
+    cdef double* dens = scratch + rows * 2 * d
+    cdef double* row_scratch = dens + rows * n_comp + n_comp * 2 * d
+    if _blocked_density(p):
+        _block_log_densities(X, rows, p, sh, scratch, dens)
+    else:
+        for n in range(rows):
+            _log_densities(X + n * d, p, dens + n * n_comp, row_scratch, row_scratch + d)
+    for n in range(rows):
+        row_log_lik = _normalise_row(p, dens + n * n_comp, &best)
         if log_prob_norm != NULL:
             log_prob_norm[n] = row_log_lik
         if labels != NULL:
             labels[n] = best
         if resp != NULL:
             for k in range(n_comp):
-                resp[n * n_comp + k] = scratch[k]
+                resp[n * n_comp + k] = dens[n * n_comp + k]
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
@@ -373,23 +609,31 @@ cdef int score_rows(
 
     Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
     """
-    cdef Py_ssize_t n_work = _padded(work_size(p))
-    cdef Py_ssize_t n_chunks, chunk, row_start
+    cdef Py_ssize_t n_work, n_chunks, chunk, row_start, n_rows, d = p.n_features
     cdef double* work
+    cdef _Shared shared
     if chunk_rows < 1:
         return -2
+    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_threads = _clamp_threads(n_threads, n_chunks)
+    if _prepare_shared(p, &shared) != 0:
+        return -1
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if work == NULL:
+        _free_shared(&shared)
         return -1
     for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
         row_start = chunk * chunk_rows
+        n_rows = min(row_start + chunk_rows, n_samples) - row_start
         _score_chunk(
-            X, row_start, min(row_start + chunk_rows, n_samples), p,
-            work + omp_get_thread_num() * n_work, log_prob_norm, resp, labels,
+            X + row_start * d, n_rows, p, &shared, work + omp_get_thread_num() * n_work,
+            NULL if log_prob_norm == NULL else log_prob_norm + row_start,
+            NULL if resp == NULL else resp + row_start * p.n_components,
+            NULL if labels == NULL else labels + row_start,
         )
     free(work)
+    _free_shared(&shared)
     return 0
 
 
