@@ -23,13 +23,11 @@ INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 # A chunk is the unit of work and of summation order.  Its size depends only on
 # the problem's shape, never on the thread count, so that results do not either.
 # From 8 features on the kernels multiply whole chunks through BLAS: 256 rows
-# keep a chunk's blocks in L2 while amortising each call.  Below that, rows are
-# processed one at a time and chunks only need to be small enough to balance
-# the threads: ~64k log-density terms each.
-_BLOCK_CHUNK_ROWS = 256
+# keep a chunk's blocks in L2 while amortising each call.  Below that a chunk is
+# transposed to one column per feature: 1024 rows keep a few columns in L1.
 _BLAS_MIN_FEATURES = 8
-_CHUNK_WORK = 1 << 16
-_CHUNK_MIN_ROWS, _CHUNK_MAX_ROWS = 64, 4096
+_BLOCK_CHUNK_ROWS = 256
+_COLUMN_CHUNK_ROWS = 1024
 
 # Rows per block when init_params="random" draws responsibilities: the draws
 # must exist somewhere, and blocks keep them to a few MB.
@@ -38,10 +36,7 @@ _RANDOM_RESP_BLOCK_ROWS = 16384
 
 def chunk_rows_for(n_features, n_components):
     """Rows per kernel chunk for a problem shape (independent of threads)."""
-    if n_features >= _BLAS_MIN_FEATURES:
-        return _BLOCK_CHUNK_ROWS
-    rows = _CHUNK_WORK // max(1, n_components * (n_features + 4))
-    return int(min(max(rows, _CHUNK_MIN_ROWS), _CHUNK_MAX_ROWS))
+    return _BLOCK_CHUNK_ROWS if n_features >= _BLAS_MIN_FEATURES else _COLUMN_CHUNK_ROWS
 
 
 def _scoring_arrays(arrays):

@@ -28,8 +28,18 @@ from libc.string cimport memset
 
 import numpy as np
 
+from libc.stdint cimport int64_t
+
 from fastem._blas cimport add_gram_upper, add_transpose_times, rows_times_transpose, whiten_rows
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
+
+
+cdef extern from "_simd_math.h" nogil:
+    double fastem_exp(double x)
+    double fastem_log(double x)
+    void fastem_exp_array(double* values, int64_t n)
+    void fastem_log_array(const double* values, double* out, int64_t n)
+    int fastem_simd_level()
 
 
 cdef Py_ssize_t stats_size(const MixtureParams* params) noexcept nogil:
@@ -167,7 +177,7 @@ cdef double _normalise_row(
     Nearest: one-hot on the first nearest mean; returns the squared distance to it.
     """
     cdef Py_ssize_t k, n_comp = p.n_components, best = 0
-    cdef double top = log_dens[0], total = 0.0, log_norm
+    cdef double top = log_dens[0], total = 0.0, scale
     for k in range(1, n_comp):
         if log_dens[k] > top:
             top = log_dens[k]
@@ -184,11 +194,127 @@ cdef double _normalise_row(
             log_dens[k] = 0.0
         return -INFINITY
     for k in range(n_comp):
-        total += exp(log_dens[k] - top)
-    log_norm = top + log(total)
+        log_dens[k] = fastem_exp(log_dens[k] - top)
+        total += log_dens[k]
+    scale = 1.0 / total
     for k in range(n_comp):
-        log_dens[k] = exp(log_dens[k] - log_norm)
-    return log_norm
+        log_dens[k] *= scale
+    return top + fastem_log(total)
+
+
+cdef double _normalise_block(
+    const MixtureParams* p,
+    double* dens,              # INOUT (rows, K) log-densities in, w * responsibilities out
+    Py_ssize_t rows,
+    const double* weight,      # IN (rows,) or NULL
+    Py_ssize_t* best_out,      # OUT (rows,) most responsible component, or NULL
+    double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
+    double* tmp,               # scratch (3 rows)
+) noexcept nogil:
+    """_normalise_row for a whole chunk, with exp and log as vector loops.
+
+    Returns sum_n w_n log p(x_n) over rows with w_n > 0; rows with w_n = 0
+    get zero responsibilities.
+    """
+    cdef Py_ssize_t n_comp = p.n_components, n, k, best
+    cdef double* top = tmp
+    cdef double* total = tmp + rows
+    cdef double* log_total = tmp + 2 * rows
+    cdef double w, row_log_lik, scale, log_lik = 0.0
+    cdef double* row
+    if p.assign == ASSIGN_NEAREST:
+        for n in range(rows):
+            row_log_lik = _normalise_row(p, dens + n * n_comp, &best)
+            w = 1.0 if weight == NULL else weight[n]
+            if best_out != NULL:
+                best_out[n] = best
+            if log_lik_out != NULL:
+                log_lik_out[n] = row_log_lik
+            if w != 0.0:
+                log_lik += w * row_log_lik
+            dens[n * n_comp + best] = w
+        return log_lik
+    for n in range(rows):
+        row = dens + n * n_comp
+        best = 0
+        for k in range(1, n_comp):
+            if row[k] > row[best]:
+                best = k
+        top[n] = row[best]
+        if best_out != NULL:
+            best_out[n] = best
+        # exp(-inf - -inf) would be NaN: a row with no finite density gets zeros.
+        if top[n] == -INFINITY:
+            for k in range(n_comp):
+                row[k] = -INFINITY
+        else:
+            for k in range(n_comp):
+                row[k] -= top[n]
+    fastem_exp_array(dens, rows * n_comp)
+    for n in range(rows):
+        row = dens + n * n_comp
+        total[n] = 0.0
+        for k in range(n_comp):
+            total[n] += row[k]
+        if total[n] == 0.0:
+            total[n] = 1.0  # only the all -inf row; its log is replaced below
+    fastem_log_array(total, log_total, rows)
+    for n in range(rows):
+        row = dens + n * n_comp
+        w = 1.0 if weight == NULL else weight[n]
+        row_log_lik = top[n] + log_total[n] if top[n] != -INFINITY else -INFINITY
+        if log_lik_out != NULL:
+            log_lik_out[n] = row_log_lik
+        if w == 0.0:
+            for k in range(n_comp):
+                row[k] = 0.0
+            continue
+        log_lik += w * row_log_lik
+        # w r_k = w exp(L_k - top) / sum_j exp(L_j - top)
+        scale = w / total[n]
+        for k in range(n_comp):
+            row[k] *= scale
+    return log_lik
+
+
+cdef void _add_row_stats(
+    const floating* x,           # IN (D,) one row
+    double w,                    # its weight (> 0)
+    const double* resp_w,        # IN (K,) w * responsibilities
+    const MixtureParams* p,
+    double* centred,             # scratch (D,)
+    double* stats,               # INOUT as accumulate_rows
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i, j
+    cdef const double* mean
+    cdef double rw, a
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    if p.stats == STATS_TIED:
+        for i in range(d):
+            centred[i] = x[i] - p.tied_shift[i]
+        for i in range(d):
+            a = w * centred[i]
+            for j in range(i, d):
+                second[i * d + j] += a * centred[j]
+    for k in range(n_comp):
+        rw = resp_w[k]
+        if rw == 0.0:
+            continue  # adds nothing; common for hard and well-separated assignments
+        mean = p.means + k * d
+        counts[k] += rw
+        for i in range(d):
+            centred[i] = x[i] - mean[i]
+            first[k * d + i] += rw * centred[i]
+        if p.stats == STATS_FULL:
+            for i in range(d):
+                a = rw * centred[i]
+                for j in range(i, d):
+                    second[(k * d + i) * d + j] += a * centred[j]
+        elif p.stats == STATS_DIAG:
+            for i in range(d):
+                second[k * d + i] += rw * centred[i] * centred[i]
 
 
 cdef void accumulate_rows(
@@ -200,17 +326,13 @@ cdef void accumulate_rows(
     double* work,                  # scratch, work_size(p) doubles
     double* stats,                 # INOUT stats_size(p) doubles; rows are added in order
 ) noexcept nogil:
+    """Any assign/stats pair, one row at a time (initialisation, given responsibilities)."""
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
-    cdef Py_ssize_t n, k, i, j
+    cdef Py_ssize_t n, k, best
     cdef const floating* x
-    cdef const double* mean
-    cdef double w, rw, a, row_log_lik
-    cdef Py_ssize_t best
+    cdef double w, row_log_lik
     cdef double* resp = work
     cdef double* centred = work + n_comp
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
     for n in range(row_start, row_end):
         w = 1.0 if sample_weight == NULL else sample_weight[n]
         if w == 0.0:
@@ -224,31 +346,9 @@ cdef void accumulate_rows(
             _log_densities(x, p, resp, centred, centred + d)
             row_log_lik = _normalise_row(p, resp, &best)
         stats[0] += w * row_log_lik
-
-        if p.stats == STATS_TIED:
-            for i in range(d):
-                centred[i] = x[i] - p.tied_shift[i]
-            for i in range(d):
-                a = w * centred[i]
-                for j in range(i, d):
-                    second[i * d + j] += a * centred[j]
         for k in range(n_comp):
-            if resp[k] == 0.0:
-                continue  # adds nothing; common for hard and well-separated assignments
-            rw = w * resp[k]
-            mean = p.means + k * d
-            counts[k] += rw
-            for i in range(d):
-                centred[i] = x[i] - mean[i]
-                first[k * d + i] += rw * centred[i]
-            if p.stats == STATS_FULL:
-                for i in range(d):
-                    a = rw * centred[i]
-                    for j in range(i, d):
-                        second[(k * d + i) * d + j] += a * centred[j]
-            elif p.stats == STATS_DIAG:
-                for i in range(d):
-                    second[k * d + i] += rw * centred[i] * centred[i]
+            resp[k] *= w
+        _add_row_stats(x, w, resp, p, centred, stats)
 
 
 # ---------------------------------------------------------------------------
@@ -271,9 +371,10 @@ cdef inline bint _blocked_density(const MixtureParams* p) noexcept nogil:
     return p.n_features >= BLAS_MIN_FEATURES and p.assign != ASSIGN_GIVEN
 
 
-cdef inline bint _blocked_stats(const MixtureParams* p) noexcept nogil:
-    # Only the pairs an EM or Lloyd iteration uses; initialisation takes the row path.
-    return _blocked_density(p) and (
+cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
+    # The pairs an EM or Lloyd iteration uses go chunk by chunk (vector exp, and
+    # BLAS from BLAS_MIN_FEATURES on); initialisation takes the row path.
+    return (
         (p.assign == ASSIGN_FULL and p.stats == STATS_FULL)
         or (p.assign == ASSIGN_TIED and p.stats == STATS_TIED)
         or (p.assign == ASSIGN_DIAG and p.stats == STATS_DIAG)
@@ -282,9 +383,200 @@ cdef inline bint _blocked_stats(const MixtureParams* p) noexcept nogil:
 
 
 cdef Py_ssize_t _block_work_size(const MixtureParams* p, Py_ssize_t rows) noexcept nogil:
-    # Y (rows, 2D), densities (rows, K), chunk moments (K, 2D), then the row path's scratch.
+    # Y (rows, 2D), densities (rows, K), chunk moments (K, 2D), normalisation
+    # scratch (3 rows), then the row path's scratch.
     cdef Py_ssize_t d = p.n_features, k = p.n_components
-    return rows * 2 * d + rows * k + k * 2 * d + work_size(p)
+    return rows * 2 * d + rows * k + k * 2 * d + 3 * rows + work_size(p)
+
+
+# ---------------------------------------------------------------------------
+# Column path: below BLAS_MIN_FEATURES a chunk is transposed to one contiguous
+# column per feature, so every loop runs over rows and vectorises.
+# ---------------------------------------------------------------------------
+
+cdef inline double _sum(const double* a, Py_ssize_t n) noexcept nogil:
+    # Four fixed partial sums (see _sum_squares): vectorisable, same on every machine.
+    cdef Py_ssize_t i = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while i + 4 <= n:
+        s0 += a[i]
+        s1 += a[i + 1]
+        s2 += a[i + 2]
+        s3 += a[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double _dot3(const double* a, const double* b, const double* c, Py_ssize_t n) noexcept nogil:
+    """sum_i a_i b_i c_i with four fixed partial sums."""
+    cdef Py_ssize_t i = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while i + 4 <= n:
+        s0 += a[i] * b[i] * c[i]
+        s1 += a[i + 1] * b[i + 1] * c[i + 1]
+        s2 += a[i + 2] * b[i + 2] * c[i + 2]
+        s3 += a[i + 3] * b[i + 3] * c[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i] * b[i] * c[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline double _dot2(const double* a, const double* b, Py_ssize_t n) noexcept nogil:
+    """sum_i a_i b_i with four fixed partial sums."""
+    cdef Py_ssize_t i = 0
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    while i + 4 <= n:
+        s0 += a[i] * b[i]
+        s1 += a[i + 1] * b[i + 1]
+        s2 += a[i + 2] * b[i + 2]
+        s3 += a[i + 3] * b[i + 3]
+        i += 4
+    while i < n:
+        s0 += a[i] * b[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
+    cdef Py_ssize_t n, i
+    for n in range(rows):
+        for i in range(d):
+            cols[i * rows + n] = X[n * d + i]
+
+
+cdef void _columns_log_densities(
+    const MixtureParams* p,
+    Py_ssize_t rows,
+    const double* cols,       # IN (D, rows) the chunk, one column per feature
+    double* work_cols,        # scratch (D, rows)
+    double* y,                # scratch (rows,)
+    double* q,                # scratch (rows,)
+    double* dens,             # OUT (rows, K)
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
+    cdef const double* mean
+    cdef const double* factor
+    cdef double m, f, t
+    if p.assign == ASSIGN_TIED:
+        # x U once for all components: column j = sum_{i<=j} x_i U_ij
+        for j in range(d):
+            for n in range(rows):
+                work_cols[j * rows + n] = 0.0
+            for i in range(j + 1):
+                f = p.precision_factor[i * d + j]
+                for n in range(rows):
+                    work_cols[j * rows + n] += cols[i * rows + n] * f
+    for k in range(n_comp):
+        mean = p.means + k * d
+        for n in range(rows):
+            q[n] = 0.0
+        if p.assign == ASSIGN_FULL:
+            factor = p.precision_factor + k * d * d
+            for i in range(d):
+                m = mean[i]
+                for n in range(rows):
+                    work_cols[i * rows + n] = cols[i * rows + n] - m
+            for j in range(d):
+                for n in range(rows):
+                    y[n] = 0.0
+                for i in range(j + 1):
+                    f = factor[i * d + j]
+                    for n in range(rows):
+                        y[n] += work_cols[i * rows + n] * f
+                for n in range(rows):
+                    q[n] += y[n] * y[n]
+        elif p.assign == ASSIGN_TIED:
+            for i in range(d):
+                m = p.whitened_means[k * d + i]
+                for n in range(rows):
+                    t = work_cols[i * rows + n] - m
+                    q[n] += t * t
+        elif p.assign == ASSIGN_DIAG:
+            for i in range(d):
+                m = mean[i]
+                f = p.precision_factor[k * d + i]
+                for n in range(rows):
+                    t = (cols[i * rows + n] - m) * f
+                    q[n] += t * t
+        else:  # ASSIGN_NEAREST
+            for i in range(d):
+                m = mean[i]
+                for n in range(rows):
+                    t = cols[i * rows + n] - m
+                    q[n] += t * t
+        if p.assign == ASSIGN_NEAREST:
+            for n in range(rows):
+                dens[n * n_comp + k] = -q[n]
+        else:
+            for n in range(rows):
+                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * q[n]
+
+
+cdef void _columns_add_stats(
+    const MixtureParams* p,
+    Py_ssize_t rows,
+    const double* cols,       # IN (D, rows) the chunk
+    const double* weight,     # IN (rows,) or NULL
+    const double* resp_w,     # IN (rows, K) w * responsibilities
+    double* work_cols,        # scratch (D, rows)
+    double* rk,               # scratch (rows,)
+    double* stats,            # INOUT as accumulate_rows
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double m, chunk_count
+    if p.stats == STATS_TIED:
+        for n in range(rows):
+            rk[n] = 1.0 if weight == NULL else weight[n]
+        for i in range(d):
+            m = p.tied_shift[i]
+            for n in range(rows):
+                work_cols[i * rows + n] = cols[i * rows + n] - m
+        for i in range(d):
+            for j in range(i, d):
+                second[i * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
+    for k in range(n_comp):
+        for n in range(rows):
+            rk[n] = resp_w[n * n_comp + k]
+        chunk_count = _sum(rk, rows)
+        if chunk_count == 0.0:
+            continue  # no row of this chunk belongs to k: every sum below is zero
+        counts[k] += chunk_count
+        for i in range(d):
+            m = p.means[k * d + i]
+            for n in range(rows):
+                work_cols[i * rows + n] = cols[i * rows + n] - m
+        for i in range(d):
+            first[k * d + i] += _dot2(rk, work_cols + i * rows, rows)
+            if p.stats == STATS_FULL:
+                for j in range(i, d):
+                    second[(k * d + i) * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
+            elif p.stats == STATS_DIAG:
+                second[k * d + i] += _dot3(rk, work_cols + i * rows, work_cols + i * rows, rows)
+
+
+cdef void _chunk_log_densities(
+    const floating* X,        # IN (rows, D): the chunk
+    Py_ssize_t rows,
+    const MixtureParams* p,
+    const _Shared* sh,
+    double* Y,                # scratch (rows, 2D); the column path leaves the chunk's columns in it
+    double* dens,             # OUT (rows, K)
+    double* tmp,              # scratch (2 rows)
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features
+    if _blocked_density(p):
+        _block_log_densities(X, rows, p, sh, Y, dens)
+    else:
+        _transpose_chunk(X, rows, d, Y)
+        _columns_log_densities(p, rows, Y, Y + rows * d, tmp, tmp + rows, dens)
 
 
 cdef void _free_shared(_Shared* sh) noexcept nogil:
@@ -390,20 +682,15 @@ cdef void _accumulate_block(
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* tmp = moments + n_comp * 2 * d
     cdef double w, rw, c, root, chunk_count, nu
     cdef const double* mean
-    cdef Py_ssize_t best
-    _block_log_densities(X, rows, p, sh, Y, dens)
-    # Responsibilities times weights, row by row; zero-weight rows drop out entirely.
-    for n in range(rows):
-        w = 1.0 if weight == NULL else weight[n]
-        if w == 0.0:
-            for k in range(n_comp):
-                dens[n * n_comp + k] = 0.0
-            continue
-        stats[0] += w * _normalise_row(p, dens + n * n_comp, &best)
-        for k in range(n_comp):
-            dens[n * n_comp + k] *= w
+    _chunk_log_densities(X, rows, p, sh, Y, dens, tmp)
+    # Responsibilities times weights; zero-weight rows drop out entirely.
+    stats[0] += _normalise_block(p, dens, rows, weight, NULL, NULL, tmp)
+    if not _blocked_density(p):
+        _columns_add_stats(p, rows, Y, weight, dens, Y + rows * d, tmp, stats)
+        return
     if p.assign == ASSIGN_NEAREST:
         for n in range(rows):
             for k in range(n_comp):
@@ -510,7 +797,7 @@ cdef int accumulate_stats(
     cdef Py_ssize_t n_stats = stats_size(p), n_work
     cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
     cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i
-    cdef bint blocked = _blocked_stats(p)
+    cdef bint blocked = _chunked_pass(p)
     cdef double* lane_sums
     cdef double* work
     cdef double* scratch
@@ -569,25 +856,14 @@ cdef void _score_chunk(
     double* resp,              # OUT (rows, K) or NULL
     Py_ssize_t* labels,        # OUT (rows,) or NULL
 ) noexcept nogil:
-    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
-    cdef Py_ssize_t n, k, best
-    cdef double row_log_lik
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n
     cdef double* dens = scratch + rows * 2 * d
-    cdef double* row_scratch = dens + rows * n_comp + n_comp * 2 * d
-    if _blocked_density(p):
-        _block_log_densities(X, rows, p, sh, scratch, dens)
-    else:
-        for n in range(rows):
-            _log_densities(X + n * d, p, dens + n * n_comp, row_scratch, row_scratch + d)
-    for n in range(rows):
-        row_log_lik = _normalise_row(p, dens + n * n_comp, &best)
-        if log_prob_norm != NULL:
-            log_prob_norm[n] = row_log_lik
-        if labels != NULL:
-            labels[n] = best
-        if resp != NULL:
-            for k in range(n_comp):
-                resp[n * n_comp + k] = dens[n * n_comp + k]
+    cdef double* tmp = dens + rows * n_comp + n_comp * 2 * d
+    _chunk_log_densities(X, rows, p, sh, scratch, dens, tmp)
+    _normalise_block(p, dens, rows, NULL, labels, log_prob_norm, tmp)
+    if resp != NULL:
+        for n in range(rows * n_comp):
+            resp[n] = dens[n]
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
