@@ -1111,3 +1111,44 @@ def score(
     if status != 0:
         raise ValueError(f"fastem: score_rows failed with status {status}")
     return log_prob, resp, labels
+
+
+def _vector_exp_log(x, bint array_functions=True):
+    """exp and log of `x` with the kernels' own functions (for tests and reports).
+
+    Parameters
+    ----------
+    x : array-like of float64
+    array_functions : bool
+        True: the array functions the kernels call, dispatched at load time to
+        the AVX2 or baseline clone.  False: the same scalar formulas in a loop
+        compiled for baseline x86-64 only.
+
+    Returns
+    -------
+    exp_x, log_x : ndarray
+        ``log_x`` is NaN where ``x <= 0`` or not finite (outside its domain).
+    """
+    cdef double[::1] values = np.array(x, dtype=np.float64).ravel()
+    cdef double[::1] exps = np.array(values)
+    cdef double[::1] logs = np.full(values.shape[0], np.nan)
+    cdef Py_ssize_t i, n = values.shape[0]
+    valid = np.flatnonzero(np.isfinite(values) & (np.asarray(values) > 0))
+    cdef double[::1] positive = np.ascontiguousarray(np.asarray(values)[valid])
+    cdef double[::1] positive_logs = np.empty(positive.shape[0])
+    if array_functions:
+        fastem_exp_array(&exps[0], n)
+        if positive.shape[0]:
+            fastem_log_array(&positive[0], &positive_logs[0], positive.shape[0])
+    else:
+        for i in range(n):
+            exps[i] = fastem_exp(exps[i])
+        for i in range(positive.shape[0]):
+            positive_logs[i] = fastem_log(positive[i])
+    np.asarray(logs)[valid] = positive_logs
+    return np.asarray(exps), np.asarray(logs)
+
+
+def simd_level():
+    """Name of the instruction set the vector exp/log clones run with here ("avx2" or "baseline")."""
+    return "avx2" if fastem_simd_level() == 1 else "baseline"
