@@ -24,6 +24,15 @@ cdef inline void add_gram_upper(double* C, const double* Z, int n_rows, int d) n
     dsyrk(b"L", b"N", &d, &n_rows, &one, <double*>Z, &d, &one, C, &d)
 
 
+cdef inline void rows_times(
+    double* C, const double* A, const double* B, int m, int n, int k
+) noexcept nogil:
+    """C (m, n) := A (m, k) @ B (k, n)."""
+    cdef double one = 1.0, zero = 0.0
+    # Column-major: C^T (n, m) = B^T A^T; row-major B, A are column-major B^T, A^T: 'N', 'N'.
+    dgemm(b"N", b"N", &n, &m, &k, &one, <double*>B, &n, <double*>A, &k, &zero, C, &n)
+
+
 cdef inline void rows_times_transpose(
     double* C, const double* A, const double* B, int m, int n, int k, double beta
 ) noexcept nogil:

@@ -30,7 +30,7 @@ import numpy as np
 
 from libc.stdint cimport int64_t
 
-from fastem._blas cimport add_gram_upper, add_transpose_times, rows_times_transpose, whiten_rows
+from fastem._blas cimport add_gram_upper, add_transpose_times, rows_times, rows_times_transpose, whiten_rows
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
@@ -360,11 +360,46 @@ cdef void accumulate_rows(
 cdef Py_ssize_t BLAS_MIN_FEATURES = 8
 
 
+# Full covariances with at most this many features whiten all components with
+# one GEMM and take every component's scatter with another (outer products of
+# the rows as columns): many tiny per-component BLAS calls cost more than the
+# arithmetic.  Above it, per-component TRMM and SYRK are efficient and the
+# (rows, K D) block would no longer fit in cache.
+cdef Py_ssize_t OUTER_MAX_FEATURES = 16
+
+
 ctypedef struct _Shared:
     # Per-pass arrays derived from the parameters, read by every thread.
-    double* center   # (D,) mean of the means: the origin of the DIAG/NEAREST expansions
-    double* coef     # DIAG (K, 2D) [-2 P nu | P]; NEAREST (K, D) nu; nu = mean - center, P = factor^2
-    double* offset   # (K,) DIAG sum_d P nu^2; NEAREST |nu|^2
+    double* center   # (D,) mean of the means: the origin of the DIAG/NEAREST/small-FULL expansions
+    double* coef     # DIAG (K, 2D) [-2 P nu | P]; NEAREST (K, D) nu; small FULL (D, K D) [U_1 .. U_K]
+                     # (nu = mean - center, P = factor^2)
+    double* offset   # (K,) DIAG sum_d P nu^2; NEAREST |nu|^2; small FULL (K, D) nu_k U_k
+
+
+cdef inline bint _full_outer(const MixtureParams* p) noexcept nogil:
+    return p.assign == ASSIGN_FULL and p.n_features <= OUTER_MAX_FEATURES
+
+
+cdef inline Py_ssize_t _outer_width(Py_ssize_t d) noexcept nogil:
+    # a row's features, then the upper triangle of its outer product
+    return d + d * (d + 1) // 2
+
+
+cdef inline Py_ssize_t _outer_offset(const MixtureParams* p) noexcept nogil:
+    # Where the centred chunk starts in Y (in units of rows) for small full covariances.
+    return max(p.n_components * p.n_features, _outer_width(p.n_features))
+
+
+cdef inline Py_ssize_t _block_width(const MixtureParams* p) noexcept nogil:
+    # Columns of the chunk-sized scratch block Y.
+    cdef Py_ssize_t d = p.n_features
+    if _full_outer(p):
+        return _outer_offset(p) + d   # whitened or outer-product block, then the centred chunk
+    return 2 * d
+
+
+cdef inline Py_ssize_t _moments_width(const MixtureParams* p) noexcept nogil:
+    return max(2 * p.n_features, _outer_width(p.n_features))
 
 
 cdef inline bint _blocked_density(const MixtureParams* p) noexcept nogil:
@@ -383,10 +418,10 @@ cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
 
 
 cdef Py_ssize_t _block_work_size(const MixtureParams* p, Py_ssize_t rows) noexcept nogil:
-    # Y (rows, 2D), densities (rows, K), chunk moments (K, 2D), normalisation
-    # scratch (3 rows), then the row path's scratch.
-    cdef Py_ssize_t d = p.n_features, k = p.n_components
-    return rows * 2 * d + rows * k + k * 2 * d + 3 * rows + work_size(p)
+    # Y (rows, _block_width), densities (rows, K), chunk moments (K, _moments_width),
+    # normalisation scratch (3 rows), then the row path's scratch.
+    cdef Py_ssize_t k = p.n_components
+    return rows * _block_width(p) + rows * k + k * _moments_width(p) + 3 * rows + work_size(p)
 
 
 # ---------------------------------------------------------------------------
@@ -588,9 +623,10 @@ cdef void _free_shared(_Shared* sh) noexcept nogil:
 cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
     cdef double nu, prec
+    cdef Py_ssize_t j
     sh.center = <double*>calloc(d, sizeof(double))
-    sh.coef = <double*>calloc(n_comp * 2 * d, sizeof(double))
-    sh.offset = <double*>calloc(n_comp, sizeof(double))
+    sh.coef = <double*>calloc(n_comp * max(2, d) * d, sizeof(double))
+    sh.offset = <double*>calloc(n_comp * d, sizeof(double))
     if sh.center == NULL or sh.coef == NULL or sh.offset == NULL:
         _free_shared(sh)
         return -1
@@ -613,6 +649,11 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
             elif p.assign == ASSIGN_NEAREST:
                 sh.coef[k * d + i] = nu
                 sh.offset[k] += nu * nu
+            elif _full_outer(p):
+                # (x - m) U = (x - c) U - nu U: the first term for all k in one GEMM.
+                for j in range(i, d):
+                    sh.coef[i * n_comp * d + k * d + j] = p.precision_factor[(k * d + i) * d + j]
+                    sh.offset[k * d + j] += nu * p.precision_factor[(k * d + i) * d + j]
     return 0
 
 
@@ -626,8 +667,20 @@ cdef void _block_log_densities(
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef const double* mean
+    cdef double* centred
     cdef double c, row_sq
-    if p.assign == ASSIGN_FULL:
+    if _full_outer(p):
+        # Y (rows, K D) = (X - c) [U_1 .. U_K]; the centred chunk is kept after it.
+        centred = Y + rows * _outer_offset(p)
+        for n in range(rows):
+            for i in range(d):
+                centred[n * d + i] = X[n * d + i] - sh.center[i]
+        rows_times(Y, centred, sh.coef, <int>rows, <int>(n_comp * d), <int>d)
+        for n in range(rows):
+            for k in range(n_comp):
+                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                    <const double*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
+    elif p.assign == ASSIGN_FULL:
         for k in range(n_comp):
             mean = p.means + k * d
             for n in range(rows):
@@ -666,6 +719,62 @@ cdef void _block_log_densities(
                 dens[n * n_comp + k] = min(0.0, 2.0 * dens[n * n_comp + k] - sh.offset[k] - row_sq)
 
 
+cdef void _add_outer_moments(
+    const MixtureParams* p,
+    Py_ssize_t rows,
+    const _Shared* sh,
+    const double* centred,    # IN (rows, D) the chunk minus the centre c
+    const double* resp_w,     # IN (rows, K) w * responsibilities
+    double* Z,                # scratch (rows, _outer_width(D))
+    double* moments,          # scratch (K, _outer_width(D))
+    double* stats,            # INOUT
+) noexcept nogil:
+    """Full-covariance moments of a chunk for all components with one GEMM.
+
+    Each row becomes [y | upper(y y^T)] with y = x - c; R^T Z then holds every
+    component's first and second moments about c, which are moved to the
+    component's mean m = c + nu.
+    """
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, width = _outer_width(d)
+    cdef Py_ssize_t n, k, i, j, col
+    cdef const double* y
+    cdef double* z
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double chunk_count
+    cdef const double* g
+    cdef double* nu = Z  # reused after the GEMM: (D,) per component
+    for n in range(rows):
+        y = centred + n * d
+        z = Z + n * width
+        col = d
+        for i in range(d):
+            z[i] = y[i]
+            for j in range(i, d):
+                z[col] = y[i] * y[j]
+                col += 1
+    memset(moments, 0, n_comp * width * sizeof(double))
+    add_transpose_times(moments, resp_w, Z, <int>rows, <int>n_comp, <int>width)
+    for k in range(n_comp):
+        chunk_count = 0.0
+        for n in range(rows):
+            chunk_count += resp_w[n * n_comp + k]
+        counts[k] += chunk_count
+        g = moments + k * width
+        for i in range(d):
+            nu[i] = p.means[k * d + i] - sh.center[i]
+            first[k * d + i] += g[i] - chunk_count * nu[i]
+        # sum r (y - nu)(y - nu)^T = G2 - nu G1^T - G1 nu^T + N nu nu^T
+        col = d
+        for i in range(d):
+            for j in range(i, d):
+                second[(k * d + i) * d + j] += (
+                    g[col] - nu[i] * g[j] - g[i] * nu[j] + chunk_count * nu[i] * nu[j]
+                )
+                col += 1
+
+
 cdef void _accumulate_block(
     const floating* X,             # IN (rows, D): the chunk
     Py_ssize_t rows,
@@ -677,12 +786,12 @@ cdef void _accumulate_block(
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef double* Y = work
-    cdef double* dens = work + rows * 2 * d
+    cdef double* dens = work + rows * _block_width(p)
     cdef double* moments = dens + rows * n_comp
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
-    cdef double* tmp = moments + n_comp * 2 * d
+    cdef double* tmp = moments + n_comp * _moments_width(p)
     cdef double w, rw, c, root, chunk_count, nu
     cdef const double* mean
     _chunk_log_densities(X, rows, p, sh, Y, dens, tmp)
@@ -700,6 +809,9 @@ cdef void _accumulate_block(
                     mean = p.means + k * d
                     for i in range(d):
                         first[k * d + i] += rw * (X[n * d + i] - mean[i])
+        return
+    if _full_outer(p):
+        _add_outer_moments(p, rows, sh, Y + rows * _outer_offset(p), dens, Y, moments, stats)
         return
     if p.assign == ASSIGN_FULL:
         for k in range(n_comp):
@@ -857,8 +969,8 @@ cdef void _score_chunk(
     Py_ssize_t* labels,        # OUT (rows,) or NULL
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n
-    cdef double* dens = scratch + rows * 2 * d
-    cdef double* tmp = dens + rows * n_comp + n_comp * 2 * d
+    cdef double* dens = scratch + rows * _block_width(p)
+    cdef double* tmp = dens + rows * n_comp + n_comp * _moments_width(p)
     _chunk_log_densities(X, rows, p, sh, scratch, dens, tmp)
     _normalise_block(p, dens, rows, NULL, labels, log_prob_norm, tmp)
     if resp != NULL:
