@@ -4,15 +4,19 @@
 without FILE, to the built-in example) and prints the fitted parameters with
 the model's log-likelihood, BIC and AIC.
 
+``fastem bench`` times fastem against scikit-learn (and daal4py when it is
+installed) over a grid of problems and prints a Markdown table; its logic
+lives in ``fastem._bench``.
+
 Each subcommand is registered by one ``_add_<name>_parser`` function whose
-parser carries its handler as the ``handler`` default; a future ``fastem
-bench`` is meant to slot in beside ``fit`` the same way.
+parser carries its handler as the ``handler`` default.
 
 User errors (a missing or unreadable file, non-numeric or non-finite data, a
 bad option value) are reported as one line on stderr with exit status 2, the
 status argparse uses for bad usage; tracebacks are kept for real bugs.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -21,7 +25,7 @@ import warnings
 import numpy as np
 
 import fastem
-from fastem import GaussianMixture
+from fastem import GaussianMixture, _bench
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
@@ -364,15 +368,15 @@ def _summary_report(model, X):
 
 # ------------------------------------------------------------------ fit
 
-def _check_out_path(path):
-    """Fail before fitting, not after, when the model could not be saved."""
+def _check_out_path(path, option="--out"):
+    """Fail before the work, not after, when its output could not be saved."""
     if path is None:
         return
     if os.path.isdir(path):
-        raise CLIError(f"--out {path}: is a directory")
+        raise CLIError(f"{option} {path}: is a directory")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        raise CLIError(f"--out {path}: directory {parent} does not exist")
+        raise CLIError(f"{option} {path}: directory {parent} does not exist")
 
 
 def save_model(path, model):
@@ -522,6 +526,68 @@ def _add_fit_parser(subparsers):
     parser.set_defaults(handler=_run_fit)
 
 
+# ------------------------------------------------------------------ bench
+
+def _run_bench(args):
+    try:
+        cases = _bench.select_cases(args.cases, quick=args.quick)
+        _bench.check_requirements(plot=args.plot is not None)
+    except _bench.BenchError as exc:
+        raise CLIError(exc) from None
+    _check_out_path(args.json, "--json")
+    _check_out_path(args.plot, "--plot")
+
+    results = _bench.run_bench(
+        cases, threads=args.threads, repeats=args.repeats, quick=args.quick, progress=sys.stderr,
+    )
+    print(_bench.format_report(results))
+    if args.json is not None:
+        try:
+            with open(args.json, "w") as fh:
+                json.dump(results, fh, indent=2)
+                fh.write("\n")
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.json}: {exc.strerror or _one_line(exc)}") from None
+        print(f"\nresults saved to {args.json}")
+    if args.plot is not None:
+        try:
+            _bench.write_plot(results, args.plot)
+        except OSError as exc:
+            raise CLIError(f"cannot write {args.plot}: {exc.strerror or _one_line(exc)}") from None
+        print(f"chart saved to {args.plot}")
+    return 0
+
+
+def _add_bench_parser(subparsers):
+    grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(_bench.DEFAULT_GRID))
+    parser = subparsers.add_parser(
+        "bench",
+        help="time fastem against scikit-learn (and daal4py if installed)",
+        description=(
+            "Time one EM iteration (from the same initial parameters) and a whole default fit "
+            "of fastem, scikit-learn and, when installed, daal4py over a grid of problems, "
+            "beside this machine's limits (GEMM peak, memory bandwidth, exp rate) measured "
+            "at the start. Prints a Markdown table; progress goes to stderr. Needs "
+            f'scikit-learn ({_bench.INSTALL_HINT}). Grid (covariance_type:N:D:K): {grid}.'
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="divide every case's N by 10")
+    parser.add_argument(
+        "--cases", metavar="LIST", default=None,
+        help="comma-separated grid indices (from 0), grid case names, or any "
+             "covariance_type:N:D:K spec (e.g. 0,diag:1e6:16:16,full:2000:2:3); default: the whole grid",
+    )
+    parser.add_argument("--threads", type=_int_at_least(1), default=2,
+                        help="threads for every implementation (default: 2)")
+    parser.add_argument("--repeats", type=_int_at_least(1), default=3,
+                        help="timed repeats per measurement; medians are reported (default: 3)")
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="also write every measurement to FILE as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save a chart of fastem's speed-ups per case (needs matplotlib)")
+    parser.set_defaults(handler=_run_bench)
+
+
 def _build_parser():
     parser = _ArgumentParser(
         prog="fastem",
@@ -530,7 +596,7 @@ def _build_parser():
     parser.add_argument("--version", action="version", version=f"fastem {fastem.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_fit_parser(subparsers)
-    # `fastem bench` (timings against scikit-learn) will register here.
+    _add_bench_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,331 @@
+"""``fastem bench``: its report, its JSON, its option errors and its limit formula.
+
+The command runs in-process on tiny explicit cases (``--cases cov:N:D:K``)
+with the machine probes shrunk, so the module takes seconds.  Nothing here
+asserts a timing: only the shape of the report and that its numbers agree with
+the JSON and with the documented formulas.
+"""
+import contextlib
+import io
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from fastem import _bench
+from fastem.cli import main
+
+TINY_CASES = ["full:600:2:3", "diag:800:3:4", "tied:600:3:2", "spherical:500:2:2"]
+
+# The table's columns without daal4py, in order (written out, not taken from
+# the module, so that a changed header fails here).
+COLUMNS = [
+    "#", "case", "N",
+    "fastem s/iter", "sklearn s/iter",
+    "speed-up vs sklearn",
+    "limit ms (bound)", "fastem / limit",
+    "fit fastem s (iters)", "fit sklearn s (iters)", "fit sklearn / fastem",
+    "peak MB fastem (NumPy, tracemalloc)", "peak MB sklearn (NumPy, tracemalloc)",
+]
+
+# Table cells carry 3 significant digits.
+CELL_RTOL = 5e-3
+
+
+def _shrink_probes(monkeypatch):
+    """Machine probes and timed iterations small enough for a unit test."""
+    monkeypatch.setattr(_bench, "GEMM_SIZE", 128)
+    monkeypatch.setattr(_bench, "BANDWIDTH_BYTES", 1 << 22)
+    monkeypatch.setattr(_bench, "EXP_SECONDS", 0.01)
+    monkeypatch.setattr(_bench, "ITER_TARGET_SECONDS", 0.005)
+    monkeypatch.setattr(_bench, "MAX_TIMED_ITERS", 3)
+
+
+def _run_main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(arg) for arg in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def _table(out):
+    """The Markdown table of a report: header cells and row cells."""
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert len(cells) >= 2 and set("".join(cells[1])) <= {"-"}, out
+    return cells[0], cells[2:]
+
+
+def _number(cell):
+    """The leading number of a cell such as '0.0123' or '0.379 (5)'."""
+    return float(cell.split()[0])
+
+
+def _in_parentheses(cell):
+    return re.search(r"\((.+)\)", cell).group(1)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """One run of `fastem bench` on the tiny cases, daal4py left out: (status, out, err, json)."""
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _shrink_probes(monkeypatch)
+        monkeypatch.setattr(_bench, "_import_daal4py", lambda: None)
+        status, out, err = _run_main(
+            ["bench", "--cases", ",".join(TINY_CASES), "--repeats", "1", "--threads", "2", "--json", path]
+        )
+    results = json.loads(path.read_text()) if status == 0 else None
+    return status, out, err, results
+
+
+def test_table_has_a_row_per_case_and_the_expected_columns(bench):
+    status, out, err, _ = bench
+    assert status == 0, err
+    header, rows = _table(out)
+    assert header == COLUMNS
+    assert [row[1] for row in rows] == ["full:600:2:3", "diag:800:3:4", "tied:600:3:2", "spherical:500:2:2"]
+    assert [row[2] for row in rows] == ["600", "800", "600", "500"]
+    assert [row[0] for row in rows] == ["0", "1", "2", "3"]
+    for row in rows:
+        assert len(row) == len(COLUMNS)
+    # Progress goes to stderr, one line per case.
+    assert len(re.findall(r"^\[\d/4\] ", err, flags=re.MULTILINE)) == 4
+
+
+def test_header_reports_versions_threads_blas_and_environment(bench):
+    _, out, _, results = bench
+    assert "scikit-learn" in out and "NumPy" in out
+    assert "daal4py not installed: skipped" in out
+    assert "threadpoolctl.threadpool_info()" in out
+    for pool in results["thread_pools"]:
+        assert {"user_api", "internal_api", "num_threads"} <= set(pool)
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        assert name in out
+        assert name in results["environment"]["openblas_env"]
+    assert "scaled by 2 threads" in out
+    machine = results["machine"]
+    assert machine["exp_rate"] == pytest.approx(2 * machine["exp_rate_one_thread"])
+    assert "tracemalloc" in out
+
+
+def test_json_holds_the_numbers_of_the_table(bench):
+    _, out, _, results = bench
+    header, rows = _table(out)
+    assert results["implementations"] == ["fastem", "sklearn"]
+    assert results["settings"]["threads"] == 2 and results["settings"]["repeats"] == 1
+    assert len(results["cases"]) == len(rows)
+    col = {name: index for index, name in enumerate(header)}
+    for row, case in zip(rows, results["cases"]):
+        assert row[col["case"]] == case["name"]
+        assert int(row[col["N"]]) == case["n_samples"]
+        for name in ("fastem", "sklearn"):
+            entry = case["per_iteration"][name]
+            assert entry["status"] == "ok"
+            assert _number(row[col[f"{name} s/iter"]]) == pytest.approx(entry["seconds_per_iteration"], rel=CELL_RTOL)
+        assert _number(row[col["speed-up vs sklearn"]]) == pytest.approx(case["speedup"]["sklearn"], rel=CELL_RTOL)
+        assert case["speedup"]["sklearn"] == pytest.approx(
+            case["per_iteration"]["sklearn"]["seconds_per_iteration"]
+            / case["per_iteration"]["fastem"]["seconds_per_iteration"]
+        )
+        limit_cell = row[col["limit ms (bound)"]]
+        assert _number(limit_cell) == pytest.approx(case["limit"]["seconds"] * 1e3, rel=CELL_RTOL)
+        assert _in_parentheses(limit_cell) == case["limit"]["bound"]
+        assert _number(row[col["fastem / limit"]]) == pytest.approx(case["limit_multiple"], rel=CELL_RTOL)
+        for name in ("fastem", "sklearn"):
+            fit = case["fit"][name]
+            cell = row[col[f"fit {name} s (iters)"]]
+            assert _number(cell) == pytest.approx(fit["seconds"], rel=CELL_RTOL)
+            assert int(_in_parentheses(cell)) == fit["n_iter"] >= 1
+            peak = _number(row[col[f"peak MB {name} (NumPy, tracemalloc)"]])
+            assert peak == pytest.approx(fit["peak_bytes"] / 1e6, rel=CELL_RTOL, abs=1e-6)
+        assert _number(row[col["fit sklearn / fastem"]]) == pytest.approx(case["fit_ratio"], rel=CELL_RTOL)
+
+
+def test_reported_limits_follow_the_documented_formula(bench):
+    _, _, _, results = bench
+    machine = results["machine"]
+    flops_per_row = {  # documented in fastem bench's header and flop_count
+        "full": lambda d, k: 4 * k * d * d,
+        "tied": lambda d, k: 2 * d * d + 4 * k * d,
+        "diag": lambda d, k: 6 * k * d,
+        "spherical": lambda d, k: 6 * k * d,
+    }
+    for case in results["cases"]:
+        n, d, k = case["n_samples"], case["n_features"], case["n_components"]
+        flops = n * flops_per_row[case["covariance_type"]](d, k)
+        expected = max(
+            n * d * 8 / machine["read_bandwidth"],
+            flops / machine["gemm_flops"],
+            n * k / machine["exp_rate"],
+        )
+        assert case["limit"]["flops"] == flops
+        assert case["limit"]["seconds"] == pytest.approx(expected, rel=1e-12)
+        assert case["limit_multiple"] == pytest.approx(
+            case["per_iteration"]["fastem"]["seconds_per_iteration"] / expected
+        )
+
+
+def test_limit_of_a_known_case():
+    # full, N=1000, D=4, K=3 on a machine of 10 GFLOP/s, 10 GB/s, 1e8 exp/s:
+    # memory 32000 B -> 3.2 us; flops 4*1000*3*16 = 192000 -> 19.2 us;
+    # exps 3000 -> 30 us: the exps bound it.
+    machine = dict(gemm_flops=1e10, read_bandwidth=1e10, exp_rate=1e8)
+    limit = _bench.iteration_limit(_bench.Case("full", 1000, 4, 3), machine)
+    assert limit["bytes"] == 32000 and limit["flops"] == 192000 and limit["exps"] == 3000
+    assert limit["memory_seconds"] == pytest.approx(3.2e-6)
+    assert limit["flops_seconds"] == pytest.approx(1.92e-5)
+    assert limit["seconds"] == pytest.approx(3e-5)
+    assert limit["bound"] == "exp"
+    # tied, N=1e6, D=64, K=2: 2*1e6*4096 + 4*1e6*2*64 = 8.704e9 flops -> 0.8704 s.
+    limit = _bench.iteration_limit(_bench.Case("tied", 1_000_000, 64, 2), machine)
+    assert limit["flops"] == 8_704_000_000
+    assert limit["seconds"] == pytest.approx(0.8704) and limit["bound"] == "flops"
+    # diag, N=1e6, D=1000, K=1: 8 GB of X -> 0.8 s; 6e9 flops -> 0.6 s; 1e6 exps -> 10 ms.
+    limit = _bench.iteration_limit(_bench.Case("diag", 1_000_000, 1000, 1), machine, itemsize=8)
+    assert limit["flops"] == 6_000_000_000
+    assert limit["bound"] == "memory" and limit["seconds"] == pytest.approx(0.8)
+    assert _bench.flop_count("spherical", 10, 3, 2) == 6 * 10 * 2 * 3
+
+
+# ------------------------------------------------------------------- cases
+
+def test_select_cases_by_index_name_and_spec():
+    grid = _bench.DEFAULT_GRID
+    assert _bench.select_cases() == list(grid)
+    assert _bench.select_cases("0,5") == [grid[0], grid[5]]
+    assert _bench.select_cases("diag:1e6:16:16") == [grid[5]]
+    # A spec with a grid case's values is that case (with its data), whatever the spelling.
+    assert _bench.select_cases("full:1000000:1:2") == [grid[0]]
+    assert grid[0].data == "example" and grid[0].name == "full:1e6:1:2"
+    custom = _bench.select_cases("full:2000:2:3")
+    assert custom == [_bench.Case("full", 2000, 2, 3)] and custom[0].data == "blobs"
+    quick = _bench.select_cases("1, 2", quick=True)
+    assert [c.n_samples for c in quick] == [20_000, 20_000]
+    assert [c.name for c in _bench.DEFAULT_GRID] == [
+        "full:1e6:1:2", "full:2e5:2:3", "full:2e5:8:8", "full:1e5:32:16", "full:2e4:128:8",
+        "diag:1e6:16:16", "diag:1e5:64:64", "spherical:1e6:8:8", "tied:2e5:16:8",
+    ]
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_partition_start_is_a_fair_shared_start(covariance_type):
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    case = _bench.Case(covariance_type, 900, 3, 3)
+    X = _bench.make_data(case)
+    assert X.shape == (900, 3) and X.dtype == np.float64 and X.flags.c_contiguous
+    start = _bench.partition_start(X, 3, covariance_type)
+    np.testing.assert_array_equal(start.weights, np.full(3, 1 / 3))
+    # Each share is a random third of X, so its mean is near the overall mean.
+    spread = X.std(axis=0)
+    assert np.all(np.abs(start.means - X.mean(axis=0)) < 0.25 * spread)
+    if covariance_type in ("full", "tied"):
+        identity = np.broadcast_to(np.eye(3), start.precisions.shape)
+        np.testing.assert_allclose(start.precisions @ start.covariances, identity, atol=1e-10)
+    else:
+        np.testing.assert_allclose(start.precisions * start.covariances, 1.0)
+    # scikit-learn accepts the start as it is.
+    model = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=1, tol=0.0,
+                                   **start.init_kwargs())
+    with pytest.warns(Warning):  # stopped by max_iter=1
+        model.fit(X)
+
+
+# ------------------------------------------------------------------ errors
+
+BAD_OPTIONS = {
+    "threads 0": (["--threads", "0"], "--threads: must be at least 1"),
+    "repeats 0": (["--repeats", "0"], "--repeats: must be at least 1"),
+    "unknown case": (["--cases", "big"], "is neither an index"),
+    "index out of range": (["--cases", "99"], "index 99 out of range"),
+    "spec with three fields": (["--cases", "full:100:2"], "is neither an index"),
+    "unknown covariance type": (["--cases", "round:100:2:2"], "covariance type must be one of"),
+    "spec with a bad count": (["--cases", "full:100:two:2"], "D must be a positive integer"),
+    "fewer than 2 rows per component": (["--cases", "full:5:2:3"], "N must be at least 2 K"),
+    "empty case list": (["--cases", ","], "expected at least one case"),
+    "json into a missing directory": (lambda tmp: ["--json", tmp / "no" / "b.json"], "does not exist"),
+    "plot onto a directory": (lambda tmp: ["--plot", tmp], "is a directory"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_OPTIONS)
+def test_bad_options_exit_2_with_one_line(tmp_path, name):
+    argv, message = BAD_OPTIONS[name]
+    if callable(argv):
+        argv = argv(tmp_path)
+    status, out, err = _run_main(["bench", "--cases", "full:600:2:3", *argv])
+    assert status == 2
+    assert out == ""  # failed before measuring anything
+    assert err.startswith("fastem: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_plot_without_matplotlib_exits_2_with_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    status, out, err = _run_main(["bench", "--cases", "full:600:2:3", "--plot", tmp_path / "b.png"])
+    assert status == 2 and out == ""
+    assert "matplotlib" in err and 'pip install "fastem[bench]"' in err
+    assert err.count("\n") == 1
+
+
+def test_without_scikit_learn_exits_2_with_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.mixture", None)
+    status, out, err = _run_main(["bench", "--cases", "full:600:2:3"])
+    assert status == 2 and out == ""
+    assert "scikit-learn" in err and "pip install" in err
+
+
+# -------------------------------------------------------- optional extras
+
+def test_plot_is_a_png(bench, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, _, _, results = bench
+    path = tmp_path / "speedups.png"
+    _bench.write_plot(results, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_daal4py_column_when_installed(monkeypatch):
+    if _bench._import_daal4py() is None:
+        pytest.skip("daal4py is not installed (it is optional)")
+    _shrink_probes(monkeypatch)
+    status, out, err = _run_main(["bench", "--cases", "full:600:2:3,tied:600:2:2", "--repeats", "1"])
+    assert status == 0, err
+    header, rows = _table(out)
+    assert header[3:6] == ["fastem s/iter", "sklearn s/iter", "daal4py s/iter"]
+    assert header[6:8] == ["speed-up vs sklearn", "speed-up vs daal4py"]
+    daal = header.index("daal4py s/iter")
+    # em_gmm has full and diagonal covariances only.
+    assert _number(rows[0][daal]) > 0
+    assert rows[1][daal] == "unsupported" and rows[1][header.index("speed-up vs daal4py")] == "unsupported"
+    assert "tied:600:2:2: daal4py unsupported" in out
+
+
+def test_only_daal4py_failures_are_reported_instead_of_raised():
+    class Runner:
+        def __init__(self, name):
+            self.name = name
+
+    error = RuntimeError("Error during covariance computation\n for component on M step")
+    assert _bench._failure(Runner("daal4py"), error) == dict(
+        status="error", message="RuntimeError: Error during covariance computation for component on M step"
+    )
+    unsupported = _bench._Unsupported("em_gmm has no tied covariance")
+    assert _bench._failure(Runner("daal4py"), unsupported)["status"] == "unsupported"
+    for name in ("fastem", "sklearn"):
+        with pytest.raises(RuntimeError, match="covariance computation"):
+            _bench._failure(Runner(name), error)
+
+
+def test_timed_iterations_cover_the_setup_within_bounds():
+    # 10 ms iterations, fast setup: about ITER_TARGET_SECONDS (0.5 s) of iterations.
+    assert _bench._timed_iterations(0.01, 0.05) == 50
+    # 0.1 s iterations after a 1.2 s KMeans: as long as the setup, 12 iterations.
+    assert _bench._timed_iterations(0.1, 1.2) == 12
+    # A 10 s setup is capped at MAX_TIMED_SECONDS (2 s); slow iterations get the minimum 2.
+    assert _bench._timed_iterations(0.1, 10.0) == 20
+    assert _bench._timed_iterations(3.0, 0.1) == 2
+    assert _bench._timed_iterations(1e-6, 0.0) == 50
