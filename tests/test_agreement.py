@@ -129,6 +129,12 @@ AGREEMENT_CASES = [
     pytest.param(1500, 5, 4, 25, 0.0, id="D5-K4"),
     pytest.param(20000, 4, 3, 8, 0.0, id="N20000-many-chunks"),
     pytest.param(600, 2, 3, 1, 0.0, id="max_iter1"),
+    # The kernels switch code paths with the feature count: per-feature columns
+    # below 8, one GEMM for all components up to 16 (full), BLAS per component
+    # above; each is held to the same agreement.
+    pytest.param(3000, 8, 3, 10, 0.0, id="D8-blas-blocks"),
+    pytest.param(2500, 12, 4, 10, 0.0, id="D12-K4"),
+    pytest.param(2000, 20, 3, 10, 0.0, id="D20-per-component-blas"),
     # A tiny positive tol: both converge, at the same iteration.
     pytest.param(600, 3, 3, 500, 1e-10, id="converges-tol1e-10"),
 ]
