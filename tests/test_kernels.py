@@ -18,7 +18,7 @@ ALL_PAIRS = list(itertools.product(list(Assign), list(Stats)))
 # (n_samples, n_features, n_components).  With CHUNK = 7 the 5-row cases fit in
 # one chunk and the 200-row cases span 29 chunks, the last one partial.  From
 # BLAS_MIN_FEATURES = 8 features on, EM and Lloyd pairs take the BLAS block path.
-SHAPES = [(5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3), (200, 9, 3), (40, 16, 2)]
+SHAPES = [(5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3), (200, 9, 3), (40, 16, 2), (60, 20, 2)]
 # Feature counts for the thread tests: one per code path (columns, one GEMM for
 # all components, BLAS per component).
 THREAD_TEST_FEATURES = [3, 10, 20]
