@@ -419,9 +419,9 @@ cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
 
 cdef Py_ssize_t _block_work_size(const MixtureParams* p, Py_ssize_t rows) noexcept nogil:
     # Y (rows, _block_width), densities (rows, K), chunk moments (K, _moments_width),
-    # normalisation scratch (3 rows), then the row path's scratch.
+    # normalisation scratch (4 rows), then the row path's scratch.
     cdef Py_ssize_t k = p.n_components
-    return rows * _block_width(p) + rows * k + k * _moments_width(p) + 3 * rows + work_size(p)
+    return rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + work_size(p)
 
 
 # ---------------------------------------------------------------------------
@@ -491,7 +491,7 @@ cdef void _columns_log_densities(
     double* work_cols,        # scratch (D, rows)
     double* y,                # scratch (rows,)
     double* q,                # scratch (rows,)
-    double* dens,             # OUT (rows, K)
+    double* dens,             # OUT (K, rows) component-major, so normalising vectorises too
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
     cdef const double* mean
@@ -546,10 +546,10 @@ cdef void _columns_log_densities(
                     q[n] += t * t
         if p.assign == ASSIGN_NEAREST:
             for n in range(rows):
-                dens[n * n_comp + k] = -q[n]
+                dens[k * rows + n] = -q[n]
         else:
             for n in range(rows):
-                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * q[n]
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * q[n]
 
 
 cdef void _columns_add_stats(
@@ -557,9 +557,9 @@ cdef void _columns_add_stats(
     Py_ssize_t rows,
     const double* cols,       # IN (D, rows) the chunk
     const double* weight,     # IN (rows,) or NULL
-    const double* resp_w,     # IN (rows, K) w * responsibilities
+    const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
     double* work_cols,        # scratch (D, rows)
-    double* rk,               # scratch (rows,)
+    double* weights,          # scratch (rows,)
     double* stats,            # INOUT as accumulate_rows
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
@@ -567,19 +567,19 @@ cdef void _columns_add_stats(
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
     cdef double m, chunk_count
+    cdef const double* rk
     if p.stats == STATS_TIED:
         for n in range(rows):
-            rk[n] = 1.0 if weight == NULL else weight[n]
+            weights[n] = 1.0 if weight == NULL else weight[n]
         for i in range(d):
             m = p.tied_shift[i]
             for n in range(rows):
                 work_cols[i * rows + n] = cols[i * rows + n] - m
         for i in range(d):
             for j in range(i, d):
-                second[i * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
+                second[i * d + j] += _dot3(weights, work_cols + i * rows, work_cols + j * rows, rows)
     for k in range(n_comp):
-        for n in range(rows):
-            rk[n] = resp_w[n * n_comp + k]
+        rk = resp_w + k * rows
         chunk_count = _sum(rk, rows)
         if chunk_count == 0.0:
             continue  # no row of this chunk belongs to k: every sum below is zero
@@ -597,21 +597,79 @@ cdef void _columns_add_stats(
                 second[k * d + i] += _dot3(rk, work_cols + i * rows, work_cols + i * rows, rows)
 
 
-cdef void _chunk_log_densities(
-    const floating* X,        # IN (rows, D): the chunk
-    Py_ssize_t rows,
+cdef double _normalise_columns(
     const MixtureParams* p,
-    const _Shared* sh,
-    double* Y,                # scratch (rows, 2D); the column path leaves the chunk's columns in it
-    double* dens,             # OUT (rows, K)
-    double* tmp,              # scratch (2 rows)
+    double* dens,              # INOUT (K, rows) log-densities in, w * responsibilities out
+    Py_ssize_t rows,
+    const double* weight,      # IN (rows,) or NULL
+    Py_ssize_t* best_out,      # OUT (rows,) most responsible component, or NULL
+    double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
+    double* tmp,               # scratch (4 rows)
 ) noexcept nogil:
-    cdef Py_ssize_t d = p.n_features
-    if _blocked_density(p):
-        _block_log_densities(X, rows, p, sh, Y, dens)
+    """_normalise_block for component-major densities: every loop runs over rows."""
+    cdef Py_ssize_t n_comp = p.n_components, n, k
+    cdef double* top = tmp               # max log-density, then the row's log-likelihood
+    cdef double* total = tmp + rows      # sum of exp(L - top), then w / that sum
+    cdef double* log_total = tmp + 2 * rows
+    cdef double* flag = tmp + 3 * rows   # best component (as a double), then "no finite density"
+    cdef double* col
+    cdef double w, log_lik = 0.0
+    for n in range(rows):
+        top[n] = dens[n]
+        flag[n] = 0.0
+    for k in range(1, n_comp):
+        col = dens + k * rows
+        for n in range(rows):
+            if col[n] > top[n]:  # strict: ties go to the first component
+                top[n] = col[n]
+                flag[n] = <double>k
+    if best_out != NULL:
+        for n in range(rows):
+            best_out[n] = <Py_ssize_t>flag[n]
+    if p.assign == ASSIGN_NEAREST:
+        for k in range(n_comp):
+            col = dens + k * rows
+            for n in range(rows):
+                w = 1.0 if weight == NULL else weight[n]
+                col[n] = w if flag[n] == <double>k else 0.0
+        for n in range(rows):
+            top[n] = -top[n]  # the squared distance to the nearest mean
     else:
-        _transpose_chunk(X, rows, d, Y)
-        _columns_log_densities(p, rows, Y, Y + rows * d, tmp, tmp + rows, dens)
+        # A row with no finite density: exp(-inf) gives zeros, its log-likelihood is -inf.
+        for n in range(rows):
+            flag[n] = 1.0 if top[n] == -INFINITY else 0.0
+            if flag[n] != 0.0:
+                top[n] = 0.0
+        for k in range(n_comp):
+            col = dens + k * rows
+            for n in range(rows):
+                col[n] -= top[n]
+        fastem_exp_array(dens, rows * n_comp)
+        for n in range(rows):
+            total[n] = dens[n]
+        for k in range(1, n_comp):
+            col = dens + k * rows
+            for n in range(rows):
+                total[n] += col[n]
+        for n in range(rows):
+            if flag[n] != 0.0:
+                total[n] = 1.0
+        fastem_log_array(total, log_total, rows)
+        for n in range(rows):
+            w = 1.0 if weight == NULL else weight[n]
+            top[n] = -INFINITY if flag[n] != 0.0 else top[n] + log_total[n]
+            total[n] = w / total[n]
+        for k in range(n_comp):
+            col = dens + k * rows
+            for n in range(rows):
+                col[n] *= total[n]
+    for n in range(rows):
+        if log_lik_out != NULL:
+            log_lik_out[n] = top[n]
+        w = 1.0 if weight == NULL else weight[n]
+        if w != 0.0:
+            log_lik += w * top[n]
+    return log_lik
 
 
 cdef void _free_shared(_Shared* sh) noexcept nogil:
@@ -794,12 +852,15 @@ cdef void _accumulate_block(
     cdef double* tmp = moments + n_comp * _moments_width(p)
     cdef double w, rw, c, root, chunk_count, nu
     cdef const double* mean
-    _chunk_log_densities(X, rows, p, sh, Y, dens, tmp)
     # Responsibilities times weights; zero-weight rows drop out entirely.
-    stats[0] += _normalise_block(p, dens, rows, weight, NULL, NULL, tmp)
     if not _blocked_density(p):
+        _transpose_chunk(X, rows, d, Y)
+        _columns_log_densities(p, rows, Y, Y + rows * d, tmp, tmp + rows, dens)
+        stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
         _columns_add_stats(p, rows, Y, weight, dens, Y + rows * d, tmp, stats)
         return
+    _block_log_densities(X, rows, p, sh, Y, dens)
+    stats[0] += _normalise_block(p, dens, rows, weight, NULL, NULL, tmp)
     if p.assign == ASSIGN_NEAREST:
         for n in range(rows):
             for k in range(n_comp):
@@ -971,11 +1032,21 @@ cdef void _score_chunk(
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n
     cdef double* dens = scratch + rows * _block_width(p)
     cdef double* tmp = dens + rows * n_comp + n_comp * _moments_width(p)
-    _chunk_log_densities(X, rows, p, sh, scratch, dens, tmp)
-    _normalise_block(p, dens, rows, NULL, labels, log_prob_norm, tmp)
-    if resp != NULL:
-        for n in range(rows * n_comp):
-            resp[n] = dens[n]
+    cdef Py_ssize_t k
+    if _blocked_density(p):
+        _block_log_densities(X, rows, p, sh, scratch, dens)
+        _normalise_block(p, dens, rows, NULL, labels, log_prob_norm, tmp)
+        if resp != NULL:
+            for n in range(rows * n_comp):
+                resp[n] = dens[n]
+    else:
+        _transpose_chunk(X, rows, d, scratch)
+        _columns_log_densities(p, rows, scratch, scratch + rows * d, tmp, tmp + rows, dens)
+        _normalise_columns(p, dens, rows, NULL, labels, log_prob_norm, tmp)
+        if resp != NULL:
+            for n in range(rows):
+                for k in range(n_comp):
+                    resp[n * n_comp + k] = dens[k * rows + n]
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:

@@ -529,13 +529,17 @@ def _add_fit_parser(subparsers):
 # ------------------------------------------------------------------ bench
 
 def _run_bench(args):
+    # Cheap mistakes in the command line first, then what is missing from the environment.
     try:
         cases = _bench.select_cases(args.cases, quick=args.quick)
-        _bench.check_requirements(plot=args.plot is not None)
     except _bench.BenchError as exc:
         raise CLIError(exc) from None
     _check_out_path(args.json, "--json")
     _check_out_path(args.plot, "--plot")
+    try:
+        _bench.check_requirements(plot=args.plot is not None)
+    except _bench.BenchError as exc:
+        raise CLIError(exc) from None
 
     results = _bench.run_bench(
         cases, threads=args.threads, repeats=args.repeats, quick=args.quick, progress=sys.stderr,
