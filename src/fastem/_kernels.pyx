@@ -617,12 +617,19 @@ cdef double _normalise_columns(
     for n in range(rows):
         top[n] = dens[n]
         flag[n] = 0.0
+    cdef double value, current, greater_d, kd
+    cdef bint greater
     for k in range(1, n_comp):
         col = dens + k * rows
+        kd = <double>k
         for n in range(rows):
-            if col[n] > top[n]:  # strict: ties go to the first component
-                top[n] = col[n]
-                flag[n] = <double>k
+            # Branch-free so it vectorises: the index moves by (k - index) * [greater]
+            # (exact: small integers), and strict '>' sends ties to the first component.
+            value = col[n]
+            current = top[n]
+            greater_d = <double>(value > current)
+            flag[n] = flag[n] + greater_d * (kd - flag[n])
+            top[n] = value if value > current else current
     if best_out != NULL:
         for n in range(rows):
             best_out[n] = <Py_ssize_t>flag[n]
@@ -637,9 +644,10 @@ cdef double _normalise_columns(
     else:
         # A row with no finite density: exp(-inf) gives zeros, its log-likelihood is -inf.
         for n in range(rows):
-            flag[n] = 1.0 if top[n] == -INFINITY else 0.0
-            if flag[n] != 0.0:
-                top[n] = 0.0
+            current = top[n]
+            greater = current == -INFINITY  # (reused as "this row is empty")
+            flag[n] = 1.0 if greater else 0.0
+            top[n] = 0.0 if greater else current
         for k in range(n_comp):
             col = dens + k * rows
             for n in range(rows):
@@ -652,13 +660,18 @@ cdef double _normalise_columns(
             for n in range(rows):
                 total[n] += col[n]
         for n in range(rows):
-            if flag[n] != 0.0:
-                total[n] = 1.0
+            current = total[n]
+            total[n] = 1.0 if flag[n] != 0.0 else current
         fastem_log_array(total, log_total, rows)
         for n in range(rows):
-            w = 1.0 if weight == NULL else weight[n]
-            top[n] = -INFINITY if flag[n] != 0.0 else top[n] + log_total[n]
-            total[n] = w / total[n]
+            current = top[n] + log_total[n]
+            top[n] = -INFINITY if flag[n] != 0.0 else current
+        if weight == NULL:
+            for n in range(rows):
+                total[n] = 1.0 / total[n]
+        else:
+            for n in range(rows):
+                total[n] = weight[n] / total[n]
         for k in range(n_comp):
             col = dens + k * rows
             for n in range(rows):
