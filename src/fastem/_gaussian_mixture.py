@@ -625,20 +625,18 @@ class GaussianMixture:
         -------
         float
         """
+        log_lik, total_weight = self._log_likelihood_and_weight(X, sample_weight)
+        return float(log_lik / total_weight)
+
+    def _log_likelihood_and_weight(self, X, sample_weight):
+        """Validated X's summed (weighted) log-likelihood and its total weight."""
         X = self._validate_predict_data(X)
         sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        return float(self._log_likelihood_sum(X, sample_weight) / self._total_weight(X, sample_weight))
-
-    def _log_likelihood_sum(self, X, sample_weight):
         log_prob = self._score(X, want_log_prob=True)[0]
         if sample_weight is None:
-            return log_prob.sum()
+            return log_prob.sum(), X.shape[0]
         positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
-        return np.dot(sample_weight[positive], log_prob[positive])
-
-    @staticmethod
-    def _total_weight(X, sample_weight):
-        return X.shape[0] if sample_weight is None else sample_weight.sum()
+        return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
 
     def predict(self, X):
         """Most responsible component of each row.
@@ -730,10 +728,7 @@ class GaussianMixture:
         -------
         float
         """
-        X = self._validate_predict_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        log_lik = self._log_likelihood_sum(X, sample_weight)
-        n = self._total_weight(X, sample_weight)
+        log_lik, n = self._log_likelihood_and_weight(X, sample_weight)
         return float(-2.0 * log_lik + self._n_parameters() * np.log(n))
 
     def aic(self, X, sample_weight=None):
@@ -750,7 +745,5 @@ class GaussianMixture:
         -------
         float
         """
-        X = self._validate_predict_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        log_lik = self._log_likelihood_sum(X, sample_weight)
+        log_lik, _ = self._log_likelihood_and_weight(X, sample_weight)
         return float(-2.0 * log_lik + 2 * self._n_parameters())

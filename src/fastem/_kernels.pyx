@@ -81,18 +81,7 @@ cdef inline void _whiten_upper(
 # put them in SIMD lanes without reassociating (no -ffast-math), and the result
 # stays the same on every machine.
 cdef inline double _sum_squares(const double* v, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while i + 4 <= n:
-        s0 += v[i] * v[i]
-        s1 += v[i + 1] * v[i + 1]
-        s2 += v[i + 2] * v[i + 2]
-        s3 += v[i + 3] * v[i + 3]
-        i += 4
-    while i < n:
-        s0 += v[i] * v[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+    return _dot2(v, v, n)
 
 
 cdef inline double _scaled_distance(
