@@ -115,8 +115,11 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=None):
 def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads, max_iter=300, tol=1e-4):
     """Lloyd's k-means from k-means++ seeds.
 
-    Stops when the total squared movement of the centres is at most
-    ``tol`` times the mean per-feature variance of X, or after `max_iter`
+    When X is larger than the seeding subsample, Lloyd first runs on that
+    subsample (a copy of at most max(2048, 64 k) rows): it settles there for a
+    fraction of one pass over X, and the passes over all of X then start close
+    to convergence.  Stops when the total squared movement of the centres is at
+    most ``tol`` times the mean per-feature variance of X, or after `max_iter`
     passes.  A cluster left empty is moved to the seeding-subsample row
     farthest from every centre.
 
@@ -128,6 +131,15 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     centers, _ = kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=rows)
     context = dict(chunk_rows=chunk_rows, n_threads=n_threads)
     threshold = tol * _mean_variance(X, sample_weight, context)
+    if rows is not None:
+        subsample = np.ascontiguousarray(X[rows])
+        sub_weight = None if sample_weight is None else sample_weight[rows]
+        centers = _lloyd(subsample, sub_weight, None, centers, max_iter, threshold, context)
+    return _lloyd(X, sample_weight, rows, centers, max_iter, threshold, context)
+
+
+def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, context):
+    """Lloyd passes from `centers` until they move by at most `threshold` (squared)."""
     for _ in range(max_iter):
         _, counts, first, _ = accumulate(
             X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, centers, **context
