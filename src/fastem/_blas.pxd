@@ -40,13 +40,3 @@ cdef inline void rows_times_transpose(
     cdef double one = 1.0
     # Column-major: C^T (n, m) = B A^T; row-major B is column-major B^T (k, n), so 'T'.
     dgemm(b"T", b"N", &n, &m, &k, &one, <double*>B, &k, <double*>A, &k, &beta, C, &n)
-
-
-cdef inline void add_transpose_times(
-    double* C, const double* A, const double* B, int rows, int m, int n
-) noexcept nogil:
-    """C (m, n) += A (rows, m)^T @ B (rows, n)."""
-    cdef double one = 1.0
-    # Column-major: C^T (n, m) += B^T A; row-major B is column-major B^T (n, rows),
-    # row-major A is column-major A^T (m, rows), so 'N', 'T'.
-    dgemm(b"N", b"T", &n, &m, &rows, &one, <double*>B, &n, <double*>A, &m, &one, C, &n)

@@ -30,7 +30,7 @@ import numpy as np
 
 from libc.stdint cimport int64_t
 
-from fastem._blas cimport add_gram_upper, add_transpose_times, rows_times, rows_times_transpose, whiten_rows
+from fastem._blas cimport add_gram_upper, rows_times, rows_times_transpose, whiten_rows
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
@@ -189,81 +189,6 @@ cdef double _normalise_row(
     for k in range(n_comp):
         log_dens[k] *= scale
     return top + fastem_log(total)
-
-
-cdef double _normalise_block(
-    const MixtureParams* p,
-    double* dens,              # INOUT (rows, K) log-densities in, w * responsibilities out
-    Py_ssize_t rows,
-    const double* weight,      # IN (rows,) or NULL
-    Py_ssize_t* best_out,      # OUT (rows,) most responsible component, or NULL
-    double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
-    double* tmp,               # scratch (3 rows)
-) noexcept nogil:
-    """_normalise_row for a whole chunk, with exp and log as vector loops.
-
-    Returns sum_n w_n log p(x_n) over rows with w_n > 0; rows with w_n = 0
-    get zero responsibilities.
-    """
-    cdef Py_ssize_t n_comp = p.n_components, n, k, best
-    cdef double* top = tmp
-    cdef double* total = tmp + rows
-    cdef double* log_total = tmp + 2 * rows
-    cdef double w, row_log_lik, scale, log_lik = 0.0
-    cdef double* row
-    if p.assign == ASSIGN_NEAREST:
-        for n in range(rows):
-            row_log_lik = _normalise_row(p, dens + n * n_comp, &best)
-            w = 1.0 if weight == NULL else weight[n]
-            if best_out != NULL:
-                best_out[n] = best
-            if log_lik_out != NULL:
-                log_lik_out[n] = row_log_lik
-            if w != 0.0:
-                log_lik += w * row_log_lik
-            dens[n * n_comp + best] = w
-        return log_lik
-    for n in range(rows):
-        row = dens + n * n_comp
-        best = 0
-        for k in range(1, n_comp):
-            if row[k] > row[best]:
-                best = k
-        top[n] = row[best]
-        if best_out != NULL:
-            best_out[n] = best
-        # exp(-inf - -inf) would be NaN: a row with no finite density gets zeros.
-        if top[n] == -INFINITY:
-            for k in range(n_comp):
-                row[k] = -INFINITY
-        else:
-            for k in range(n_comp):
-                row[k] -= top[n]
-    fastem_exp_array(dens, rows * n_comp)
-    for n in range(rows):
-        row = dens + n * n_comp
-        total[n] = 0.0
-        for k in range(n_comp):
-            total[n] += row[k]
-        if total[n] == 0.0:
-            total[n] = 1.0  # only the all -inf row; its log is replaced below
-    fastem_log_array(total, log_total, rows)
-    for n in range(rows):
-        row = dens + n * n_comp
-        w = 1.0 if weight == NULL else weight[n]
-        row_log_lik = top[n] + log_total[n] if top[n] != -INFINITY else -INFINITY
-        if log_lik_out != NULL:
-            log_lik_out[n] = row_log_lik
-        if w == 0.0:
-            for k in range(n_comp):
-                row[k] = 0.0
-            continue
-        log_lik += w * row_log_lik
-        # w r_k = w exp(L_k - top) / sum_j exp(L_j - top)
-        scale = w / total[n]
-        for k in range(n_comp):
-            row[k] *= scale
-    return log_lik
 
 
 cdef void _add_row_stats(
@@ -595,7 +520,13 @@ cdef double _normalise_columns(
     double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
     double* tmp,               # scratch (4 rows)
 ) noexcept nogil:
-    """_normalise_block for component-major densities: every loop runs over rows."""
+    """Log-sum-exp of a chunk's densities, laid out one component after another.
+
+    Turns log-densities into w * responsibilities (NEAREST: w on the nearest
+    mean) and returns sum_n w_n log p(x_n) over rows with w_n > 0 (NEAREST:
+    the weighted squared distances).  Every loop runs over rows, so the max,
+    exp, sums and scaling vectorise; zero-weight rows get zero responsibilities.
+    """
     cdef Py_ssize_t n_comp = p.n_components, n, k
     cdef double* top = tmp               # max log-density, then the row's log-likelihood
     cdef double* total = tmp + rows      # sum of exp(L - top), then w / that sum
@@ -722,8 +653,8 @@ cdef void _block_log_densities(
     Py_ssize_t rows,
     const MixtureParams* p,
     const _Shared* sh,
-    double* Y,                # scratch (rows, 2D); DIAG leaves [x - c | (x - c)^2] in it
-    double* dens,             # OUT (rows, K) log-densities (NEAREST: minus squared distances)
+    double* Y,                # scratch (rows, _block_width); DIAG leaves [x - c | (x - c)^2] in it
+    double* dens,             # OUT (K, rows) log-densities (NEAREST: minus squared distances)
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef const double* mean
@@ -738,7 +669,7 @@ cdef void _block_log_densities(
         rows_times(Y, centred, sh.coef, <int>rows, <int>(n_comp * d), <int>d)
         for n in range(rows):
             for k in range(n_comp):
-                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
                     <const double*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
     elif p.assign == ASSIGN_FULL:
         for k in range(n_comp):
@@ -748,14 +679,14 @@ cdef void _block_log_densities(
                     Y[n * d + i] = X[n * d + i] - mean[i]
             whiten_rows(Y, p.precision_factor + k * d * d, <int>rows, <int>d)
             for n in range(rows):
-                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
     elif p.assign == ASSIGN_TIED:
         for n in range(rows * d):
             Y[n] = X[n]
         whiten_rows(Y, p.precision_factor, <int>rows, <int>d)
         for n in range(rows):
             for k in range(n_comp):
-                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * _scaled_distance(
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
                     <const double*>(Y + n * d), p.whitened_means + k * d, NULL, d)
     elif p.assign == ASSIGN_DIAG:
         for n in range(rows):
@@ -763,20 +694,21 @@ cdef void _block_log_densities(
                 c = X[n * d + i] - sh.center[i]
                 Y[n * 2 * d + i] = c
                 Y[n * 2 * d + d + i] = c * c
-        rows_times_transpose(dens, Y, sh.coef, <int>rows, <int>n_comp, <int>(2 * d), 0.0)
-        for n in range(rows):
-            for k in range(n_comp):
-                dens[n * n_comp + k] = p.log_norm[k] - 0.5 * (dens[n * n_comp + k] + sh.offset[k])
+        # (K, rows) = coef (K, 2D) @ Y^T
+        rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
+        for k in range(n_comp):
+            for n in range(rows):
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * (dens[k * rows + n] + sh.offset[k])
     else:  # ASSIGN_NEAREST
         for n in range(rows):
             for i in range(d):
                 Y[n * d + i] = X[n * d + i] - sh.center[i]
-        rows_times_transpose(dens, Y, sh.coef, <int>rows, <int>n_comp, <int>d, 0.0)
+        rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
         for n in range(rows):
             row_sq = _sum_squares(Y + n * d, d)
             for k in range(n_comp):
                 # -(|y|^2 - 2 y.nu + |nu|^2), clipped: rounding must not make it positive
-                dens[n * n_comp + k] = min(0.0, 2.0 * dens[n * n_comp + k] - sh.offset[k] - row_sq)
+                dens[k * rows + n] = min(0.0, 2.0 * dens[k * rows + n] - sh.offset[k] - row_sq)
 
 
 cdef void _add_outer_moments(
@@ -784,7 +716,7 @@ cdef void _add_outer_moments(
     Py_ssize_t rows,
     const _Shared* sh,
     const double* centred,    # IN (rows, D) the chunk minus the centre c
-    const double* resp_w,     # IN (rows, K) w * responsibilities
+    const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
     double* Z,                # scratch (rows, _outer_width(D))
     double* moments,          # scratch (K, _outer_width(D))
     double* stats,            # INOUT
@@ -814,12 +746,9 @@ cdef void _add_outer_moments(
             for j in range(i, d):
                 z[col] = y[i] * y[j]
                 col += 1
-    memset(moments, 0, n_comp * width * sizeof(double))
-    add_transpose_times(moments, resp_w, Z, <int>rows, <int>n_comp, <int>width)
+    rows_times(moments, resp_w, Z, <int>n_comp, <int>width, <int>rows)
     for k in range(n_comp):
-        chunk_count = 0.0
-        for n in range(rows):
-            chunk_count += resp_w[n * n_comp + k]
+        chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
         g = moments + k * width
         for i in range(d):
@@ -862,11 +791,11 @@ cdef void _accumulate_block(
         _columns_add_stats(p, rows, Y, weight, dens, Y + rows * d, tmp, stats)
         return
     _block_log_densities(X, rows, p, sh, Y, dens)
-    stats[0] += _normalise_block(p, dens, rows, weight, NULL, NULL, tmp)
+    stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
     if p.assign == ASSIGN_NEAREST:
-        for n in range(rows):
-            for k in range(n_comp):
-                rw = dens[n * n_comp + k]
+        for k in range(n_comp):
+            for n in range(rows):
+                rw = dens[k * rows + n]
                 if rw != 0.0:
                     counts[k] += rw
                     mean = p.means + k * d
@@ -881,7 +810,7 @@ cdef void _accumulate_block(
             mean = p.means + k * d
             chunk_count = 0.0
             for n in range(rows):
-                rw = dens[n * n_comp + k]
+                rw = dens[k * rows + n]
                 chunk_count += rw
                 root = sqrt(rw)
                 for i in range(d):
@@ -899,7 +828,7 @@ cdef void _accumulate_block(
             for i in range(d):
                 Y[n * d + i] = root * (X[n * d + i] - p.tied_shift[i])
             for k in range(n_comp):
-                rw = dens[n * n_comp + k]
+                rw = dens[k * rows + n]
                 if rw != 0.0:
                     counts[k] += rw
                     mean = p.means + k * d
@@ -909,12 +838,9 @@ cdef void _accumulate_block(
         return
     # DIAG: Y still holds [x - c | (x - c)^2]; one GEMM gives this chunk's moments
     # about c, which are moved to each component's mean m = c + nu.
-    memset(moments, 0, n_comp * 2 * d * sizeof(double))
-    add_transpose_times(moments, dens, Y, <int>rows, <int>n_comp, <int>(2 * d))
+    rows_times(moments, dens, Y, <int>n_comp, <int>(2 * d), <int>rows)
     for k in range(n_comp):
-        chunk_count = 0.0
-        for n in range(rows):
-            chunk_count += dens[n * n_comp + k]
+        chunk_count = _sum(dens + k * rows, rows)
         counts[k] += chunk_count
         for i in range(d):
             nu = p.means[k * d + i] - sh.center[i]
@@ -1044,18 +970,14 @@ cdef void _score_chunk(
     cdef Py_ssize_t k
     if _blocked_density(p):
         _block_log_densities(X, rows, p, sh, scratch, dens)
-        _normalise_block(p, dens, rows, NULL, labels, log_prob_norm, tmp)
-        if resp != NULL:
-            for n in range(rows * n_comp):
-                resp[n] = dens[n]
     else:
         _transpose_chunk(X, rows, d, scratch)
         _columns_log_densities(p, rows, scratch, scratch + rows * d, tmp, tmp + rows, dens)
-        _normalise_columns(p, dens, rows, NULL, labels, log_prob_norm, tmp)
-        if resp != NULL:
-            for n in range(rows):
-                for k in range(n_comp):
-                    resp[n * n_comp + k] = dens[k * rows + n]
+    _normalise_columns(p, dens, rows, NULL, labels, log_prob_norm, tmp)
+    if resp != NULL:
+        for n in range(rows):
+            for k in range(n_comp):
+                resp[n * n_comp + k] = dens[k * rows + n]
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
