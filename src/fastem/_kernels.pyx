@@ -322,12 +322,16 @@ cdef inline bint _blocked_density(const MixtureParams* p) noexcept nogil:
 
 cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
     # The pairs an EM or Lloyd iteration uses go chunk by chunk (vector exp, and
-    # BLAS from BLAS_MIN_FEATURES on); initialisation takes the row path.
+    # BLAS from BLAS_MIN_FEATURES on), and so does the k-means initialisation's
+    # pass with covariance statistics (the column path takes any statistic; the
+    # BLAS path all but DIAG, whose moments come from the DIAG densities'
+    # scratch).  Other pairs take the row path.
     return (
         (p.assign == ASSIGN_FULL and p.stats == STATS_FULL)
         or (p.assign == ASSIGN_TIED and p.stats == STATS_TIED)
         or (p.assign == ASSIGN_DIAG and p.stats == STATS_DIAG)
-        or (p.assign == ASSIGN_NEAREST and p.stats == STATS_NONE)
+        or (p.assign == ASSIGN_NEAREST and p.stats != STATS_DIAG)
+        or (p.assign == ASSIGN_NEAREST and p.n_features < BLAS_MIN_FEATURES)
     )
 
 
@@ -792,7 +796,8 @@ cdef void _accumulate_block(
         return
     _block_log_densities(X, rows, p, sh, Y, dens)
     stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-    if p.assign == ASSIGN_NEAREST:
+    # Moments, by the statistic wanted (hard k-means assignments included).
+    if p.stats == STATS_NONE:
         for k in range(n_comp):
             for n in range(rows):
                 rw = dens[k * rows + n]
@@ -805,7 +810,7 @@ cdef void _accumulate_block(
     if _full_outer(p):
         _add_outer_moments(p, rows, sh, Y + rows * _outer_offset(p), dens, Y, moments, stats)
         return
-    if p.assign == ASSIGN_FULL:
+    if p.stats == STATS_FULL:
         for k in range(n_comp):
             mean = p.means + k * d
             chunk_count = 0.0
@@ -821,7 +826,7 @@ cdef void _accumulate_block(
             if chunk_count != 0.0:  # the Gram update of an unused component adds zeros
                 add_gram_upper(second + k * d * d, Y, <int>rows, <int>d)
         return
-    if p.assign == ASSIGN_TIED:
+    if p.stats == STATS_TIED:
         for n in range(rows):
             w = 1.0 if weight == NULL else weight[n]
             root = sqrt(w)
