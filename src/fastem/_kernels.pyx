@@ -15,6 +15,16 @@ The first and second moments are taken about the component's current mean m_k
 correction, so the centred covariance is formed without the catastrophic
 cancellation of E[x x^T] - mu mu^T when the data sit far from the origin.
 
+Code paths, chosen from the shape alone: below 8 features a chunk is
+transposed to one column per feature so every loop runs over rows; from 8 on,
+chunks go through SciPy's BLAS (one GEMM for all components of a full model up
+to 16 features, per-component TRMM/SYRK above; diag and k-means distances as a
+GEMM expansion about the mean of the means, so its cancellation is bounded by
+the spread of the means, not their distance from the origin).  Densities are
+kept component-major (K, rows) so the log-sum-exp vectorises, with our own
+exp/log (_simd_math.h).  Initialisation-only pairs go row by row
+(accumulate_rows).
+
 Reproducibility: every floating-point addition happens in an order fixed by
 the data's shape (chunks summed into a fixed number of "lanes", lanes summed in
 order; see accumulate_stats).  Threads only change *who* computes a lane, so
@@ -22,7 +32,7 @@ the result is bitwise identical for any number of threads.
 """
 cimport cython
 from cython.parallel cimport prange
-from libc.math cimport exp, log, sqrt, INFINITY
+from libc.math cimport sqrt, INFINITY
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
