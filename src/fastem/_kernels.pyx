@@ -797,6 +797,7 @@ cdef void _accumulate_block(
     cdef double* tmp = moments + n_comp * _moments_width(p)
     cdef double w, rw, c, root, chunk_count, nu
     cdef const double* mean
+    cdef double* centred
     # Responsibilities times weights; zero-weight rows drop out entirely.
     if not _blocked_density(p):
         _transpose_chunk(X, rows, d, Y)
@@ -837,19 +838,23 @@ cdef void _accumulate_block(
                 add_gram_upper(second + k * d * d, Y, <int>rows, <int>d)
         return
     if p.stats == STATS_TIED:
+        # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
+        # one GEMM R^T (X - s), moved to each component's mean per chunk.
+        centred = Y + rows * d
         for n in range(rows):
             w = 1.0 if weight == NULL else weight[n]
             root = sqrt(w)
             for i in range(d):
-                Y[n * d + i] = root * (X[n * d + i] - p.tied_shift[i])
-            for k in range(n_comp):
-                rw = dens[k * rows + n]
-                if rw != 0.0:
-                    counts[k] += rw
-                    mean = p.means + k * d
-                    for i in range(d):
-                        first[k * d + i] += rw * (X[n * d + i] - mean[i])
+                c = X[n * d + i] - p.tied_shift[i]
+                centred[n * d + i] = c
+                Y[n * d + i] = root * c
         add_gram_upper(second, Y, <int>rows, <int>d)
+        rows_times(moments, dens, centred, <int>n_comp, <int>d, <int>rows)
+        for k in range(n_comp):
+            chunk_count = _sum(dens + k * rows, rows)
+            counts[k] += chunk_count
+            for i in range(d):
+                first[k * d + i] += moments[k * d + i] - chunk_count * (p.means[k * d + i] - p.tied_shift[i])
         return
     # DIAG: Y still holds [x - c | (x - c)^2]; one GEMM gives this chunk's moments
     # about c, which are moved to each component's mean m = c + nu.
