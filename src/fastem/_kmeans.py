@@ -172,13 +172,14 @@ def _farthest_rows(X, sample_weight, rows, centers, count):
 
 
 def _mean_variance(X, sample_weight, context):
-    """Mean over features of the weighted variance of X, from two kernel passes."""
-    origin = np.zeros((1, X.shape[1]))
-    _, count, first, _ = accumulate(
-        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, origin, **context
+    """Mean over features of the weighted variance of X, from one kernel pass.
+
+    Moments are taken about the first row rather than the origin, so data far
+    from the origin lose no precision to E[x^2] - E[x]^2.
+    """
+    shift = np.asarray(X[:1], dtype=np.float64)
+    _, count, first, second = accumulate(
+        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, shift, **context
     )
-    center = first / count[:, None]
-    _, count, _, second = accumulate(
-        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, center, **context
-    )
-    return float((second / count[:, None]).mean())
+    mean_offset = first / count[:, None]
+    return float((second / count[:, None] - mean_offset**2).mean())
