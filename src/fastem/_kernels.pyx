@@ -925,7 +925,7 @@ cdef int accumulate_stats(
     cdef Py_ssize_t n_stats = stats_size(p), n_work
     cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
     cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i
-    cdef bint blocked = _chunked_pass(p)
+    cdef bint chunked = _chunked_pass(p)
     cdef double* lane_sums
     cdef double* work
     cdef double* scratch
@@ -933,7 +933,7 @@ cdef int accumulate_stats(
     if chunk_rows < 1:
         return -2
     # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
-    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)) if blocked else work_size(p))
+    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)) if chunked else work_size(p))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_active = min(n_lanes, n_chunks)
     n_threads = _clamp_threads(n_threads, n_active)
@@ -954,7 +954,7 @@ cdef int accumulate_stats(
         while chunk < n_chunks:
             row_start = chunk * chunk_rows
             row_end = min(row_start + chunk_rows, n_samples)
-            if blocked:
+            if chunked:
                 _accumulate_block(
                     X + row_start * p.n_features, row_end - row_start,
                     NULL if sample_weight == NULL else sample_weight + row_start,
@@ -1097,11 +1097,16 @@ cdef MixtureParams _make_params(
     return p
 
 
-def _check_run_options(Py_ssize_t chunk_rows, int n_threads):
+def _checked_means(means, Py_ssize_t n_features, Py_ssize_t chunk_rows, int n_threads):
+    """The checks both entry points share: run options, and means as (K, D) float64."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    means_arr = np.ascontiguousarray(means, dtype=np.float64)
+    if means_arr.ndim != 2 or means_arr.shape[1] != n_features:
+        raise ValueError("means must have shape (n_components, n_features)")
+    return means_arr
 
 
 def accumulate(
@@ -1150,10 +1155,7 @@ def accumulate(
         of the square blocks is filled.
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
-    _check_run_options(chunk_rows, n_threads)
-    means_arr = np.ascontiguousarray(means, dtype=np.float64)
-    if means_arr.ndim != 2 or means_arr.shape[1] != d:
-        raise ValueError("means must have shape (n_components, n_features)")
+    means_arr = _checked_means(means, d, chunk_rows, n_threads)
     k = means_arr.shape[0]
     cdef const double[::1] w = _flat(sample_weight)
     if w is not None and w.shape[0] != n:
@@ -1217,10 +1219,7 @@ def score(
     labels : ndarray of shape (n_samples,), intp, or None
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
-    _check_run_options(chunk_rows, n_threads)
-    means_arr = np.ascontiguousarray(means, dtype=np.float64)
-    if means_arr.ndim != 2 or means_arr.shape[1] != d:
-        raise ValueError("means must have shape (n_components, n_features)")
+    means_arr = _checked_means(means, d, chunk_rows, n_threads)
     k = means_arr.shape[0]
     if assign == ASSIGN_GIVEN:
         raise ValueError("score needs a Gaussian or nearest-mean assignment")
