@@ -8,7 +8,7 @@ import numpy as np
 from fastem import _gaussian_params as gp
 from fastem._blas_threads import single_threaded_blas
 from fastem._kernels import Assign, Stats, accumulate, score
-from fastem._kmeans import kmeans, kmeans_plusplus, seed_rows
+from fastem._kmeans import data_mean_and_variance, kmeans, kmeans_plusplus, seed_rows
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
     check_array,
@@ -357,7 +357,8 @@ class GaussianMixture:
                 )
                 shift = centers
             elif self.init_params == "random":
-                shift = np.repeat(self._data_mean(X, sample_weight, context)[None], k, axis=0)
+                data_mean, _ = data_mean_and_variance(X, sample_weight, context)
+                shift = np.repeat(data_mean[None], k, axis=0)
                 tied_shift = shift[0]
                 stats = self._random_resp_stats(X, sample_weight, random_state, shift, stats_kind, context)
             else:
@@ -401,11 +402,6 @@ class GaussianMixture:
             tied_shift=tied_shift, **context,
         )
         return stats[0], stats[1], stats[2], total[3]
-
-    def _data_mean(self, X, sample_weight, context):
-        origin = np.zeros((1, X.shape[1]))
-        _, count, first, _ = accumulate(X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, origin, **context)
-        return first[0] / count[0]
 
     def _random_resp_stats(self, X, sample_weight, random_state, shift, stats_kind, context):
         # Drawn block by block from the same stream scikit-learn draws in one call,

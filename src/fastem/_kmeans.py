@@ -130,7 +130,7 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     rows = seed_rows(X.shape[0], n_clusters, random_state)
     centers, _ = kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=rows)
     context = dict(chunk_rows=chunk_rows, n_threads=n_threads)
-    threshold = tol * _mean_variance(X, sample_weight, context)
+    threshold = tol * data_mean_and_variance(X, sample_weight, context)[1]
     if rows is not None:
         subsample = np.ascontiguousarray(X[rows])
         sub_weight = None if sample_weight is None else sample_weight[rows]
@@ -171,15 +171,20 @@ def _farthest_rows(X, sample_weight, rows, centers, count):
     return np.asarray(X[order if rows is None else rows[order]], dtype=np.float64)
 
 
-def _mean_variance(X, sample_weight, context):
-    """Mean over features of the weighted variance of X, from one kernel pass.
+def data_mean_and_variance(X, sample_weight, context):
+    """Weighted mean of X and the mean over features of its variance, from one kernel pass.
 
     Moments are taken about the first row rather than the origin, so data far
     from the origin lose no precision to E[x^2] - E[x]^2.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    mean_variance : float
     """
     shift = np.asarray(X[:1], dtype=np.float64)
     _, count, first, second = accumulate(
         X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, shift, **context
     )
-    mean_offset = first / count[:, None]
-    return float((second / count[:, None] - mean_offset**2).mean())
+    offset = first[0] / count[0]
+    return shift[0] + offset, float((second[0] / count[0] - offset**2).mean())
