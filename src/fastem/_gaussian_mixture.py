@@ -39,10 +39,6 @@ def chunk_rows_for(n_features, n_components):
     return _BLOCK_CHUNK_ROWS if n_features >= _BLAS_MIN_FEATURES else _COLUMN_CHUNK_ROWS
 
 
-def _scoring_arrays(arrays):
-    return {key: value for key, value in arrays.items() if key != "tied_shift"}
-
-
 class GaussianMixture:
     """Gaussian mixture model fitted by Expectation-Maximization.
 
@@ -329,8 +325,11 @@ class GaussianMixture:
         """E-step and M-step statistics in one kernel pass; returns (shift, tied_shift, stats)."""
         arrays = gp.kernel_arrays(weights, means, factor, self.covariance_type)
         assign = arrays.pop("assign")
-        stats = accumulate(X, sample_weight, assign, gp.stats_kind(self.covariance_type), **arrays, **context)
-        return arrays["means"], arrays.get("tied_shift"), stats
+        # The tied scatter is taken about the mixture's mean, close to the data's.
+        tied_shift = weights @ arrays["means"] if self.covariance_type == "tied" else None
+        stats = accumulate(X, sample_weight, assign, gp.stats_kind(self.covariance_type),
+                           tied_shift=tied_shift, **arrays, **context)
+        return arrays["means"], tied_shift, stats
 
     def _m_step(self, stats, shift_means, tied_shift):
         _, counts, first, second = stats
@@ -590,7 +589,7 @@ class GaussianMixture:
                 X, assign, want_log_prob=want_log_prob, want_resp=want_resp, want_labels=want_labels,
                 chunk_rows=chunk_rows_for(X.shape[1], self.n_components),
                 n_threads=effective_n_threads(self.n_threads),
-                **_scoring_arrays(arrays),
+                **arrays,
             )
 
     def score_samples(self, X):

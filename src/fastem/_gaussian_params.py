@@ -227,7 +227,7 @@ def kernel_arrays(weights, means, precisions_cholesky, covariance_type):
     dict
         Keyword arguments for ``fastem._kernels.accumulate``/``score``:
         ``assign``, ``means``, ``precision_factor``, ``log_norm`` and, for
-        tied, ``whitened_means`` and ``tied_shift``.
+        tied, ``whitened_means``.
     """
     weights = np.asarray(weights, dtype=np.float64)
     means = np.ascontiguousarray(means, dtype=np.float64)
@@ -243,7 +243,6 @@ def kernel_arrays(weights, means, precisions_cholesky, covariance_type):
         factor = _upper_factor(factor)
         log_det = np.full(n_components, np.log(np.diagonal(factor)).sum())
         extra["whitened_means"] = means @ factor
-        extra["tied_shift"] = weights @ means
     elif covariance_type == "diag":
         log_det = np.log(factor).sum(axis=1)
     else:
