@@ -7,7 +7,8 @@ import numpy as np
 
 from fastem import _gaussian_params as gp
 from fastem._blas_threads import single_threaded_blas
-from fastem._kernels import Assign, Stats, accumulate, score
+from fastem._em import ModelArrays, chunk_rows, m_step_from, weights_total
+from fastem._kernels import Assign, Stats, accumulate
 from fastem._kmeans import data_mean_and_variance, kmeans, kmeans_plusplus, seed_rows
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
@@ -20,14 +21,6 @@ from fastem.exceptions import not_fitted_error, warn_convergence
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
-# A chunk is the unit of work and of summation order.  Its size depends only on
-# the problem's shape, never on the thread count, so that results do not either.
-# From 8 features on the kernels multiply whole chunks through BLAS: 256 rows
-# keep a chunk's blocks in L2 while amortising each call.  Below that a chunk is
-# transposed to one column per feature: 1024 rows keep a few columns in L1.
-_BLAS_MIN_FEATURES = 8
-_BLOCK_CHUNK_ROWS = 256
-_COLUMN_CHUNK_ROWS = 1024
 
 # Rows per block when init_params="random" draws responsibilities: the draws
 # must exist somewhere, and blocks keep them to a few MB.
@@ -35,8 +28,12 @@ _RANDOM_RESP_BLOCK_ROWS = 16384
 
 
 def chunk_rows_for(n_features, n_components):
-    """Rows per kernel chunk for a problem shape (independent of threads)."""
-    return _BLOCK_CHUNK_ROWS if n_features >= _BLAS_MIN_FEATURES else _COLUMN_CHUNK_ROWS
+    """Rows per kernel chunk for a problem shape (independent of threads).
+
+    A chunk is the unit of work and of summation order; the kernels' own rule
+    (``fastem._em.chunk_rows``) is the one the C-level EM uses too.
+    """
+    return chunk_rows(n_features)
 
 
 class GaussianMixture:
@@ -321,22 +318,13 @@ class GaussianMixture:
     # ------------------------------------------------------------------
     # EM
     # ------------------------------------------------------------------
-    def _em_pass(self, X, sample_weight, weights, means, factor, context):
-        """E-step and M-step statistics in one kernel pass; returns (shift, tied_shift, stats)."""
-        arrays = gp.kernel_arrays(weights, means, factor, self.covariance_type)
-        assign = arrays.pop("assign")
-        # The tied scatter is taken about the mixture's mean, close to the data's.
-        tied_shift = weights @ arrays["means"] if self.covariance_type == "tied" else None
-        stats = accumulate(X, sample_weight, assign, gp.stats_kind(self.covariance_type),
-                           tied_shift=tied_shift, **arrays, **context)
-        return arrays["means"], tied_shift, stats
-
-    def _m_step(self, stats, shift_means, tied_shift):
-        _, counts, first, second = stats
-        nk, means, covariances = gp.estimate_parameters(
-            counts, first, second, shift_means, tied_shift, self.covariance_type, self.reg_covar
-        )
-        return nk, means, covariances
+    def _model(self, weights, means, factor, covariances=None):
+        """The parameters as the C-level EM reads them (a lower factor turned upper)."""
+        if self.covariance_type in ("full", "tied"):
+            factor = np.asarray(factor, dtype=np.float64)
+            factor = (np.stack([gp.upper_factor(f) for f in factor])
+                      if self.covariance_type == "full" else gp.upper_factor(factor))
+        return ModelArrays(self.covariance_type, weights, means, factor, covariances)
 
     def _initial_parameters(self, X, sample_weight, total_weight, random_state, context, given):
         """Initial (weights, means, precisions_cholesky, covariances) as scikit-learn builds them."""
@@ -379,15 +367,14 @@ class GaussianMixture:
                     tied_shift=tied_shift, given_resp=np.eye(k), **context,
                 )
                 stats = self._add_unseen_tied_scatter(X, sample_weight, stats, indices, tied_shift, context)
-            nk, means, covariances = self._m_step(stats, shift, tied_shift)
+            nk, means, covariances, factor = m_step_from(
+                stats, shift, tied_shift, self.covariance_type, self.reg_covar)
             weights = nk / total_weight
         if weights_init is not None:
             weights = weights_init
         if means_init is not None:
             means = means_init
-        if factor_init is None:
-            factor = gp.precision_cholesky(covariances, self.covariance_type)
-        else:
+        if factor_init is not None:
             factor = factor_init
             covariances = gp.covariances_from_precisions(factor, self.covariance_type)
         return weights, means, factor, covariances
@@ -472,7 +459,7 @@ class GaussianMixture:
         X, sample_weight = self._validate_fit_data(X, sample_weight)
         n_samples, n_features = X.shape
         given = self._check_initial_parameters(n_features)
-        total_weight = float(n_samples if sample_weight is None else sample_weight.sum())
+        total_weight = weights_total(sample_weight, n_samples)
         context = dict(
             chunk_rows=chunk_rows_for(n_features, self.n_components),
             n_threads=effective_n_threads(self.n_threads),
@@ -507,19 +494,14 @@ class GaussianMixture:
             bounds = []
             converged = False
             n_iter = 0
+            # The iterations run in C (fastem._em), the same code as the C-level API.
+            model = self._model(weights, means, factor, covariances)
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
-                shift, tied_shift, stats = self._em_pass(X, sample_weight, weights, means, factor, context)
-                lower_bound = stats[0] / total_weight
-                if not np.isfinite(lower_bound):
-                    raise ValueError(
-                        "The log-likelihood is not finite: the data are too far from the "
-                        "model (or too large) to evaluate. Try scaling the input data or "
-                        "increasing reg_covar."
-                    )
-                nk, means, covariances = self._m_step(stats, shift, tied_shift)
-                weights = nk / nk.sum()
-                factor = gp.precision_cholesky(covariances, self.covariance_type)
+                lower_bound = model.em_step(
+                    X, sample_weight, total_weight, self.reg_covar, context["n_threads"])
+                weights, means = model.weights, model.means
+                factor, covariances = model.precisions_cholesky, model.covariances
                 bounds.append(lower_bound)
                 self._verbose_iter_end(n_iter, lower_bound - previous)
                 if abs(lower_bound - previous) < self.tol:
@@ -582,14 +564,11 @@ class GaussianMixture:
     # inference
     # ------------------------------------------------------------------
     def _score(self, X, want_log_prob=False, want_resp=False, want_labels=False):
-        arrays = gp.kernel_arrays(self.weights_, self.means_, self.precisions_cholesky_, self.covariance_type)
-        assign = arrays.pop("assign")
+        model = self._model(self.weights_, self.means_, self.precisions_cholesky_)
         with single_threaded_blas():
-            return score(
-                X, assign, want_log_prob=want_log_prob, want_resp=want_resp, want_labels=want_labels,
-                chunk_rows=chunk_rows_for(X.shape[1], self.n_components),
+            return model.score(
+                X, want_log_prob=want_log_prob, want_resp=want_resp, want_labels=want_labels,
                 n_threads=effective_n_threads(self.n_threads),
-                **arrays,
             )
 
     def score_samples(self, X):

@@ -1,12 +1,14 @@
 # Declarations of the nogil kernels in _kernels.pyx.
 #
 # Conventions shared by every kernel:
-# - X is row-major (n_samples, n_features), float32 or float64 (the `floating`
-#   fused type); everything else is float64 and row-major.
+# - X is row-major (n_samples, n_features) with rows `ldx` elements apart
+#   (ldx >= n_features), float32 or float64 (the `floating` fused type);
+#   everything else is float64, row-major and contiguous.
 # - Accumulation is always in float64, whatever the dtype of X.
 # - Kernels never raise: they return 0 on success and a negative status code.
 
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 
 # How a row's responsibilities are obtained.
@@ -39,11 +41,13 @@ ctypedef struct MixtureParams:
     const double* given_resp        # GIVEN only: (n_samples, K) responsibilities
 
 
+cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil
 cdef Py_ssize_t stats_size(const MixtureParams* params) noexcept nogil
 cdef Py_ssize_t work_size(const MixtureParams* params) noexcept nogil
 
 cdef void accumulate_rows(
     const floating* X,
+    Py_ssize_t ldx,
     Py_ssize_t row_start,
     Py_ssize_t row_end,
     const double* sample_weight,
@@ -55,6 +59,7 @@ cdef void accumulate_rows(
 cdef int accumulate_stats(
     const floating* X,
     Py_ssize_t n_samples,
+    Py_ssize_t ldx,
     const double* sample_weight,
     const MixtureParams* params,
     Py_ssize_t chunk_rows,
@@ -65,10 +70,30 @@ cdef int accumulate_stats(
 cdef int score_rows(
     const floating* X,
     Py_ssize_t n_samples,
+    Py_ssize_t ldx,
     const MixtureParams* params,
     Py_ssize_t chunk_rows,
     int n_threads,
     double* log_prob_norm,
     double* resp,
-    Py_ssize_t* labels,
+    int64_t* labels,
+) noexcept nogil
+
+cdef int log_density_rows(
+    const floating* X,
+    Py_ssize_t n_samples,
+    Py_ssize_t ldx,
+    const MixtureParams* params,
+    Py_ssize_t chunk_rows,
+    int n_threads,
+    double* log_dens,
+    Py_ssize_t ld_log_dens,
+) noexcept nogil
+
+cdef void normalise_rows(
+    double* log_dens,
+    Py_ssize_t n_rows,
+    Py_ssize_t n_components,
+    Py_ssize_t ld,
+    double* log_prob_norm,
 ) noexcept nogil

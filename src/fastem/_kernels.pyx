@@ -33,7 +33,7 @@ the result is bitwise identical for any number of threads.
 cimport cython
 from cython.parallel cimport prange
 from libc.math cimport sqrt, INFINITY
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -242,7 +242,8 @@ cdef void _add_row_stats(
 
 
 cdef void accumulate_rows(
-    const floating* X,             # IN (n_samples, D)
+    const floating* X,             # IN (n_samples, ldx)
+    Py_ssize_t ldx,
     Py_ssize_t row_start,
     Py_ssize_t row_end,
     const double* sample_weight,   # IN (n_samples,) or NULL for unit weights
@@ -261,7 +262,7 @@ cdef void accumulate_rows(
         w = 1.0 if sample_weight == NULL else sample_weight[n]
         if w == 0.0:
             continue  # a zero weight removes the row, even one with zero density
-        x = X + n * d
+        x = X + n * ldx
         if p.assign == ASSIGN_GIVEN:
             for k in range(n_comp):
                 resp[k] = p.given_resp[n * n_comp + k]
@@ -282,6 +283,17 @@ cdef void accumulate_rows(
 # Below this many features per-row loops win (BLAS call overhead on tiny
 # matrices); from it on, chunks go through BLAS.
 cdef Py_ssize_t BLAS_MIN_FEATURES = 8
+
+# Rows per chunk: a BLAS chunk's scratch (a few copies of rows x D and rows x K
+# doubles) stays in L2; a column chunk is long enough for the row loops to
+# vectorise well.  Results depend on the chunk size (it fixes the order of the
+# sums), so it is chosen from the shape alone.
+cdef Py_ssize_t BLOCK_CHUNK_ROWS = 256
+cdef Py_ssize_t COLUMN_CHUNK_ROWS = 1024
+
+
+cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil:
+    return BLOCK_CHUNK_ROWS if n_features >= BLAS_MIN_FEATURES else COLUMN_CHUNK_ROWS
 
 
 # Full covariances with at most this many features whiten all components with
@@ -530,7 +542,7 @@ cdef double _normalise_columns(
     double* dens,              # INOUT (K, rows) log-densities in, w * responsibilities out
     Py_ssize_t rows,
     const double* weight,      # IN (rows,) or NULL
-    Py_ssize_t* best_out,      # OUT (rows,) most responsible component, or NULL
+    int64_t* best_out,         # OUT (rows,) most responsible component, or NULL
     double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
     double* tmp,               # scratch (4 rows)
 ) noexcept nogil:
@@ -566,7 +578,7 @@ cdef double _normalise_columns(
             top[n] = value if value > current else current
     if best_out != NULL:
         for n in range(rows):
-            best_out[n] = <Py_ssize_t>flag[n]
+            best_out[n] = <int64_t>flag[n]
     if p.assign == ASSIGN_NEAREST:
         for k in range(n_comp):
             col = dens + k * rows
@@ -909,9 +921,24 @@ cdef inline int _clamp_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil
     return n_threads
 
 
+cdef inline const floating* _contiguous_chunk(
+    const floating* X, Py_ssize_t rows, Py_ssize_t d, Py_ssize_t ldx, floating* packed,
+) noexcept nogil:
+    # The chunk paths read rows D apart; a strided chunk is packed first (one
+    # copy of a cache-sized chunk, negligible beside the pass's arithmetic).
+    cdef Py_ssize_t n, i
+    if ldx == d:
+        return X
+    for n in range(rows):
+        for i in range(d):
+            packed[n * d + i] = X[n * ldx + i]
+    return packed
+
+
 cdef int accumulate_stats(
-    const floating* X,             # IN (n_samples, D)
+    const floating* X,             # IN (n_samples, ldx)
     Py_ssize_t n_samples,
+    Py_ssize_t ldx,
     const double* sample_weight,   # IN (n_samples,) or NULL
     const MixtureParams* p,
     Py_ssize_t chunk_rows,
@@ -924,13 +951,15 @@ cdef int accumulate_stats(
     """
     cdef Py_ssize_t n_stats = stats_size(p), n_work
     cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
-    cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i
+    cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i, d = p.n_features
+    cdef Py_ssize_t n_packed = 0 if ldx == d else min(chunk_rows, n_samples) * d
     cdef bint chunked = _chunked_pass(p)
     cdef double* lane_sums
     cdef double* work
     cdef double* scratch
+    cdef floating* packed = NULL
     cdef _Shared shared
-    if chunk_rows < 1:
+    if chunk_rows < 1 or ldx < d:
         return -2
     # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
     n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)) if chunked else work_size(p))
@@ -941,9 +970,12 @@ cdef int accumulate_stats(
         return -1
     lane_sums = <double*>calloc(n_lanes * lane_stride, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if lane_sums == NULL or work == NULL:
+    if chunked and n_packed > 0:
+        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
+    if lane_sums == NULL or work == NULL or (chunked and n_packed > 0 and packed == NULL):
         free(lane_sums)
         free(work)
+        free(packed)
         _free_shared(&shared)
         return -1
     # Lanes go round-robin to threads (chunksize 1): lanes differ by at most one
@@ -956,12 +988,14 @@ cdef int accumulate_stats(
             row_end = min(row_start + chunk_rows, n_samples)
             if chunked:
                 _accumulate_block(
-                    X + row_start * p.n_features, row_end - row_start,
+                    _contiguous_chunk(X + row_start * ldx, row_end - row_start, d, ldx,
+                                      packed + omp_get_thread_num() * n_packed),
+                    row_end - row_start,
                     NULL if sample_weight == NULL else sample_weight + row_start,
                     p, &shared, scratch, lane_sums + lane * lane_stride,
                 )
             else:
-                accumulate_rows(X, row_start, row_end, sample_weight, p, scratch,
+                accumulate_rows(X, ldx, row_start, row_end, sample_weight, p, scratch,
                                 lane_sums + lane * lane_stride)
             chunk = chunk + n_lanes
     memset(stats, 0, n_stats * sizeof(double))
@@ -970,6 +1004,7 @@ cdef int accumulate_stats(
             stats[i] += lane_sums[lane * lane_stride + i]
     free(lane_sums)
     free(work)
+    free(packed)
     _free_shared(&shared)
     return 0
 
@@ -982,7 +1017,9 @@ cdef void _score_chunk(
     double* scratch,           # scratch, _block_work_size(p, rows) doubles
     double* log_prob_norm,     # OUT (rows,) or NULL
     double* resp,              # OUT (rows, K) or NULL
-    Py_ssize_t* labels,        # OUT (rows,) or NULL
+    int64_t* labels,           # OUT (rows,) or NULL
+    double* log_dens,          # OUT (rows, ld_log_dens) unnormalised log-densities, or NULL
+    Py_ssize_t ld_log_dens,
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n
     cdef double* dens = scratch + rows * _block_width(p)
@@ -993,6 +1030,11 @@ cdef void _score_chunk(
     else:
         _transpose_chunk(X, rows, d, scratch)
         _columns_log_densities(p, rows, scratch, scratch + rows * d, tmp, tmp + rows, dens)
+    if log_dens != NULL:
+        for n in range(rows):
+            for k in range(n_comp):
+                log_dens[n * ld_log_dens + k] = dens[k * rows + n]
+        return
     _normalise_columns(p, dens, rows, NULL, labels, log_prob_norm, tmp)
     if resp != NULL:
         for n in range(rows):
@@ -1005,24 +1047,19 @@ cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) no
     return 0 if n_samples <= 0 else (n_samples - 1) // chunk_rows + 1
 
 
-cdef int score_rows(
-    const floating* X,         # IN (n_samples, D)
-    Py_ssize_t n_samples,
-    const MixtureParams* p,
-    Py_ssize_t chunk_rows,
-    int n_threads,
-    double* log_prob_norm,     # OUT (n_samples,) log-likelihood of each row, or NULL
-    double* resp,              # OUT (n_samples, K) responsibilities, or NULL
-    Py_ssize_t* labels,        # OUT (n_samples,) most responsible component, or NULL
+cdef int _rows_pass(
+    const floating* X, Py_ssize_t n_samples, Py_ssize_t ldx, const MixtureParams* p,
+    Py_ssize_t chunk_rows, int n_threads, double* log_prob_norm, double* resp,
+    int64_t* labels, double* log_dens, Py_ssize_t ld_log_dens,
 ) noexcept nogil:
-    """Per-row E-step outputs; rows are independent, so any schedule is reproducible.
-
-    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
-    """
+    # Rows are independent, so any schedule gives the same results.
     cdef Py_ssize_t n_work, n_chunks, chunk, row_start, n_rows, d = p.n_features
+    cdef Py_ssize_t n_packed = 0 if ldx == d else min(chunk_rows, n_samples) * d
+    cdef int thread
     cdef double* work
+    cdef floating* packed = NULL
     cdef _Shared shared
-    if chunk_rows < 1:
+    if chunk_rows < 1 or ldx < d:
         return -2
     n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)))
     n_chunks = _n_chunks(n_samples, chunk_rows)
@@ -1030,21 +1067,89 @@ cdef int score_rows(
     if _prepare_shared(p, &shared) != 0:
         return -1
     work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if work == NULL:
+    if n_packed > 0:
+        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
+    if work == NULL or (n_packed > 0 and packed == NULL):
+        free(work)
+        free(packed)
         _free_shared(&shared)
         return -1
     for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
+        thread = omp_get_thread_num()
         row_start = chunk * chunk_rows
         n_rows = min(row_start + chunk_rows, n_samples) - row_start
         _score_chunk(
-            X + row_start * d, n_rows, p, &shared, work + omp_get_thread_num() * n_work,
+            _contiguous_chunk(X + row_start * ldx, n_rows, d, ldx, packed + thread * n_packed),
+            n_rows, p, &shared, work + thread * n_work,
             NULL if log_prob_norm == NULL else log_prob_norm + row_start,
             NULL if resp == NULL else resp + row_start * p.n_components,
             NULL if labels == NULL else labels + row_start,
+            NULL if log_dens == NULL else log_dens + row_start * ld_log_dens,
+            ld_log_dens,
         )
     free(work)
+    free(packed)
     _free_shared(&shared)
     return 0
+
+
+cdef int score_rows(
+    const floating* X,         # IN (n_samples, ldx)
+    Py_ssize_t n_samples,
+    Py_ssize_t ldx,
+    const MixtureParams* p,
+    Py_ssize_t chunk_rows,
+    int n_threads,
+    double* log_prob_norm,     # OUT (n_samples,) log-likelihood of each row, or NULL
+    double* resp,              # OUT (n_samples, K) responsibilities, or NULL
+    int64_t* labels,           # OUT (n_samples,) most responsible component, or NULL
+) noexcept nogil:
+    """Per-row E-step outputs.
+
+    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1
+    or ldx < D.
+    """
+    return _rows_pass(X, n_samples, ldx, p, chunk_rows, n_threads,
+                      log_prob_norm, resp, labels, NULL, 0)
+
+
+cdef int log_density_rows(
+    const floating* X,         # IN (n_samples, ldx)
+    Py_ssize_t n_samples,
+    Py_ssize_t ldx,
+    const MixtureParams* p,
+    Py_ssize_t chunk_rows,
+    int n_threads,
+    double* log_dens,          # OUT (n_samples, ld_log_dens): log_norm_k - |(x - m_k) U_k|^2 / 2
+    Py_ssize_t ld_log_dens,
+) noexcept nogil:
+    """Per-row, per-component log-densities (weights included), before normalisation.
+
+    Returns as score_rows; -2 also for ld_log_dens < K.
+    """
+    if ld_log_dens < p.n_components:
+        return -2
+    return _rows_pass(X, n_samples, ldx, p, chunk_rows, n_threads,
+                      NULL, NULL, NULL, log_dens, ld_log_dens)
+
+
+cdef void normalise_rows(
+    double* log_dens,          # INOUT (n_rows, ld): log-densities in, responsibilities out
+    Py_ssize_t n_rows,
+    Py_ssize_t n_components,
+    Py_ssize_t ld,
+    double* log_prob_norm,     # OUT (n_rows,) log-sum-exp of each row, or NULL
+) noexcept nogil:
+    """Row-wise log-sum-exp for log-densities the caller holds (e.g. an HMM's emissions)."""
+    cdef MixtureParams gaussian
+    cdef Py_ssize_t n, best
+    cdef double value
+    gaussian.n_components = n_components
+    gaussian.assign = ASSIGN_FULL   # any Gaussian assignment: the normalisation is the same
+    for n in range(n_rows):
+        value = _normalise_row(&gaussian, log_dens + n * ld, &best)
+        if log_prob_norm != NULL:
+            log_prob_norm[n] = value
 
 
 # ---------------------------------------------------------------------------
@@ -1173,7 +1278,7 @@ def accumulate(
     cdef int status = 0
     if n > 0:
         with nogil:
-            status = accumulate_stats(&X[0, 0], n, w_ptr, &p, chunk_rows, n_threads, &out[0])
+            status = accumulate_stats(&X[0, 0], n, d, w_ptr, &p, chunk_rows, n_threads, &out[0])
     else:
         out[:] = 0.0
     if status == -1:
@@ -1216,7 +1321,7 @@ def score(
     log_prob : ndarray of shape (n_samples,) or None
         ``log p(x_n)`` (``ASSIGN_NEAREST``: squared distance to the nearest mean).
     resp : ndarray of shape (n_samples, n_components) or None
-    labels : ndarray of shape (n_samples,), intp, or None
+    labels : ndarray of shape (n_samples,), int64, or None
     """
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
     means_arr = _checked_means(means, d, chunk_rows, n_threads)
@@ -1228,17 +1333,17 @@ def score(
         _flat(whitened_means), _flat(log_norm), None, None)
     log_prob = np.empty(n, dtype=np.float64) if want_log_prob else None
     resp = np.empty((n, k), dtype=np.float64) if want_resp else None
-    labels = np.empty(n, dtype=np.intp) if want_labels else None
+    labels = np.empty(n, dtype=np.int64) if want_labels else None
     cdef double[::1] lp_view = log_prob
     cdef double[:, ::1] resp_view = resp
-    cdef Py_ssize_t[::1] label_view = labels
+    cdef int64_t[::1] label_view = labels
     cdef double* lp_ptr = &lp_view[0] if want_log_prob and n > 0 else NULL
     cdef double* resp_ptr = &resp_view[0, 0] if want_resp and n > 0 else NULL
-    cdef Py_ssize_t* label_ptr = &label_view[0] if want_labels and n > 0 else NULL
+    cdef int64_t* label_ptr = &label_view[0] if want_labels and n > 0 else NULL
     cdef int status = 0
     if n > 0:
         with nogil:
-            status = score_rows(&X[0, 0], n, &p, chunk_rows, n_threads, lp_ptr, resp_ptr, label_ptr)
+            status = score_rows(&X[0, 0], n, d, &p, chunk_rows, n_threads, lp_ptr, resp_ptr, label_ptr)
     if status == -1:
         raise MemoryError("fastem: could not allocate the per-thread buffers")
     if status != 0:

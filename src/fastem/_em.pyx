@@ -1,0 +1,742 @@
+"""EM for Gaussian mixtures in nogil C, on top of the fused passes of _kernels.
+
+A model is held in scikit-learn's storage (weights, means, covariances,
+precision Cholesky factors; see GaussianModel in _em.pxd).  From it this module
+derives the arrays a kernel pass reads (log normalisers, whitened means), runs
+the pass, and turns the pass's statistics into the next model (the M-step,
+with the Cholesky factorisations through SciPy's LAPACK).  The estimator in
+_gaussian_mixture.py and the public C-level API in kernels.pyx call the same
+functions, so a fit through either gives the same bits.
+
+Every function returns a Status (0 on success) and never raises; the Python
+wrappers at the end turn statuses into exceptions.
+"""
+from libc.math cimport fabs, isfinite, log, sqrt, INFINITY
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+
+import numpy as np
+
+from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
+
+from fastem._kernels cimport (
+    Assign, MixtureParams, Stats, accumulate_stats, default_chunk_rows,
+    log_density_rows, normalise_rows, score_rows, stats_size,
+)
+from fastem._openmp cimport omp_get_max_threads
+
+# scikit-learn adds 10 machine epsilons to every component's count so that an
+# empty component divides by a tiny number instead of zero; we do the same so
+# that fits agree to the last digits.
+cdef double COUNT_FLOOR = 10 * 2.220446049250313e-16
+
+# A variance below the spacing of floating-point numbers around the mean is
+# rounding noise, not spread: a component on copies of one point (reg_covar=0)
+# would otherwise "fit" with a variance of ~1e-32 and a meaningless likelihood.
+cdef double RESOLUTION_ULPS = 8 * 2.220446049250313e-16
+
+cdef double LOG_2PI = 1.8378770664093453
+
+
+# ---------------------------------------------------------------------------
+# Shapes and checks
+# ---------------------------------------------------------------------------
+
+cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil:
+    # The chunk size fixes the summation order, so it depends on the shape only.
+    return default_chunk_rows(n_features)
+
+
+cdef inline int64_t _covariance_size(int cov_type, int64_t k, int64_t d) noexcept nogil:
+    if cov_type == COVARIANCE_FULL:
+        return k * d * d
+    if cov_type == COVARIANCE_TIED:
+        return d * d
+    if cov_type == COVARIANCE_DIAG:
+        return k * d
+    return k
+
+
+cdef int check_model(const GaussianModel* m) noexcept nogil:
+    if m == NULL or m.n_components < 1 or m.n_features < 1:
+        return STATUS_BAD_ARGUMENT
+    if not COVARIANCE_FULL <= m.covariance_type <= COVARIANCE_SPHERICAL:
+        return STATUS_BAD_ARGUMENT
+    if m.weights == NULL or m.means == NULL or m.precisions_cholesky == NULL:
+        return STATUS_BAD_ARGUMENT
+    return STATUS_OK
+
+
+cdef inline int _stats_kind(int cov_type) noexcept nogil:
+    if cov_type == COVARIANCE_FULL:
+        return Stats.STATS_FULL
+    if cov_type == COVARIANCE_TIED:
+        return Stats.STATS_TIED
+    return Stats.STATS_DIAG
+
+
+cdef int64_t model_stats_size(const GaussianModel* m) noexcept nogil:
+    # 1 + K + K D + the second-order statistic of the covariance type
+    cdef int64_t k = m.n_components, d = m.n_features
+    cdef int cov_type = m.covariance_type
+    if cov_type == COVARIANCE_SPHERICAL:
+        cov_type = COVARIANCE_DIAG
+    return 1 + k + k * d + _covariance_size(cov_type, k, d)
+
+
+cdef double total_weight(const double* sample_weight, int64_t n_rows) noexcept nogil:
+    cdef double total = 0.0
+    cdef int64_t n
+    if sample_weight == NULL:
+        return <double>n_rows
+    for n in range(n_rows):
+        total += sample_weight[n]
+    return total
+
+
+cdef inline int _check_rows(int64_t n_rows, int64_t ldx, int64_t n_features) noexcept nogil:
+    if n_rows < 0 or ldx < n_features:
+        return STATUS_BAD_ARGUMENT
+    return STATUS_OK
+
+
+cdef inline int _threads(int n_threads) noexcept nogil:
+    # n_threads <= 0 means OpenMP's current default (OMP_NUM_THREADS or the cores).
+    return omp_get_max_threads() if n_threads <= 0 else n_threads
+
+
+# ---------------------------------------------------------------------------
+# Kernel arrays from the model
+# ---------------------------------------------------------------------------
+
+ctypedef struct _Derived:
+    MixtureParams params
+    double* buffer   # owns log_norm, tied_shift and (tied) whitened means / (spherical) factors
+
+
+cdef void _tied_centre(const GaussianModel* m, double* centre) noexcept nogil:
+    # The tied scatter is taken about the mixture's mean sum_k w_k mu_k, close to
+    # the data's mean, so its centring corrections stay small.
+    cdef int64_t k, i, d = m.n_features
+    for i in range(d):
+        centre[i] = 0.0
+    for k in range(m.n_components):
+        for i in range(d):
+            centre[i] += m.weights[k] * m.means[k * d + i]
+
+
+cdef int _derive(const GaussianModel* m, int stats, _Derived* out) noexcept nogil:
+    """Fill out.params for a pass over `m` (log normalisers, whitened means, ...).
+
+    log N(x | mu, Sigma) = log det U - D/2 log(2 pi) - |(x - mu) U|^2 / 2 with
+    U U^T = inv(Sigma); for a triangular U, log det U is the sum of the logs of
+    its diagonal.
+    """
+    cdef int64_t k = m.n_components, d = m.n_features, c, i, j
+    cdef double log_det
+    cdef double* log_norm
+    cdef double* extra
+    cdef const double* U
+    out.buffer = <double*>malloc((k + d + k * d) * sizeof(double))
+    if out.buffer == NULL:
+        return STATUS_NO_MEMORY
+    log_norm = out.buffer
+    extra = out.buffer + k + d
+    out.params.n_features = d
+    out.params.n_components = k
+    out.params.stats = stats
+    out.params.means = m.means
+    out.params.precision_factor = m.precisions_cholesky
+    out.params.whitened_means = NULL
+    out.params.log_norm = log_norm
+    out.params.tied_shift = NULL
+    out.params.given_resp = NULL
+    for c in range(k):
+        log_det = 0.0
+        if m.covariance_type == COVARIANCE_FULL:
+            U = m.precisions_cholesky + c * d * d
+            for i in range(d):
+                log_det += log(U[i * d + i])
+        elif m.covariance_type == COVARIANCE_TIED:
+            for i in range(d):
+                log_det += log(m.precisions_cholesky[i * d + i])
+        elif m.covariance_type == COVARIANCE_DIAG:
+            for i in range(d):
+                log_det += log(m.precisions_cholesky[c * d + i])
+        else:
+            log_det = d * log(m.precisions_cholesky[c])
+        # log(0) = -inf: a component of weight zero never takes responsibility.
+        log_norm[c] = log(m.weights[c]) + log_det - 0.5 * d * LOG_2PI
+    if m.covariance_type == COVARIANCE_FULL:
+        out.params.assign = Assign.ASSIGN_FULL
+    elif m.covariance_type == COVARIANCE_TIED:
+        out.params.assign = Assign.ASSIGN_TIED
+        # (x - mu_k) U = x U - mu_k U: the kernel whitens each row once for all k.
+        for c in range(k):
+            for j in range(d):
+                extra[c * d + j] = 0.0
+            for i in range(d):
+                for j in range(i, d):
+                    extra[c * d + j] += m.means[c * d + i] * m.precisions_cholesky[i * d + j]
+        out.params.whitened_means = extra
+    else:
+        out.params.assign = Assign.ASSIGN_DIAG
+        if m.covariance_type == COVARIANCE_SPHERICAL:
+            # The diagonal kernel with the same factor on every feature.
+            for c in range(k):
+                for i in range(d):
+                    extra[c * d + i] = m.precisions_cholesky[c]
+            out.params.precision_factor = extra
+    if stats == Stats.STATS_TIED:
+        _tied_centre(m, log_norm + k)
+        out.params.tied_shift = log_norm + k
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------
+# M-step
+# ---------------------------------------------------------------------------
+
+cdef int precision_cholesky(
+    int cov_type, int64_t n_components, int64_t n_features,
+    const double* covariances,     # IN shaped by cov_type
+    double* factors,               # OUT same shape
+) noexcept nogil:
+    """Precision Cholesky factors; STATUS_ILL_DEFINED if a covariance is not positive definite."""
+    cdef int64_t size = _covariance_size(cov_type, n_components, n_features)
+    cdef int64_t n_blocks, b, i, j
+    cdef int d = <int>n_features, info = 0
+    cdef double* a
+    for i in range(size):
+        if not isfinite(covariances[i]):
+            return STATUS_ILL_DEFINED
+    if cov_type == COVARIANCE_DIAG or cov_type == COVARIANCE_SPHERICAL:
+        for i in range(size):
+            if covariances[i] <= 0.0:
+                return STATUS_ILL_DEFINED
+            factors[i] = 1.0 / sqrt(covariances[i])
+        return STATUS_OK
+    memcpy(factors, covariances, size * sizeof(double))
+    n_blocks = n_components if cov_type == COVARIANCE_FULL else 1
+    for b in range(n_blocks):
+        a = factors + b * d * d
+        # A symmetric row-major block is its own column-major image.  Column-major
+        # dpotrf("L") leaves L with cov = L L^T in the lower triangle, and dtrtri
+        # turns it into L^{-1}; read row-major, that triangle is L^{-T} = U, upper
+        # triangular with U U^T = inv(cov).
+        dpotrf(b"L", &d, a, &d, &info)
+        if info != 0:
+            return STATUS_ILL_DEFINED
+        dtrtri(b"L", b"N", &d, a, &d, &info)
+        if info != 0:
+            return STATUS_ILL_DEFINED
+        for i in range(1, d):
+            for j in range(i):
+                a[i * d + j] = 0.0   # row-major strict lower part: left from the input
+    return STATUS_OK
+
+
+cdef bint _resolvable(
+    int cov_type, int64_t k, int64_t d, const double* covariances, const double* means,
+) noexcept nogil:
+    # Every variance must exceed the floating-point resolution of its mean.
+    cdef int64_t c, i
+    cdef double variance, scale
+    if cov_type == COVARIANCE_SPHERICAL:
+        for c in range(k):
+            scale = 0.0
+            for i in range(d):
+                scale = max(scale, fabs(means[c * d + i]))
+            if covariances[c] <= (RESOLUTION_ULPS * scale) ** 2:
+                return False
+        return True
+    for i in range(d):
+        scale = 0.0
+        if cov_type == COVARIANCE_TIED:
+            for c in range(k):
+                scale = max(scale, fabs(means[c * d + i]))
+            if covariances[i * d + i] <= (RESOLUTION_ULPS * scale) ** 2:
+                return False
+            continue
+        for c in range(k):
+            scale = fabs(means[c * d + i])
+            if cov_type == COVARIANCE_FULL:
+                variance = covariances[(c * d + i) * d + i]
+            else:
+                variance = covariances[c * d + i]
+            if variance <= (RESOLUTION_ULPS * scale) ** 2:
+                return False
+    return True
+
+
+cdef int m_step_about(
+    const double* stats,           # IN a pass's statistics (layout: model_stats_size)
+    const double* shift_means,     # IN (K, D) the means the moments were taken about
+    const double* tied_shift,      # IN (D,) centre of the tied scatter (tied only)
+    int cov_type, int64_t k, int64_t d, double reg_covar,
+    double* counts_floor,          # OUT (K,) counts + COUNT_FLOOR (unnormalised weights)
+    double* means,                 # OUT (K, D); may not alias shift_means
+    double* covariances,           # OUT shaped by cov_type
+    double* factors,               # OUT shaped by cov_type
+) noexcept nogil:
+    """New parameters from statistics taken about `shift_means`.
+
+    With delta_k = mu_k - m_k the centred scatter is
+    S2_k - S1_k delta_k^T - delta_k S1_k^T + N_k delta_k delta_k^T: only small
+    corrections are subtracted, so data far from the origin lose no digits.
+    """
+    cdef const double* counts = stats + 1
+    cdef const double* first = stats + 1 + k
+    cdef const double* second = stats + 1 + k + k * d
+    cdef const double* S
+    cdef double* C
+    cdef double* delta
+    cdef double nk_total = 0.0, corr, value
+    cdef int64_t c, i, j
+    delta = <double*>malloc(k * d * sizeof(double))
+    if delta == NULL:
+        return STATUS_NO_MEMORY
+    for c in range(k):
+        counts_floor[c] = counts[c] + COUNT_FLOOR
+        nk_total += counts_floor[c]
+        for i in range(d):
+            # sum_n r x = S1 + N m; dividing by the floored count gives the usual mean.
+            means[c * d + i] = (first[c * d + i] + counts[c] * shift_means[c * d + i]) / counts_floor[c]
+            delta[c * d + i] = means[c * d + i] - shift_means[c * d + i]
+    if cov_type == COVARIANCE_FULL:
+        for c in range(k):
+            S = second + c * d * d
+            C = covariances + c * d * d
+            for i in range(d):
+                for j in range(d):
+                    # the kernel fills the upper triangle only
+                    value = S[i * d + j] if j >= i else S[j * d + i]
+                    value = value - (first[c * d + i] * delta[c * d + j] + first[c * d + j] * delta[c * d + i])
+                    value = value + counts[c] * delta[c * d + i] * delta[c * d + j]
+                    C[i * d + j] = value / counts_floor[c]
+                C[i * d + i] += reg_covar
+    elif cov_type == COVARIANCE_TIED:
+        # sum_k sum_n r (x - mu_k)(x - mu_k)^T
+        #   = sum_n w (x - c)(x - c)^T - sum_k N_k (mu_k - c)(mu_k - c)^T
+        for c in range(k):
+            for i in range(d):
+                delta[c * d + i] = means[c * d + i] - tied_shift[i]
+        for i in range(d):
+            for j in range(d):
+                corr = 0.0
+                for c in range(k):
+                    corr += delta[c * d + i] * counts_floor[c] * delta[c * d + j]
+                value = second[i * d + j] if j >= i else second[j * d + i]
+                covariances[i * d + j] = (value - corr) / nk_total
+            covariances[i * d + i] += reg_covar
+    else:
+        for c in range(k):
+            corr = 0.0
+            for i in range(d):
+                value = second[c * d + i] - 2.0 * delta[c * d + i] * first[c * d + i]
+                value = value + counts[c] * (delta[c * d + i] * delta[c * d + i])
+                value = value / counts_floor[c] + reg_covar
+                if cov_type == COVARIANCE_DIAG:
+                    covariances[c * d + i] = value
+                else:
+                    corr += value
+            if cov_type == COVARIANCE_SPHERICAL:
+                covariances[c] = corr / d
+    free(delta)
+    if not _resolvable(cov_type, k, d, covariances, means):
+        return STATUS_ILL_DEFINED
+    return precision_cholesky(cov_type, k, d, covariances, factors)
+
+
+cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcept nogil:
+    """Replace `m` by the M-step from `stats` (a pass over `m`); unchanged on error."""
+    cdef int64_t k = m.n_components, d = m.n_features, c
+    cdef int64_t cov_size = _covariance_size(m.covariance_type, k, d)
+    cdef double total = 0.0
+    cdef double* buf
+    cdef int status = check_model(m)
+    if status != STATUS_OK or m.covariances == NULL or stats == NULL:
+        return STATUS_BAD_ARGUMENT
+    buf = <double*>malloc((k + k * d + d + 2 * cov_size) * sizeof(double))
+    if buf == NULL:
+        return STATUS_NO_MEMORY
+    _tied_centre(m, buf + k + k * d)
+    status = m_step_about(
+        stats, m.means, buf + k + k * d, m.covariance_type, k, d, reg_covar,
+        buf, buf + k, buf + k + k * d + d, buf + k + k * d + d + cov_size,
+    )
+    if status == STATUS_OK:
+        for c in range(k):
+            total += buf[c]
+        for c in range(k):
+            m.weights[c] = buf[c] / total
+        memcpy(m.means, buf + k, k * d * sizeof(double))
+        memcpy(m.covariances, buf + k + k * d + d, cov_size * sizeof(double))
+        memcpy(m.precisions_cholesky, buf + k + k * d + d + cov_size, cov_size * sizeof(double))
+    free(buf)
+    return status
+
+
+# ---------------------------------------------------------------------------
+# Passes over X
+# ---------------------------------------------------------------------------
+
+cdef int _kernel_status(int status) noexcept nogil:
+    return STATUS_OK if status == 0 else (STATUS_NO_MEMORY if status == -1 else STATUS_BAD_ARGUMENT)
+
+
+cdef int accumulate_model(
+    const floating* X,             # IN (n_rows, ldx) row-major; columns past D are ignored
+    int64_t n_rows,
+    int64_t ldx,
+    const double* sample_weight,   # IN (n_rows,) or NULL
+    const GaussianModel* m,
+    int n_threads,
+    double* stats,                 # OUT model_stats_size(m)
+) noexcept nogil:
+    cdef _Derived derived
+    cdef int status = check_model(m)
+    if status == STATUS_OK:
+        status = _check_rows(n_rows, ldx, m.n_features)
+    if status != STATUS_OK or stats == NULL:
+        return STATUS_BAD_ARGUMENT
+    status = _derive(m, _stats_kind(m.covariance_type), &derived)
+    if status != STATUS_OK:
+        return status
+    status = _kernel_status(accumulate_stats(
+        X, n_rows, ldx, sample_weight, &derived.params, chunk_rows_for(m.n_features),
+        _threads(n_threads), stats))
+    free(derived.buffer)
+    return status
+
+
+cdef int log_densities_model(
+    const floating* X, int64_t n_rows, int64_t ldx, const GaussianModel* m, int n_threads,
+    double* log_dens,              # OUT (n_rows, ld_log_dens): log w_k + log N(x_n | k)
+    int64_t ld_log_dens,
+) noexcept nogil:
+    cdef _Derived derived
+    cdef int status = check_model(m)
+    if status == STATUS_OK:
+        status = _check_rows(n_rows, ldx, m.n_features)
+    if status != STATUS_OK or log_dens == NULL or ld_log_dens < m.n_components:
+        return STATUS_BAD_ARGUMENT
+    status = _derive(m, Stats.STATS_NONE, &derived)
+    if status != STATUS_OK:
+        return status
+    status = _kernel_status(log_density_rows(
+        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        log_dens, ld_log_dens))
+    free(derived.buffer)
+    return status
+
+
+cdef int score_model(
+    const floating* X, int64_t n_rows, int64_t ldx, const GaussianModel* m, int n_threads,
+    double* log_prob_norm,         # OUT (n_rows,) or NULL: log p(x_n)
+    double* resp,                  # OUT (n_rows, K) or NULL: responsibilities
+    int64_t* labels,               # OUT (n_rows,) or NULL: most responsible component
+) noexcept nogil:
+    cdef _Derived derived
+    cdef int status = check_model(m)
+    if status == STATUS_OK:
+        status = _check_rows(n_rows, ldx, m.n_features)
+    if status != STATUS_OK:
+        return status
+    status = _derive(m, Stats.STATS_NONE, &derived)
+    if status != STATUS_OK:
+        return status
+    status = _kernel_status(score_rows(
+        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        log_prob_norm, resp, labels))
+    free(derived.buffer)
+    return status
+
+
+cdef int normalise_log_densities(
+    double* log_dens,              # INOUT (n_rows, ld): log densities in, responsibilities out
+    int64_t n_rows, int64_t n_components, int64_t ld,
+    double* log_prob_norm,         # OUT (n_rows,) or NULL: the log-sum-exp of each row
+) noexcept nogil:
+    if n_rows < 0 or n_components < 1 or ld < n_components or (n_rows > 0 and log_dens == NULL):
+        return STATUS_BAD_ARGUMENT
+    normalise_rows(log_dens, n_rows, n_components, ld, log_prob_norm)
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------
+# EM iterations
+# ---------------------------------------------------------------------------
+
+cdef int em_step(
+    const floating* X, int64_t n_rows, int64_t ldx,
+    const double* sample_weight,   # IN (n_rows,) or NULL
+    double total_weight,           # IN sum of sample_weight (n_rows if NULL), see total_weight()
+    GaussianModel* m,              # INOUT the model; unchanged on error
+    double reg_covar, int n_threads,
+    double* lower_bound,           # OUT mean log-likelihood of X under the model passed in
+) noexcept nogil:
+    """One EM iteration: a fused pass over X, then the M-step."""
+    cdef double* stats
+    cdef int status = check_model(m)
+    if status != STATUS_OK or m.covariances == NULL or lower_bound == NULL or n_rows < 1:
+        return STATUS_BAD_ARGUMENT
+    stats = <double*>malloc(model_stats_size(m) * sizeof(double))
+    if stats == NULL:
+        return STATUS_NO_MEMORY
+    status = accumulate_model(X, n_rows, ldx, sample_weight, m, n_threads, stats)
+    if status == STATUS_OK:
+        lower_bound[0] = stats[0] / total_weight
+        if not isfinite(lower_bound[0]):
+            status = STATUS_NOT_FINITE
+    if status == STATUS_OK:
+        status = m_step(m, stats, reg_covar)
+    free(stats)
+    return status
+
+
+cdef int em_fit(
+    const floating* X, int64_t n_rows, int64_t ldx,
+    const double* sample_weight,   # IN (n_rows,) or NULL
+    GaussianModel* m,              # INOUT initial parameters in, fitted parameters out
+    int max_iter, double tol, double reg_covar, int n_threads,
+    double* lower_bounds,          # OUT (max_iter,) or NULL: the bound of each iteration
+    int* n_iter,                   # OUT iterations run
+    int* converged,                # OUT 1 if the bound changed by less than tol
+    double* lower_bound,           # OUT the last iteration's bound
+) noexcept nogil:
+    """EM from the given parameters until the bound changes by less than `tol`."""
+    cdef double previous, current = -INFINITY, total = total_weight(sample_weight, n_rows)
+    cdef int it, status = STATUS_OK
+    if max_iter < 0 or not tol >= 0.0 or n_iter == NULL or converged == NULL or lower_bound == NULL:
+        return STATUS_BAD_ARGUMENT
+    n_iter[0] = 0
+    converged[0] = 0
+    lower_bound[0] = -INFINITY
+    for it in range(1, max_iter + 1):
+        previous = current
+        status = em_step(X, n_rows, ldx, sample_weight, total, m, reg_covar, n_threads, &current)
+        if status != STATUS_OK:
+            return status
+        n_iter[0] = it
+        lower_bound[0] = current
+        if lower_bounds != NULL:
+            lower_bounds[it - 1] = current
+        if fabs(current - previous) < tol:
+            converged[0] = 1
+            break
+    return STATUS_OK
+
+
+# ---------------------------------------------------------------------------
+# Python entry points for the estimator: check arrays, release the GIL, raise.
+# ---------------------------------------------------------------------------
+
+COVARIANCE_CODES = {
+    "full": COVARIANCE_FULL,
+    "tied": COVARIANCE_TIED,
+    "diag": COVARIANCE_DIAG,
+    "spherical": COVARIANCE_SPHERICAL,
+}
+
+ILL_DEFINED_MESSAGE = (
+    "A component's covariance is not positive definite (it has collapsed onto too "
+    "few distinct points, or a feature is constant within it). Increase reg_covar, "
+    "use fewer components, or rescale the data."
+)
+
+NOT_FINITE_MESSAGE = (
+    "The log-likelihood is not finite: the data are too far from the model (or too "
+    "large) to evaluate. Try scaling the input data or increasing reg_covar."
+)
+
+
+def raise_for_status(int status):
+    """Raise the exception a Status stands for (nothing for STATUS_OK)."""
+    if status == STATUS_OK:
+        return
+    if status == STATUS_NO_MEMORY:
+        raise MemoryError("fastem: could not allocate scratch memory")
+    if status == STATUS_ILL_DEFINED:
+        raise ValueError(ILL_DEFINED_MESSAGE)
+    if status == STATUS_NOT_FINITE:
+        raise ValueError(NOT_FINITE_MESSAGE)
+    raise ValueError(f"fastem: invalid arguments (status {status})")
+
+
+cdef class ModelArrays:
+    """A GaussianModel over NumPy arrays owned by this object (float64, contiguous).
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    weights : array-like of shape (n_components,)
+    means : array-like of shape (n_components, n_features)
+    precisions_cholesky : array-like
+        Upper-triangular factors for full/tied, shaped as scikit-learn stores them.
+    covariances : array-like or None
+        None allocates zeros (enough for scoring; an M-step fills them).
+    """
+    cdef GaussianModel model
+    cdef readonly object weights, means, covariances, precisions_cholesky
+    cdef readonly str covariance_type
+
+    def __init__(self, covariance_type, weights, means, precisions_cholesky, covariances=None):
+        self.covariance_type = covariance_type
+        self.weights = np.array(weights, dtype=np.float64, order="C")
+        self.means = np.array(means, dtype=np.float64, order="C")
+        self.precisions_cholesky = np.array(precisions_cholesky, dtype=np.float64, order="C")
+        k, d = self.means.shape
+        if covariances is None:
+            covariances = np.zeros_like(self.precisions_cholesky)
+        self.covariances = np.array(covariances, dtype=np.float64, order="C")
+        code = COVARIANCE_CODES[covariance_type]
+        size = _covariance_size(code, k, d)
+        if (self.weights.shape != (k,) or self.precisions_cholesky.size != size
+                or self.covariances.size != size):
+            raise ValueError("model arrays do not match n_components, n_features and covariance_type")
+        cdef double[::1] w = self.weights
+        cdef double[::1] m = self.means.reshape(-1)
+        cdef double[::1] c = self.covariances.reshape(-1)
+        cdef double[::1] f = self.precisions_cholesky.reshape(-1)
+        self.model.n_components = k
+        self.model.n_features = d
+        self.model.covariance_type = code
+        self.model.weights = &w[0]
+        self.model.means = &m[0]
+        self.model.covariances = &c[0]
+        self.model.precisions_cholesky = &f[0]
+
+    def em_step(self, const floating[:, ::1] X, sample_weight, double total, double reg_covar,
+                int n_threads):
+        """One EM iteration in place; returns the mean log-likelihood before it.
+
+        Raises
+        ------
+        ValueError
+            If the log-likelihood is not finite or a new covariance is ill-defined.
+        """
+        cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
+        cdef double bound = 0.0
+        cdef int status
+        with nogil:
+            status = em_step(&X[0, 0], X.shape[0], X.shape[1], w, total, &self.model,
+                             reg_covar, n_threads, &bound)
+        raise_for_status(status)
+        return bound
+
+    def score(self, const floating[:, ::1] X, bint want_log_prob=True, bint want_resp=False,
+              bint want_labels=False, int n_threads=1):
+        """Per-row log p(x), responsibilities and labels, as asked for."""
+        cdef int64_t n = X.shape[0], k = self.model.n_components
+        log_prob = np.empty(n) if want_log_prob else None
+        resp = np.empty((n, k)) if want_resp else None
+        labels = np.empty(n, dtype=np.int64) if want_labels else None
+        cdef double* lp = _out_pointer(log_prob)
+        cdef double* r = _out_pointer(resp)
+        cdef int64_t[::1] label_view = labels
+        cdef int64_t* lab = &label_view[0] if labels is not None and n > 0 else NULL
+        cdef int status = STATUS_OK
+        if n > 0:
+            with nogil:
+                status = score_model(&X[0, 0], n, X.shape[1], &self.model, n_threads, lp, r, lab)
+        raise_for_status(status)
+        return log_prob, resp, labels
+
+
+cdef const double* _weights_pointer(sample_weight, int64_t n) except? NULL:
+    cdef const double[::1] w
+    if sample_weight is None:
+        return NULL
+    w = sample_weight
+    if w.shape[0] != n:
+        raise ValueError("sample_weight must have n_samples entries")
+    return &w[0]
+
+
+cdef double* _out_pointer(array) except? NULL:
+    cdef double[::1] flat
+    if array is None or array.size == 0:
+        return NULL
+    flat = array.reshape(-1)
+    return &flat[0]
+
+
+def weights_total(sample_weight, int64_t n_rows):
+    """The total weight EM divides the log-likelihood by (sum in row order)."""
+    cdef const double* w = _weights_pointer(sample_weight, n_rows)
+    return total_weight(w, n_rows)
+
+
+def precision_factors(covariances, covariance_type):
+    """Precision Cholesky factors from covariances (upper triangular for full/tied).
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite or not finite.
+    """
+    cov = np.array(covariances, dtype=np.float64, order="C")
+    factors = np.empty_like(cov)
+    cdef int code = COVARIANCE_CODES[covariance_type]
+    cdef int64_t d = cov.shape[-1] if code != COVARIANCE_SPHERICAL else 1
+    cdef int64_t k = 1 if code == COVARIANCE_TIED else cov.shape[0]
+    cdef double[::1] c = cov.reshape(-1)
+    cdef double[::1] f = factors.reshape(-1)
+    cdef int status
+    with nogil:
+        status = precision_cholesky(code, k, d, &c[0], &f[0])
+    raise_for_status(status)
+    return factors
+
+
+def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_covar):
+    """M-step from a pass's statistics taken about `shift_means` (and `tied_shift`).
+
+    Parameters
+    ----------
+    stats : tuple
+        ``(log_lik, counts, first, second)`` as ``fastem._kernels.accumulate`` returns.
+    shift_means : ndarray of shape (n_components, n_features)
+    tied_shift : ndarray of shape (n_features,) or None
+    covariance_type : str
+    reg_covar : float
+
+    Returns
+    -------
+    counts_floor, means, covariances, precisions_cholesky : ndarray
+
+    Raises
+    ------
+    ValueError
+        If a covariance is ill-defined.
+    """
+    log_lik, counts, first, second = stats
+    shift = np.ascontiguousarray(shift_means, dtype=np.float64)
+    cdef int64_t k = shift.shape[0], d = shift.shape[1]
+    cdef int code = COVARIANCE_CODES[covariance_type]
+    flat = np.concatenate([[log_lik], counts, np.ravel(first), np.ravel(second)])
+    centre = np.zeros(d) if tied_shift is None else np.ascontiguousarray(tied_shift, dtype=np.float64)
+    shape = {COVARIANCE_FULL: (k, d, d), COVARIANCE_TIED: (d, d), COVARIANCE_DIAG: (k, d)}.get(code, (k,))
+    nk = np.empty(k)
+    means = np.empty((k, d))
+    covariances = np.empty(shape)
+    factors = np.empty(shape)
+    cdef double[::1] s = flat
+    cdef const double[::1] sh = shift.reshape(-1)
+    cdef const double[::1] ce = centre
+    cdef double[::1] o_nk = nk
+    cdef double[::1] o_m = means.reshape(-1)
+    cdef double[::1] o_c = covariances.reshape(-1)
+    cdef double[::1] o_f = factors.reshape(-1)
+    cdef int status
+    with nogil:
+        status = m_step_about(&s[0], &sh[0], &ce[0], code, k, d, reg_covar,
+                              &o_nk[0], &o_m[0], &o_c[0], &o_f[0])
+    raise_for_status(status)
+    return nk, means, covariances, factors
+
+
+def chunk_rows(int64_t n_features):
+    """Rows per kernel chunk for data with `n_features` columns (fixes the summation order)."""
+    return chunk_rows_for(n_features)
