@@ -10,11 +10,26 @@ from fastem.exceptions import ConvergenceWarning, NotFittedError
 
 __version__ = "0.1.0"
 
+
+def get_include():
+    """Folder holding fastem.h and the .pxd files, for extensions that build against fastem.
+
+    Returns
+    -------
+    str
+        Put it on ``include_dirs`` of a C, C++ or Cython extension that includes
+        ``fastem.h`` or cimports ``fastem.kernels``.
+    """
+    import os
+
+    return os.path.dirname(os.path.abspath(__file__))
+
 __all__ = [
     "GaussianMixture",
     "ConvergenceWarning",
     "NotFittedError",
     "built_with_openmp",
     "effective_n_threads",
+    "get_include",
     "openmp_disabled_by_build",
 ]

@@ -24,15 +24,18 @@ cpdef enum Status:
     STATUS_NOT_FINITE = -4     # the log-likelihood is not finite (data too far from the model)
 
 
-ctypedef struct GaussianModel:
-    int64_t n_components             # K >= 1
-    int64_t n_features               # D >= 1
-    int covariance_type              # a CovarianceType value
-    double* weights                  # (K,) mixing weights, summing to 1
-    double* means                    # (K, D)
-    double* covariances              # shaped by covariance_type (see CovarianceType)
-    double* precisions_cholesky      # same shape; full/tied: upper-triangular U, U U^T = inv(cov);
-                                     # diag/spherical: 1 / sqrt(cov)
+# The model struct is fastem_gmm from the public C header, so the C-level API
+# and these functions share one definition of its layout.
+cdef extern from "fastem.h" nogil:
+    ctypedef struct GaussianModel "fastem_gmm":
+        int64_t n_components             # K >= 1
+        int64_t n_features               # D >= 1
+        int covariance_type              # a CovarianceType value
+        double* weights                  # (K,) mixing weights, summing to 1
+        double* means                    # (K, D)
+        double* covariances              # shaped by covariance_type (see CovarianceType)
+        double* precisions_cholesky      # same shape; full/tied: upper-triangular U with
+                                         # U U^T = inv(cov); diag/spherical: 1 / sqrt(cov)
 
 
 cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil

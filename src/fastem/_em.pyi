@@ -1,0 +1,66 @@
+"""EM for Gaussian mixtures in nogil C: M-step, EM iterations, scoring."""
+import enum
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+class CovarianceType(enum.IntEnum):
+    COVARIANCE_FULL = 0
+    COVARIANCE_TIED = 1
+    COVARIANCE_DIAG = 2
+    COVARIANCE_SPHERICAL = 3
+
+class Status(enum.IntEnum):
+    STATUS_OK = 0
+    STATUS_NO_MEMORY = -1
+    STATUS_BAD_ARGUMENT = -2
+    STATUS_ILL_DEFINED = -3
+    STATUS_NOT_FINITE = -4
+
+COVARIANCE_CODES: Final[dict[str, CovarianceType]]
+ILL_DEFINED_MESSAGE: Final[str]
+NOT_FINITE_MESSAGE: Final[str]
+
+def raise_for_status(status: int) -> None: ...
+def chunk_rows(n_features: int) -> int: ...
+def weights_total(sample_weight: NDArray[np.float64] | None, n_rows: int) -> float: ...
+def precision_factors(covariances: ArrayLike, covariance_type: str) -> NDArray[np.float64]: ...
+def m_step_from(
+    stats: tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None],
+    shift_means: ArrayLike,
+    tied_shift: ArrayLike | None,
+    covariance_type: str,
+    reg_covar: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
+
+class ModelArrays:
+    weights: NDArray[np.float64]
+    means: NDArray[np.float64]
+    covariances: NDArray[np.float64]
+    precisions_cholesky: NDArray[np.float64]
+    covariance_type: str
+    def __init__(
+        self,
+        covariance_type: str,
+        weights: ArrayLike,
+        means: ArrayLike,
+        precisions_cholesky: ArrayLike,
+        covariances: ArrayLike | None = ...,
+    ) -> None: ...
+    def em_step(
+        self,
+        X: NDArray[np.float32] | NDArray[np.float64],
+        sample_weight: NDArray[np.float64] | None,
+        total: float,
+        reg_covar: float,
+        n_threads: int,
+    ) -> float: ...
+    def score(
+        self,
+        X: NDArray[np.float32] | NDArray[np.float64],
+        want_log_prob: bool = ...,
+        want_resp: bool = ...,
+        want_labels: bool = ...,
+        n_threads: int = ...,
+    ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.int64] | None]: ...

@@ -1,0 +1,176 @@
+/*
+ * fastem.h -- fastem's C-level API for C and C++ extension modules.
+ *
+ * Build with the folder `fastem.get_include()` returns on the include path.
+ * Call fastem_import() once (with the GIL held, e.g. in your module's init
+ * function); it returns a table of function pointers, or NULL with a Python
+ * exception set.  Every function in the table may then be called without the
+ * GIL, from any thread.
+ *
+ * Versioning: FASTEM_API_VERSION is the version of this header.  Any change to
+ * a signature, to the layout of fastem_gmm or fastem_api, or to the meaning of
+ * an argument is a breaking change and bumps the version; fastem_import()
+ * refuses a fastem whose table has another version.  New functions are only
+ * ever appended to the end of fastem_api.
+ *
+ * Conventions (all functions):
+ * - Buffers are row-major.  X is (n_rows, n_features) with rows `ldx`
+ *   elements apart (ldx >= n_features); `_f64` functions read double data,
+ *   `_f32` float data.  Everything else is double.  Sums are always double.
+ * - Functions return a status: FASTEM_OK (0) or a negative FASTEM_* code.
+ *   They never raise, print or abort.  On error the model is left unchanged.
+ * - The caller allocates every input and output; fastem allocates only its
+ *   own scratch (malloc) and frees it before returning.
+ * - n_threads is the number of OpenMP threads to use; <= 0 means OpenMP's
+ *   default.  Called from inside an OpenMP parallel region, a function runs
+ *   on the calling thread only, so a consumer's own parallel loop never
+ *   oversubscribes the cores.  Results are bitwise identical for every
+ *   n_threads.
+ * - The kernels call SciPy's BLAS.  Limit that BLAS to one thread while you
+ *   call them (in Python: threadpoolctl.threadpool_limits(1, "blas")): a
+ *   multithreaded BLAS inside fastem's threads oversubscribes badly.
+ */
+#ifndef FASTEM_H
+#define FASTEM_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FASTEM_API_VERSION 1
+
+/* covariance_type */
+#define FASTEM_FULL 0       /* covariances (K, D, D) */
+#define FASTEM_TIED 1       /* covariances (D, D) */
+#define FASTEM_DIAG 2       /* covariances (K, D) */
+#define FASTEM_SPHERICAL 3  /* covariances (K,) */
+
+/* status codes */
+#define FASTEM_OK 0
+#define FASTEM_NO_MEMORY (-1)     /* scratch could not be allocated */
+#define FASTEM_BAD_ARGUMENT (-2)  /* a size, stride, pointer or covariance type is invalid */
+#define FASTEM_ILL_DEFINED (-3)   /* a covariance is not positive definite: raise reg_covar */
+#define FASTEM_NOT_FINITE (-4)    /* the log-likelihood is not finite: data too far from the model */
+
+/*
+ * A Gaussian mixture in scikit-learn's storage.  The caller owns the arrays.
+ * precisions_cholesky has the shape of covariances: for full and tied the
+ * upper-triangular U with U U^T = inv(covariance) (only the upper triangle
+ * is read; fastem writes zeros below it); for diag and spherical
+ * 1 / sqrt(covariance).
+ */
+typedef struct fastem_gmm {
+    int64_t n_components;        /* K >= 1 */
+    int64_t n_features;          /* D >= 1 */
+    int covariance_type;         /* FASTEM_FULL, FASTEM_TIED, FASTEM_DIAG or FASTEM_SPHERICAL */
+    double *weights;             /* (K,) summing to 1 */
+    double *means;               /* (K, D) */
+    double *covariances;         /* see covariance_type; read by no function, written by the M-step */
+    double *precisions_cholesky; /* same shape as covariances */
+} fastem_gmm;
+
+/*
+ * The sufficient statistics of one pass (stats_size(model) doubles):
+ *   [0]                      sum_n w_n log p(x_n)
+ *   [1, 1+K)                 N_k = sum_n w_n r_nk
+ *   [1+K, 1+K+KD)            S1_k = sum_n w_n r_nk (x_n - mu_k)       (K, D)
+ *   then full:  (K, D, D)    sum_n w_n r_nk (x_n - mu_k)(x_n - mu_k)^T, upper triangles
+ *        tied:  (D, D)       sum_n w_n (x_n - c)(x_n - c)^T, upper triangle,
+ *                            c = sum_k weights_k mu_k
+ *        diag/spherical: (K, D) sum_n w_n r_nk (x_n - mu_k)^2
+ * Moments are taken about the model's own means (no cancellation for data
+ * far from the origin); m_step() expects them so.
+ */
+typedef struct fastem_api {
+    int api_version; /* FASTEM_API_VERSION of the fastem that filled the table */
+
+    /* Number of doubles in the statistics of `model` (0 if the model is invalid). */
+    int64_t (*stats_size)(const fastem_gmm *model);
+
+    /* factors := precision Cholesky factors of covariances (shapes as fastem_gmm). */
+    int (*precision_cholesky)(int covariance_type, int64_t n_components, int64_t n_features,
+                              const double *covariances, double *factors);
+
+    /* out[n * ld_out + k] := log weights_k + log N(x_n | mu_k, Sigma_k). */
+    int (*log_densities_f64)(const double *X, int64_t n_rows, int64_t ldx, const fastem_gmm *model,
+                             int n_threads, double *out, int64_t ld_out);
+    int (*log_densities_f32)(const float *X, int64_t n_rows, int64_t ldx, const fastem_gmm *model,
+                             int n_threads, double *out, int64_t ld_out);
+
+    /* In place, row by row: log-densities (n_rows, ld) -> responsibilities (log-sum-exp);
+     * log_prob_norm (n_rows,) or NULL receives each row's log-sum-exp. */
+    int (*responsibilities)(double *log_dens, int64_t n_rows, int64_t n_components, int64_t ld,
+                            double *log_prob_norm);
+
+    /* Per row: log p(x_n) (n_rows,), responsibilities (n_rows, K) and the most responsible
+     * component (n_rows,); any output may be NULL. */
+    int (*score_f64)(const double *X, int64_t n_rows, int64_t ldx, const fastem_gmm *model,
+                     int n_threads, double *log_prob_norm, double *resp, int64_t *labels);
+    int (*score_f32)(const float *X, int64_t n_rows, int64_t ldx, const fastem_gmm *model,
+                     int n_threads, double *log_prob_norm, double *resp, int64_t *labels);
+
+    /* One fused pass: E-step and the statistics above.  sample_weight (n_rows,) or NULL. */
+    int (*accumulate_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                          const fastem_gmm *model, int n_threads, double *stats);
+    int (*accumulate_f32)(const float *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                          const fastem_gmm *model, int n_threads, double *stats);
+
+    /* M-step: replace weights, means, covariances and factors of `model` by those the
+     * statistics of a pass over `model` give; reg_covar is added to every variance.
+     * FASTEM_ILL_DEFINED if a new covariance is not positive definite. */
+    int (*m_step)(fastem_gmm *model, const double *stats, double reg_covar);
+
+    /* One EM iteration (accumulate + m_step).  total_weight: the sum of sample_weight
+     * (n_rows if NULL); lower_bound receives the mean log-likelihood before the step. */
+    int (*em_step_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                       double total_weight, fastem_gmm *model, double reg_covar, int n_threads,
+                       double *lower_bound);
+    int (*em_step_f32)(const float *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                       double total_weight, fastem_gmm *model, double reg_covar, int n_threads,
+                       double *lower_bound);
+
+    /* EM from the model's parameters until the lower bound changes by less than tol or
+     * max_iter iterations ran -- the iterations of fastem.GaussianMixture.fit, bit for bit.
+     * lower_bounds (max_iter,) or NULL; n_iter, converged and lower_bound must not be NULL. */
+    int (*em_fit_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                      fastem_gmm *model, int max_iter, double tol, double reg_covar, int n_threads,
+                      double *lower_bounds, int *n_iter, int *converged, double *lower_bound);
+    int (*em_fit_f32)(const float *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
+                      fastem_gmm *model, int max_iter, double tol, double reg_covar, int n_threads,
+                      double *lower_bounds, int *n_iter, int *converged, double *lower_bound);
+} fastem_api;
+
+#ifndef FASTEM_NO_IMPORT
+/* The table from the installed fastem, or NULL with a Python exception set.
+ * Call with the GIL held. */
+static inline const fastem_api *fastem_import(void)
+{
+    const fastem_api *api;
+    /* PyCapsule_Import only looks up attributes below the top-level package,
+     * so the submodule is imported first. */
+    PyObject *module = PyImport_ImportModule("fastem.kernels");
+    if (module == NULL)
+        return NULL;
+    Py_DECREF(module);
+    api = (const fastem_api *)PyCapsule_Import("fastem.kernels._C_API", 0);
+    if (api == NULL)
+        return NULL;
+    if (api->api_version != FASTEM_API_VERSION) {
+        PyErr_Format(PyExc_ImportError,
+                     "fastem C API version %d was built against, but the installed fastem "
+                     "provides version %d: rebuild this extension against it",
+                     FASTEM_API_VERSION, api->api_version);
+        return NULL;
+    }
+    return api;
+}
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTEM_H */

@@ -1,0 +1,111 @@
+# fastem's C-level API for Cython: `cimport fastem.kernels` (or
+# `from fastem.kernels cimport em_fit_f64, fastem_gmm, ...`).
+#
+# Build a consumer with `include_dirs=[fastem.get_include()]` (for fastem.h,
+# which defines the types and constants declared here).  The functions are
+# the ones of the C header's fastem_api table, with the same signatures and
+# conventions; fastem.h documents each.  In short:
+# - row-major buffers; X is (n_rows, n_features) with rows `ldx` apart;
+#   `_f64` functions read double data, `_f32` float data; sums are double;
+# - they return FASTEM_OK (0) or a negative FASTEM_* status, never raise, and
+#   leave the model unchanged on error;
+# - the caller allocates inputs and outputs, fastem only its own scratch;
+# - `noexcept nogil`: call them in `with nogil` blocks or from prange;
+#   n_threads <= 0 means OpenMP's default, and inside a parallel region they
+#   run on the calling thread only; results do not depend on n_threads;
+# - limit the BLAS to one thread while they run (threadpoolctl).
+#
+# API version FASTEM_API_VERSION (also fastem.kernels.API_VERSION in Python).
+# Changing any signature or the layout of fastem_gmm is a breaking change and
+# bumps the version.
+
+from libc.stdint cimport int64_t
+
+
+cdef extern from "fastem.h" nogil:
+    enum: FASTEM_API_VERSION
+
+    enum:
+        FASTEM_FULL
+        FASTEM_TIED
+        FASTEM_DIAG
+        FASTEM_SPHERICAL
+
+    enum:
+        FASTEM_OK
+        FASTEM_NO_MEMORY
+        FASTEM_BAD_ARGUMENT
+        FASTEM_ILL_DEFINED
+        FASTEM_NOT_FINITE
+
+    ctypedef struct fastem_gmm:
+        int64_t n_components
+        int64_t n_features
+        int covariance_type
+        double* weights
+        double* means
+        double* covariances
+        double* precisions_cholesky
+
+
+cdef int64_t stats_size(const fastem_gmm* model) noexcept nogil
+
+cdef int precision_cholesky(
+    int covariance_type, int64_t n_components, int64_t n_features,
+    const double* covariances, double* factors,
+) noexcept nogil
+
+cdef int log_densities_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const fastem_gmm* model,
+    int n_threads, double* out, int64_t ld_out,
+) noexcept nogil
+cdef int log_densities_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const fastem_gmm* model,
+    int n_threads, double* out, int64_t ld_out,
+) noexcept nogil
+
+cdef int responsibilities(
+    double* log_dens, int64_t n_rows, int64_t n_components, int64_t ld, double* log_prob_norm,
+) noexcept nogil
+
+cdef int score_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const fastem_gmm* model, int n_threads,
+    double* log_prob_norm, double* resp, int64_t* labels,
+) noexcept nogil
+cdef int score_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const fastem_gmm* model, int n_threads,
+    double* log_prob_norm, double* resp, int64_t* labels,
+) noexcept nogil
+
+cdef int accumulate_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil
+cdef int accumulate_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil
+
+cdef int m_step(fastem_gmm* model, const double* stats, double reg_covar) noexcept nogil
+
+cdef int em_step_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    double total_weight, fastem_gmm* model, double reg_covar, int n_threads,
+    double* lower_bound,
+) noexcept nogil
+cdef int em_step_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    double total_weight, fastem_gmm* model, double reg_covar, int n_threads,
+    double* lower_bound,
+) noexcept nogil
+
+cdef int em_fit_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    fastem_gmm* model, int max_iter, double tol, double reg_covar, int n_threads,
+    double* lower_bounds, int* n_iter, int* converged, double* lower_bound,
+) noexcept nogil
+cdef int em_fit_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    fastem_gmm* model, int max_iter, double tol, double reg_covar, int n_threads,
+    double* lower_bounds, int* n_iter, int* converged, double* lower_bound,
+) noexcept nogil
