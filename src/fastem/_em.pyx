@@ -625,6 +625,49 @@ cdef class ModelArrays:
         raise_for_status(status)
         return bound
 
+    def accumulate(self, const floating[:, ::1] X, sample_weight=None, int n_threads=1):
+        """One fused pass: the statistics array (layout in fastem.h).
+
+        `X` may have more columns than the model has features: rows are read
+        ``X.shape[1]`` apart and only the first ``n_features`` columns are used.
+        """
+        self._check_columns(X.shape[1])
+        cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
+        stats = np.empty(model_stats_size(&self.model))
+        cdef double* out = _out_pointer(stats)
+        cdef int status
+        with nogil:
+            status = accumulate_model(&X[0, 0], X.shape[0], X.shape[1], w, &self.model,
+                                      n_threads, out)
+        raise_for_status(status)
+        return stats
+
+    def log_densities(self, const floating[:, ::1] X, int n_threads=1):
+        """(n_rows, K) ``log w_k + log N(x_n | k)``; `X` as for :meth:`accumulate`."""
+        self._check_columns(X.shape[1])
+        out = np.empty((X.shape[0], self.model.n_components))
+        cdef double* o = _out_pointer(out)
+        cdef int status
+        with nogil:
+            status = log_densities_model(&X[0, 0], X.shape[0], X.shape[1], &self.model,
+                                         n_threads, o, self.model.n_components)
+        raise_for_status(status)
+        return out
+
+    def m_step(self, stats, double reg_covar):
+        """Replace the parameters by the M-step from `stats` (a pass over this model)."""
+        cdef const double[::1] s = np.ascontiguousarray(stats, dtype=np.float64)
+        if s.shape[0] != model_stats_size(&self.model):
+            raise ValueError("stats has the wrong length for this model")
+        cdef int status
+        with nogil:
+            status = m_step(&self.model, &s[0], reg_covar)
+        raise_for_status(status)
+
+    def _check_columns(self, int64_t n_columns):
+        if n_columns < self.model.n_features:
+            raise ValueError("X has fewer columns than the model has features")
+
     def score(self, const floating[:, ::1] X, bint want_log_prob=True, bint want_resp=False,
               bint want_labels=False, int n_threads=1):
         """Per-row log p(x), responsibilities and labels, as asked for."""
@@ -662,6 +705,23 @@ cdef double* _out_pointer(array) except? NULL:
     return &flat[0]
 
 
+def responsibilities(log_dens):
+    """Row-wise log-sum-exp: returns (responsibilities, log_prob_norm) of (n, K) log-densities."""
+    resp = np.array(log_dens, dtype=np.float64, order="C")
+    if resp.ndim != 2:
+        raise ValueError("log_dens must be 2-D")
+    log_prob_norm = np.empty(resp.shape[0])
+    cdef double* r = _out_pointer(resp)
+    cdef double* lp = _out_pointer(log_prob_norm)
+    cdef int64_t n = resp.shape[0], k = resp.shape[1]
+    cdef int status = STATUS_OK
+    if n > 0:
+        with nogil:
+            status = normalise_log_densities(r, n, k, k, lp)
+    raise_for_status(status)
+    return resp, log_prob_norm
+
+
 def weights_total(sample_weight, int64_t n_rows):
     """The total weight EM divides the log-likelihood by (sum in row order)."""
     cdef const double* w = _weights_pointer(sample_weight, n_rows)
@@ -679,7 +739,11 @@ def precision_factors(covariances, covariance_type):
     cov = np.array(covariances, dtype=np.float64, order="C")
     factors = np.empty_like(cov)
     cdef int code = COVARIANCE_CODES[covariance_type]
-    cdef int64_t d = cov.shape[-1] if code != COVARIANCE_SPHERICAL else 1
+    square = cov.ndim >= 2 and cov.shape[cov.ndim - 1] == cov.shape[cov.ndim - 2]
+    if (cov.ndim != (3, 2, 2, 1)[code] or (code <= COVARIANCE_TIED and not square)
+            or cov.size == 0):
+        raise ValueError(f"covariances of shape {cov.shape} do not fit covariance_type={covariance_type!r}")
+    cdef int64_t d = cov.shape[cov.ndim - 1] if code != COVARIANCE_SPHERICAL else 1  # (wraparound is off)
     cdef int64_t k = 1 if code == COVARIANCE_TIED else cov.shape[0]
     cdef double[::1] c = cov.reshape(-1)
     cdef double[::1] f = factors.reshape(-1)

@@ -1,0 +1,155 @@
+"""The nogil EM layer (fastem._em) that both the estimator and the C-level API run."""
+import numpy as np
+import pytest
+from scipy import stats as sps
+from threadpoolctl import threadpool_limits
+
+from fastem import _em
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+FEATURE_COUNTS = (3, 12, 20)   # column path, one-GEMM full path, per-component BLAS path
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with threadpool_limits(1, "blas"):
+        yield
+
+
+def _random_model(rng, covariance_type, n_components, n_features):
+    """A model with well-conditioned random covariances, and those covariances per component."""
+    k, d = n_components, n_features
+    weights = rng.dirichlet(np.ones(k) * 3)
+    means = rng.normal(scale=2.0, size=(k, d))
+    if covariance_type in ("full", "tied"):
+        blocks = []
+        for _ in range(k if covariance_type == "full" else 1):
+            a = rng.normal(size=(d, d))
+            blocks.append(a @ a.T / d + np.eye(d))
+        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
+    elif covariance_type == "diag":
+        covariances = rng.uniform(0.5, 2.0, size=(k, d))
+    else:
+        covariances = rng.uniform(0.5, 2.0, size=k)
+    factors = _em.precision_factors(covariances, covariance_type)
+    model = _em.ModelArrays(covariance_type, weights, means, factors, covariances)
+    if covariance_type == "full":
+        per_component = covariances
+    elif covariance_type == "tied":
+        per_component = np.repeat(covariances[None], k, axis=0)
+    elif covariance_type == "diag":
+        per_component = np.array([np.diag(c) for c in covariances])
+    else:
+        per_component = np.array([c * np.eye(d) for c in covariances])
+    return model, per_component
+
+
+def _data(rng, n_features, n_rows=700):
+    return rng.normal(scale=2.0, size=(n_rows, n_features))
+
+
+@pytest.mark.parametrize("n_features", FEATURE_COUNTS)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_log_densities_match_scipy(rng, covariance_type, n_features):
+    model, covs = _random_model(rng, covariance_type, 4, n_features)
+    X = _data(rng, n_features)
+    expected = np.column_stack([
+        np.log(w) + sps.multivariate_normal(m, c).logpdf(X)
+        for w, m, c in zip(model.weights, model.means, covs)
+    ])
+    np.testing.assert_allclose(model.log_densities(X), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_features", FEATURE_COUNTS)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_responsibilities_of_log_densities_equal_score(rng, covariance_type, n_features):
+    model, _ = _random_model(rng, covariance_type, 5, n_features)
+    X = _data(rng, n_features)
+    resp, log_prob = _em.responsibilities(model.log_densities(X))
+    score_log_prob, score_resp, labels = model.score(X, want_resp=True, want_labels=True)
+    np.testing.assert_allclose(resp, score_resp, rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(log_prob, score_log_prob, rtol=1e-13)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_array_equal(labels, np.argmax(model.log_densities(X), axis=1))
+
+
+def test_responsibilities_of_a_row_with_no_density():
+    resp, log_prob = _em.responsibilities([[-np.inf, -np.inf], [0.0, np.log(3.0)]])
+    assert log_prob[0] == -np.inf and np.all(resp[0] == 0.0)
+    np.testing.assert_allclose(resp[1], [0.25, 0.75], rtol=1e-15)
+    np.testing.assert_allclose(log_prob[1], np.log(4.0), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features", FEATURE_COUNTS)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_strided_rows_give_the_same_bits(rng, covariance_type, n_features, dtype):
+    # Rows `ldx` apart with extra columns the kernels must skip.
+    model, _ = _random_model(rng, covariance_type, 3, n_features)
+    wide = np.ascontiguousarray(_data(rng, n_features + 5, n_rows=3000).astype(dtype))
+    wide[:, n_features:] = np.nan   # would poison any result that read them
+    X = np.ascontiguousarray(wide[:, :n_features])
+    weights = rng.uniform(size=len(X))
+    for n_threads in (1, 2):
+        np.testing.assert_array_equal(model.accumulate(wide, weights, n_threads),
+                                      model.accumulate(X, weights, n_threads))
+        np.testing.assert_array_equal(model.log_densities(wide, n_threads), model.log_densities(X, n_threads))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_em_step_is_accumulate_then_m_step(rng, covariance_type):
+    first, _ = _random_model(rng, covariance_type, 3, 12)
+    second = _em.ModelArrays(covariance_type, first.weights, first.means, first.precisions_cholesky,
+                             first.covariances)
+    X = _data(rng, 12)
+    stats = first.accumulate(X, None, 2)
+    first.m_step(stats, 1e-6)
+    bound = second.em_step(X, None, _em.weights_total(None, len(X)), 1e-6, 2)
+    assert bound == stats[0] / len(X)
+    for name in ("weights", "means", "covariances", "precisions_cholesky"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_em_steps_never_decrease_the_bound(rng, covariance_type):
+    model, _ = _random_model(rng, covariance_type, 4, 5)
+    X = np.concatenate([rng.normal(size=(400, 5)) + shift for shift in (-2.0, 0.0, 3.0)])
+    total = _em.weights_total(None, len(X))
+    bounds = [model.em_step(X, None, total, 1e-6, 2) for _ in range(30)]
+    assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
+
+
+def test_m_step_checks_and_leaves_the_model_on_error(rng):
+    model, _ = _random_model(rng, "full", 2, 3)
+    before = [np.copy(getattr(model, n)) for n in ("weights", "means", "covariances")]
+    with pytest.raises(ValueError, match="wrong length"):
+        model.m_step(np.zeros(3), 1e-6)
+    stats = model.accumulate(np.repeat(_data(rng, 3)[:1], 10, axis=0))   # one distinct point
+    with pytest.raises(ValueError, match="reg_covar"):
+        model.m_step(stats, 0.0)
+    for name, old in zip(("weights", "means", "covariances"), before):
+        np.testing.assert_array_equal(getattr(model, name), old)
+
+
+def test_too_few_columns_is_an_error(rng):
+    model, _ = _random_model(rng, "diag", 2, 4)
+    with pytest.raises(ValueError, match="fewer columns"):
+        model.log_densities(_data(rng, 3))
+
+
+def test_precision_factors_reject_indefinite_and_non_finite():
+    with pytest.raises(ValueError, match="reg_covar"):
+        _em.precision_factors(np.array([[[1.0, 2.0], [2.0, 1.0]]]), "full")
+    with pytest.raises(ValueError, match="reg_covar"):
+        _em.precision_factors(np.array([[1.0, np.nan]]), "diag")
+    factor = _em.precision_factors(np.array([[4.0, 2.0], [2.0, 3.0]]), "tied")
+    np.testing.assert_allclose(factor @ factor.T, np.linalg.inv([[4.0, 2.0], [2.0, 3.0]]), rtol=1e-14)
+    assert factor[1, 0] == 0.0
+
+
+@pytest.mark.parametrize("covariance_type, shape", [
+    ("full", (3, 3)), ("full", (2, 3, 4)), ("tied", (2, 2, 2)), ("diag", (3,)), ("spherical", (2, 2)),
+])
+def test_precision_factors_reject_wrong_shapes(covariance_type, shape):
+    with pytest.raises(ValueError, match="do not fit"):
+        _em.precision_factors(np.ones(shape), covariance_type)
