@@ -246,3 +246,20 @@ def test_model_is_unchanged_when_a_step_fails():
         model.em_step(collapsed, None, float(len(collapsed)), 0.0, 1)
     for a, b in zip(before, (model.weights, model.means, model.precisions_cholesky)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler: cannot check the header as C++")
+def test_header_compiles_as_cpp(tmp_path):
+    source = tmp_path / "use_header.cpp"
+    source.write_text(
+        '#include "fastem.h"\n'
+        "int call(const fastem_api *api, fastem_gmm *model, const double *stats) {\n"
+        "    return api->m_step(model, stats, 1e-6);\n"
+        "}\n"
+    )
+    done = subprocess.run(
+        ["c++", "-fsyntax-only", "-Wall", "-Werror", f"-I{fastem.get_include()}",
+         f"-I{sysconfig.get_paths()['include']}", str(source)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
