@@ -112,7 +112,8 @@ typedef struct fastem_api {
     int (*score_f32)(const float *X, int64_t n_rows, int64_t ldx, const fastem_gmm *model,
                      int n_threads, double *log_prob_norm, double *resp, int64_t *labels);
 
-    /* One fused pass: E-step and the statistics above.  sample_weight (n_rows,) or NULL. */
+    /* One fused pass: E-step and the statistics above.  sample_weight: (n_rows,) non-negative
+     * weights (not checked; a zero weight drops the row), or NULL for ones. */
     int (*accumulate_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
                           const fastem_gmm *model, int n_threads, double *stats);
     int (*accumulate_f32)(const float *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
