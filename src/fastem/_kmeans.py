@@ -1,10 +1,32 @@
 """k-means for the default initialisation: k-means++ seeding and Lloyd iterations.
 
-Seeding runs on a uniform random subsample of at most a few thousand rows per
-cluster, fetched block by block, so it needs no per-row array over all of X.
-Each Lloyd iteration is then one pass of the fused kernel over all rows with a
-nearest-mean assignment (counts and first moments about the current centres),
-sharing the kernel's chunking, threads and bitwise reproducibility.
+The initialisation is meant to cost no more than a few EM iterations of the
+fit it starts, so almost all of its work is done on a uniform random
+subsample of X:
+
+1. draw a subsample of ``_LLOYD_ROWS_PER_CLUSTER`` rows per cluster (all of X
+   when X is no larger) and copy it once;
+2. seed with k-means++ on part of it (``_SEED_ROWS_PER_CLUSTER`` rows per
+   cluster: seeding is NumPy work that grows with rows x clusters x trials);
+3. run Lloyd on the subsample until the centres settle, within a budget of
+   ``_LLOYD_BUDGET_PASSES`` passes' worth of rows of X;
+4. make ``_FULL_DATA_PASSES`` Lloyd passes over all of X.
+
+Why stop there: the subsample's centres differ from those of X only by
+sampling noise, which one full pass removes to first order on separated
+clusters.  On overlapping clusters Lloyd creeps towards its fixed point over
+tens or hundreds of passes (there, running Lloyd over all of X until it
+settled, as fastem used to, took 50 to 125 passes in our trials and cost more
+than the whole EM).  EM moves the same means, one pass over X per iteration
+too, and optimises the likelihood rather than the k-means objective, so that
+creeping is left to EM.  The estimator's statistics pass that turns the
+centres into the initial mixture is itself one more nearest-centre assignment
+over X.
+
+Every Lloyd pass is one call of the fused kernel with a nearest-mean
+assignment (counts and first moments about the current centres), sharing its
+chunking, threads and bitwise reproducibility.  Nothing is allocated per row of
+X: the subsample is at most a few hundred rows per cluster.
 """
 import numpy as np
 
@@ -15,6 +37,22 @@ from fastem._kernels import Assign, Stats, accumulate
 _SEED_ROWS_PER_CLUSTER = 64
 _SEED_MIN_ROWS = 2048
 
+# Rows per cluster of the Lloyd subsample.  A centre estimated from m rows is
+# off by about sigma / sqrt(m) per feature: 256 rows put it within 1/16 of a
+# cluster's spread, close enough for the full-data pass to finish the job,
+# while a pass over the subsample stays cheap next to one over X.
+_LLOYD_ROWS_PER_CLUSTER = 256
+
+# Lloyd on the subsample stops, converged or not, once it has touched as many
+# rows as this many passes over X (a Lloyd pass is a cheaper kernel pass than
+# an EM iteration, so this stays within a few EM iterations).  It binds on
+# overlapping clusters, where Lloyd would creep on for hundreds of passes, and
+# when the subsample is most of X.
+_LLOYD_BUDGET_PASSES = 8
+
+# Lloyd passes over all of X after the subsample has settled (see above).
+_FULL_DATA_PASSES = 1
+
 # Rows per block when distances are computed in NumPy: bounds the temporary to
 # this many rows times the number of candidate centres.
 _BLOCK_ROWS = 4096
@@ -23,6 +61,11 @@ _BLOCK_ROWS = 4096
 def seed_rows(n_samples, n_clusters, random_state):
     """Sorted distinct row indices of the seeding subsample (None: all rows)."""
     wanted = max(_SEED_MIN_ROWS, _SEED_ROWS_PER_CLUSTER * n_clusters)
+    return _subsample_rows(n_samples, wanted, random_state)
+
+
+def _subsample_rows(n_samples, wanted, random_state):
+    """Sorted distinct indices of about `wanted` random rows (None: all rows)."""
     if n_samples <= wanted:
         return None
     # Draw with replacement and drop repeats: choice(replace=False) would
@@ -113,29 +156,51 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=None):
 
 
 def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads, max_iter=300, tol=1e-4):
-    """Lloyd's k-means from k-means++ seeds.
+    """Lloyd's k-means from k-means++ seeds, mostly on a subsample (see the module docstring).
 
-    When X is larger than the seeding subsample, Lloyd first runs on that
-    subsample (a copy of at most max(2048, 64 k) rows): it settles there for a
-    fraction of one pass over X, and the passes over all of X then start close
-    to convergence.  Stops when the total squared movement of the centres is at
-    most ``tol`` times the mean per-feature variance of X, or after `max_iter`
-    passes.  A cluster left empty is moved to the seeding-subsample row
-    farthest from every centre.
+    Lloyd stops when the total squared movement of the centres is at most
+    ``tol`` times the mean per-feature variance of the subsample, after
+    `max_iter` passes, or when its budget is spent.  A cluster left empty is
+    moved to the subsample row farthest from every centre.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
+    sample_weight : ndarray of shape (n_samples,) or None
+    n_clusters : int
+    random_state : numpy.random.RandomState
+    chunk_rows, n_threads : int
+        Passed to the kernel.
+    max_iter : int
+    tol : float
 
     Returns
     -------
     centers : ndarray of shape (n_clusters, n_features), float64
     """
-    rows = seed_rows(X.shape[0], n_clusters, random_state)
-    centers, _ = kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=rows)
     context = dict(chunk_rows=chunk_rows, n_threads=n_threads)
-    threshold = tol * data_mean_and_variance(X, sample_weight, context)[1]
-    if rows is not None:
+    n_samples = X.shape[0]
+    rows = _subsample_rows(
+        n_samples, max(_SEED_MIN_ROWS, _LLOYD_ROWS_PER_CLUSTER * n_clusters), random_state
+    )
+    if rows is None:
+        subsample, sub_weight = X, sample_weight
+    else:
         subsample = np.ascontiguousarray(X[rows])
         sub_weight = None if sample_weight is None else sample_weight[rows]
-        centers = _lloyd(subsample, sub_weight, None, centers, max_iter, threshold, context)
-    return _lloyd(X, sample_weight, rows, centers, max_iter, threshold, context)
+    n_sub = subsample.shape[0]
+    seeds = seed_rows(n_sub, n_clusters, random_state)
+    centers, _ = kmeans_plusplus(subsample, sub_weight, n_clusters, random_state, rows=seeds)
+    # The tolerance only scales a stopping rule: the subsample's variance serves
+    # as well as that of X and spares a pass over X.  The budget is at least
+    # _LLOYD_BUDGET_PASSES passes, as the subsample is never larger than X.
+    threshold = tol * data_mean_and_variance(subsample, sub_weight, context)[1]
+    sub_passes = min(max_iter, int(_LLOYD_BUDGET_PASSES * n_samples / n_sub))
+    centers = _lloyd(subsample, sub_weight, None, centers, sub_passes, threshold, context)
+    if rows is not None:
+        full_passes = min(max_iter, _FULL_DATA_PASSES)
+        centers = _lloyd(X, sample_weight, rows, centers, full_passes, threshold, context)
+    return centers
 
 
 def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, context):
