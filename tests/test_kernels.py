@@ -7,6 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from fastem._gaussian_mixture import _BLAS_MIN_FEATURES as BLAS_MIN_FEATURES
 from fastem._kernels import Assign, Stats, accumulate, score
 from fastem._reference import accumulate_reference, score_reference
 
@@ -25,6 +26,20 @@ THREAD_TEST_FEATURES = [3, 10, 20]
 CHUNK = 7
 # Float64 accumulation in a different order than the reference: ~N eps.
 RTOL = 1e-12
+# From BLAS_MIN_FEATURES on, float32 input takes the chunk products of the FULL
+# (above 16 features) and DIAG paths in single precision: each product term is
+# rounded to float32 (6e-8 relative) and summed in single precision over D <= 20
+# features or CHUNK = 7 rows, and DIAG's expansion about the mean of the means
+# multiplies that by (|mean - centre| / sigma)^2, about 10 for make_problem's
+# means.  The worst case seen is ~1e-6 of the largest entry; 1e-5 leaves a
+# margin of ten.  _rtol applies it to all float32 input from BLAS_MIN_FEATURES
+# on; the block paths that widen float32 chunks to float64 instead are pinned
+# bitwise by test_float32_widened_paths_match_float64.
+RTOL_FLOAT32_PRODUCTS = 1e-5
+
+
+def _rtol(dtype, n_features):
+    return RTOL_FLOAT32_PRODUCTS if dtype == np.float32 and n_features >= BLAS_MIN_FEATURES else RTOL
 
 
 def _pair_id(pair):
@@ -123,15 +138,16 @@ def test_accumulate_matches_reference(pair, dtype, shape, weights):
     assign, stats = pair
     rng = np.random.default_rng(1234)
     X, sample_weight, params = make_problem(rng, *shape, assign, weights)
-    # Both sides see the same float32 values (upcasting is exact) and the kernel
-    # accumulates in float64, so float32 input needs no looser tolerance here;
+    # Both sides see the same float32 values (upcasting is exact).  Below
+    # BLAS_MIN_FEATURES the kernel computes in float64 whatever X's dtype, so
+    # float32 input needs no looser tolerance there (_rtol);
     # test_float32_agrees_with_float64_data covers the rounding of the input.
     X = X.astype(dtype)
     got = accumulate(X, sample_weight, assign, stats, chunk_rows=CHUNK, **params)
     want = accumulate_reference(X, sample_weight, assign, stats, **params)
     assert isinstance(got[0], float)
     for g, w in zip(got, want):
-        assert_close(g, w, RTOL)
+        assert_close(g, w, _rtol(dtype, shape[1]))
     second = got[3]
     if stats in (Stats.STATS_FULL, Stats.STATS_TIED):
         # The lower triangle is documented as left at zero, not merely small.
@@ -149,6 +165,62 @@ def test_float32_agrees_with_float64_data(pair):
     want = accumulate_reference(X, sample_weight, assign, stats, **params)
     for g, w in zip(got, want):
         assert_close(g, w, 1e-5)
+
+
+def _single_precision_products(assign, n_features):
+    """The kernel's rule: which float32 passes take single-precision products."""
+    return n_features >= BLAS_MIN_FEATURES and (
+        assign == Assign.ASSIGN_DIAG or (assign == Assign.ASSIGN_FULL and n_features > 16)
+    )
+
+
+def _cases(n_features_list, single):
+    return [
+        pytest.param(pair, d, id=f"{_pair_id(pair)}-D{d}")
+        for pair in ALL_PAIRS
+        for d in n_features_list
+        if _single_precision_products(pair[0], d) == single
+    ]
+
+
+@pytest.mark.parametrize("pair, n_features", _cases(THREAD_TEST_FEATURES, single=False))
+def test_float32_widened_paths_match_float64(pair, n_features):
+    # Every path but the single-precision ones computes a float32 chunk in float64:
+    # the result must be bitwise that of the same values given as float64.
+    assign, stats = pair
+    rng = np.random.default_rng(17)
+    X, sample_weight, params = make_problem(rng, 200, n_features, 3, assign, "zeros")
+    X32 = X.astype(np.float32)
+    kwargs = dict(chunk_rows=CHUNK, n_threads=2, **params)
+    assert_all_equal(
+        accumulate(X32, sample_weight, assign, stats, **kwargs),
+        accumulate(X32.astype(np.float64), sample_weight, assign, stats, **kwargs),
+    )
+    if assign != Assign.ASSIGN_GIVEN:
+        flags = {"want_log_prob": True, "want_resp": True, "want_labels": True}
+        score_kwargs = dict(chunk_rows=CHUNK, n_threads=2, **_score_params(params), **flags)
+        assert_all_equal(score(X32, assign, **score_kwargs),
+                         score(X32.astype(np.float64), assign, **score_kwargs))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4])
+@pytest.mark.parametrize("pair, n_features", _cases([9, 20, 40], single=True))
+def test_float32_products_close_to_float64(pair, n_features, offset):
+    # The single-precision paths against the float64 kernel on the same values, at
+    # the estimator's chunk size, near the origin and at 1e4 (where products of
+    # uncentred float32 data would cancel every digit of the second moments).
+    assign, stats = pair
+    rng = np.random.default_rng(23)
+    X, sample_weight, params = make_problem(rng, 1500, n_features, 4, assign, "zeros")
+    X += offset
+    params["means"] = params["means"] + offset
+    params["tied_shift"] = params["tied_shift"] + offset
+    X32 = X.astype(np.float32)
+    kwargs = dict(chunk_rows=256, n_threads=2, **params)
+    got = accumulate(X32, sample_weight, assign, stats, **kwargs)
+    want = accumulate(X32.astype(np.float64), sample_weight, assign, stats, **kwargs)
+    for g, w in zip(got, want):
+        assert_close(g, w, RTOL_FLOAT32_PRODUCTS)
 
 
 @pytest.mark.parametrize("n_features", THREAD_TEST_FEATURES)
@@ -246,8 +318,8 @@ def test_score_matches_reference(assign, dtype, shape):
     flags = {"want_log_prob": True, "want_resp": True, "want_labels": True}
     log_prob, resp, labels = score(X, assign, chunk_rows=CHUNK, **flags, **params)
     want_log_prob, want_resp, want_labels = score_reference(X, assign, **flags, **params)
-    assert_close(log_prob, want_log_prob, RTOL)
-    assert_close(resp, want_resp, RTOL)
+    assert_close(log_prob, want_log_prob, _rtol(dtype, shape[1]))
+    assert_close(resp, want_resp, _rtol(dtype, shape[1]))
     assert labels.dtype == np.intp
     assert np.array_equal(labels, want_labels)
     np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-12)

@@ -4,7 +4,9 @@
 # - X is row-major (n_samples, n_features) with rows `ldx` elements apart
 #   (ldx >= n_features), float32 or float64 (the `floating` fused type);
 #   everything else is float64, row-major and contiguous.
-# - Accumulation is always in float64, whatever the dtype of X.
+# - Accumulation across chunks is always in float64, whatever the dtype of X.
+#   For float32 X, the per-component full path (above 16 features) takes a
+#   chunk's level-3 products in single precision (see _kernels.pyx).
 # - Kernels never raise: they return 0 on success and a negative status code.
 
 from cython cimport floating

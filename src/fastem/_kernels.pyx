@@ -23,7 +23,9 @@ GEMM expansion about the mean of the means, so its cancellation is bounded by
 the spread of the means, not their distance from the origin).  Densities are
 kept component-major (K, rows) so the log-sum-exp vectorises, with our own
 exp/log (_simd_math.h).  Initialisation-only pairs go row by row
-(accumulate_rows).
+(accumulate_rows).  Float32 input runs the per-component FULL and the DIAG
+chunk products in single precision (see _single_products); everything that
+crosses chunks stays float64.
 
 Reproducibility: every floating-point addition happens in an order fixed by
 the data's shape (chunks summed into a fixed number of "lanes", lanes summed in
@@ -40,7 +42,9 @@ import numpy as np
 
 from libc.stdint cimport int64_t
 
-from fastem._blas cimport add_gram_upper, rows_times, rows_times_transpose, whiten_rows
+from fastem._blas cimport (
+    gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
+)
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
@@ -90,7 +94,7 @@ cdef inline void _whiten_upper(
 # Squared norms below keep four partial sums in a fixed pattern: the compiler can
 # put them in SIMD lanes without reassociating (no -ffast-math), and the result
 # stays the same on every machine.
-cdef inline double _sum_squares(const double* v, Py_ssize_t n) noexcept nogil:
+cdef inline double _sum_squares(const floating* v, Py_ssize_t n) noexcept nogil:
     return _dot2(v, v, n)
 
 
@@ -304,12 +308,28 @@ cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil:
 cdef Py_ssize_t OUTER_MAX_FEATURES = 16
 
 
+# Float32 input, on the paths _single_products picks: a chunk's level-3 products
+# (GEMM, TRMM, SYRK) run in single precision, twice the SIMD width of float64,
+# on float32 copies of the centred chunk and of `_Shared.operand`.  Everything
+# else stays float64: the centring itself (about each component's mean, or
+# the mean of the means for DIAG, so the products never see the data's
+# distance from the origin), each row's squared norm, the log-sum-exp, and
+# every sum that crosses chunks (a chunk's single-precision moments are added
+# into the float64 lanes).  A statistic thus carries about one float32
+# rounding per product term (6e-8 relative, times the length of its dot
+# product), never a rounding that grows with N.  Float64 input runs the same
+# code with every buffer in float64, bitwise as before.
+
 ctypedef struct _Shared:
     # Per-pass arrays derived from the parameters, read by every thread.
     double* center   # (D,) mean of the means: the origin of the DIAG/NEAREST/small-FULL expansions
+                     # (rounded to float32 for float32 products, see _prepare_shared)
     double* coef     # DIAG (K, 2D) [-2 P nu | P]; NEAREST (K, D) nu; small FULL (D, K D) [U_1 .. U_K]
                      # (nu = mean - center, P = factor^2)
     double* offset   # (K,) DIAG sum_d P nu^2; NEAREST |nu|^2; small FULL (K, D) nu_k U_k
+    const double* operand         # what the chunk products multiply by: coef, or the precision
+                                  # factor (FULL above OUTER_MAX_FEATURES, TIED)
+    float* operand_single         # float32 input only: `operand` rounded to float32
 
 
 cdef inline bint _full_outer(const MixtureParams* p) noexcept nogil:
@@ -357,11 +377,115 @@ cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
     )
 
 
-cdef Py_ssize_t _block_work_size(const MixtureParams* p, Py_ssize_t rows) noexcept nogil:
+cdef inline bint _single_products(const MixtureParams* p) noexcept nogil:
+    # Float32 input takes a chunk's products in single precision where they dominate
+    # the pass and their operands are small: FULL above OUTER_MAX_FEATURES (TRMM and
+    # SYRK of rows centred about each component's own mean) and DIAG (two GEMMs per
+    # chunk; see _block_log_densities for its accuracy).  The other block paths sum
+    # moments about one centre for all components, where single precision would
+    # cost accuracy relative to the spread of the means, and they are bound by
+    # other work: their float32 chunks are widened to float64 (_widened_chunk).
+    return _blocked_density(p) and (
+        p.assign == ASSIGN_DIAG or (p.assign == ASSIGN_FULL and not _full_outer(p))
+    )
+
+
+cdef Py_ssize_t _block_work_size(
+    const MixtureParams* p, Py_ssize_t rows, bint single
+) noexcept nogil:
     # Y (rows, _block_width), densities (rows, K), chunk moments (K, _moments_width),
-    # normalisation scratch (4 rows), then the row path's scratch.
+    # normalisation scratch (4 rows), then the row path's scratch.  Y and the
+    # moments hold X's precision (float32 needs half their room).  Float32 input
+    # adds room for (K, rows) floats, a single-precision product or copy of the
+    # responsibilities (_single_scratch), or for the chunk widened to float64.
     cdef Py_ssize_t k = p.n_components
-    return rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + work_size(p)
+    cdef Py_ssize_t size = (
+        rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + work_size(p)
+    )
+    return size + max((k * rows + 1) // 2, rows * p.n_features) if single else size
+
+
+cdef inline float* _single_scratch(
+    const MixtureParams* p, double* work, Py_ssize_t rows
+) noexcept nogil:
+    return <float*>(work + _block_work_size(p, rows, False))
+
+
+cdef inline const double* _widened_chunk(
+    const float* X, Py_ssize_t rows, const MixtureParams* p, double* work
+) noexcept nogil:
+    # The chunk as float64, in the same room as _single_scratch (never both).
+    cdef double* wide = work + _block_work_size(p, rows, False)
+    cdef Py_ssize_t i
+    for i in range(rows * p.n_features):
+        wide[i] = X[i]
+    return wide
+
+
+cdef inline const floating* _operand(const _Shared* sh, const floating* like) noexcept nogil:
+    # sh.operand in the precision of `like` (X).
+    if floating is double:
+        return <const floating*>sh.operand
+    else:
+        return <const floating*>sh.operand_single
+
+
+cdef inline floating* _product_buffer(
+    double* full, float* single, const floating* like
+) noexcept nogil:
+    # Where a product in the precision of `like` (X) lands: float64 input writes
+    # straight into the float64 array, float32 into single-precision scratch.
+    if floating is double:
+        return <floating*>full
+    else:
+        return <floating*>single
+
+
+cdef inline const floating* _resp_operand(
+    const double* resp_w, Py_ssize_t n, float* single, const floating* like
+) noexcept nogil:
+    # The (K, rows) responsibilities as a product operand in the precision of `like`.
+    cdef Py_ssize_t i
+    if floating is double:
+        return <const floating*>resp_w
+    else:
+        for i in range(n):
+            single[i] = <float>resp_w[i]
+        return <const floating*>single
+
+
+cdef inline bint _first_by_product(const floating* like) noexcept nogil:
+    # Float32: a FULL chunk's first moments, sum w r (x - m), come from one product
+    # sqrt(w r)^T Z in single precision, Z holding the rows sqrt(w r) (x - m) the SYRK
+    # reads (a per-element float64 running sum costs about as much as the SYRK at
+    # D = 32).  Float64 keeps summing them row by row (its results stay bitwise as
+    # they were).
+    return sizeof(floating) == sizeof(float)
+
+
+cdef inline void _add_gram(
+    double* C,              # INOUT (d, d) upper triangle += Z^T Z
+    double* first,          # INOUT (d,) += roots^T Z (float32 only), or NULL
+    const floating* Z,      # IN (rows, d)
+    const floating* roots,  # IN (rows,) with `first`, else NULL
+    Py_ssize_t rows,
+    Py_ssize_t d,
+    floating* scratch,      # float32: (d * d,) the chunk's products
+) noexcept nogil:
+    # Float64 adds in place; float32 takes the chunk's products in single precision
+    # and adds them into the float64 sums.
+    cdef Py_ssize_t i, j
+    if floating is double:
+        gram_upper(<double*>C, Z, <int>rows, <int>d, 1.0)
+    else:
+        gram_upper(scratch, Z, <int>rows, <int>d, 0.0)
+        for i in range(d):
+            for j in range(i, d):
+                C[i * d + j] += scratch[i * d + j]
+        if first != NULL:
+            weighted_row_sum(scratch, Z, roots, <int>rows, <int>d)
+            for i in range(d):
+                first[i] += scratch[i]
 
 
 # ---------------------------------------------------------------------------
@@ -401,18 +525,18 @@ cdef inline double _dot3(const double* a, const double* b, const double* c, Py_s
     return (s0 + s1) + (s2 + s3)
 
 
-cdef inline double _dot2(const double* a, const double* b, Py_ssize_t n) noexcept nogil:
-    """sum_i a_i b_i with four fixed partial sums."""
+cdef inline double _dot2(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """sum_i a_i b_i with four fixed partial sums, in float64 whatever the input."""
     cdef Py_ssize_t i = 0
     cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
     while i + 4 <= n:
-        s0 += a[i] * b[i]
-        s1 += a[i + 1] * b[i + 1]
-        s2 += a[i + 2] * b[i + 2]
-        s3 += a[i + 3] * b[i + 3]
+        s0 += <double>a[i] * b[i]
+        s1 += <double>a[i + 1] * b[i + 1]
+        s2 += <double>a[i + 2] * b[i + 2]
+        s3 += <double>a[i + 3] * b[i + 3]
         i += 4
     while i < n:
-        s0 += a[i] * b[i]
+        s0 += <double>a[i] * b[i]
         i += 1
     return (s0 + s1) + (s2 + s3)
 
@@ -635,16 +759,30 @@ cdef void _free_shared(_Shared* sh) noexcept nogil:
     free(sh.center)
     free(sh.coef)
     free(sh.offset)
+    free(sh.operand_single)
 
 
-cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
+cdef inline Py_ssize_t _operand_size(const MixtureParams* p) noexcept nogil:
+    # Entries of `operand` on the _single_products paths: K factors, or DIAG's coef.
+    cdef Py_ssize_t d = p.n_features, k = p.n_components
+    if p.assign == ASSIGN_FULL:
+        return k * d * d
+    if p.assign == ASSIGN_DIAG:
+        return 2 * k * d
+    return 0
+
+
+cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexcept nogil:
+    """Fill `sh` for one pass; `single` for float32 input.  Returns 0 or -1 (no memory)."""
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
     cdef double nu, prec
     cdef Py_ssize_t j
     sh.center = <double*>calloc(d, sizeof(double))
     sh.coef = <double*>calloc(n_comp * max(2, d) * d, sizeof(double))
     sh.offset = <double*>calloc(n_comp * d, sizeof(double))
-    if sh.center == NULL or sh.coef == NULL or sh.offset == NULL:
+    sh.operand_single = <float*>calloc(max(1, _operand_size(p)), sizeof(float)) if single else NULL
+    if (sh.center == NULL or sh.coef == NULL or sh.offset == NULL
+            or (single and sh.operand_single == NULL)):
         _free_shared(sh)
         return -1
     for k in range(n_comp):
@@ -652,6 +790,11 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
             sh.center[i] += p.means[k * d + i]
     for i in range(d):
         sh.center[i] /= n_comp
+        if single:
+            # A float32 centre makes x - c exact for float32 x near it (Sterbenz), so
+            # the rows' float32 copies of x - c carry no rounding common to all rows,
+            # which the expansion would multiply by the spread of the means.
+            sh.center[i] = <float>sh.center[i]
     # |x - m|^2 P expanded about the centre c: cross terms become one GEMM.  Taking
     # the expansion about c rather than 0 keeps its cancellation to the spread of
     # the means, not their distance from the origin.
@@ -671,6 +814,13 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh) noexcept nogil:
                 for j in range(i, d):
                     sh.coef[i * n_comp * d + k * d + j] = p.precision_factor[(k * d + i) * d + j]
                     sh.offset[k * d + j] += nu * p.precision_factor[(k * d + i) * d + j]
+    if p.assign == ASSIGN_TIED or (p.assign == ASSIGN_FULL and not _full_outer(p)):
+        sh.operand = p.precision_factor
+    else:
+        sh.operand = sh.coef
+    if single:
+        for i in range(_operand_size(p)):
+            sh.operand_single[i] = <float>sh.operand[i]
     return 0
 
 
@@ -679,12 +829,18 @@ cdef void _block_log_densities(
     Py_ssize_t rows,
     const MixtureParams* p,
     const _Shared* sh,
-    double* Y,                # scratch (rows, _block_width); DIAG leaves [x - c | (x - c)^2] in it
+    floating* Y,              # scratch (rows, _block_width) in X's precision;
+                              # DIAG leaves [x - c | (x - c)^2] in it
+    float* single,            # float32 input: scratch (K, rows), see _single_scratch
     double* dens,             # OUT (K, rows) log-densities (NEAREST: minus squared distances)
 ) noexcept nogil:
+    # Centring is done in float64 and rounded once when stored in Y; the squared
+    # norms of the products are summed in float64 (_scaled_distance, _sum_squares).
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef const double* mean
-    cdef double* centred
+    cdef const floating* operand = _operand(sh, X)
+    cdef floating* centred
+    cdef floating* product
     cdef double c, row_sq
     if _full_outer(p):
         # Y (rows, K D) = (X - c) [U_1 .. U_K]; the centred chunk is kept after it.
@@ -692,59 +848,65 @@ cdef void _block_log_densities(
         for n in range(rows):
             for i in range(d):
                 centred[n * d + i] = X[n * d + i] - sh.center[i]
-        rows_times(Y, centred, sh.coef, <int>rows, <int>(n_comp * d), <int>d)
+        rows_times(Y, centred, operand, <int>rows, <int>(n_comp * d), <int>d)
         for n in range(rows):
             for k in range(n_comp):
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
-                    <const double*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
+                    <const floating*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
     elif p.assign == ASSIGN_FULL:
         for k in range(n_comp):
             mean = p.means + k * d
             for n in range(rows):
                 for i in range(d):
                     Y[n * d + i] = X[n * d + i] - mean[i]
-            whiten_rows(Y, p.precision_factor + k * d * d, <int>rows, <int>d)
+            whiten_rows(Y, operand + k * d * d, <int>rows, <int>d)
             for n in range(rows):
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
     elif p.assign == ASSIGN_TIED:
         for n in range(rows * d):
             Y[n] = X[n]
-        whiten_rows(Y, p.precision_factor, <int>rows, <int>d)
+        whiten_rows(Y, operand, <int>rows, <int>d)
         for n in range(rows):
             for k in range(n_comp):
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
-                    <const double*>(Y + n * d), p.whitened_means + k * d, NULL, d)
+                    <const floating*>(Y + n * d), p.whitened_means + k * d, NULL, d)
     elif p.assign == ASSIGN_DIAG:
         for n in range(rows):
             for i in range(d):
                 c = X[n * d + i] - sh.center[i]
                 Y[n * 2 * d + i] = c
                 Y[n * 2 * d + d + i] = c * c
-        # (K, rows) = coef (K, 2D) @ Y^T
-        rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
+        # (K, rows) = coef (K, 2D) @ Y^T.  In single precision the expansion's
+        # cancellation (terms of size (m - c)^2 P for a result of size ~D) costs
+        # about 6e-8 (|m - c| / sigma)^2 relative: 1e-6 for means 4 sigma from
+        # their centre, 1e-4 at 40 sigma.  Its moments below share that bound.
+        product = _product_buffer(dens, single, X)
+        rows_times_transpose(product, operand, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
         for k in range(n_comp):
             for n in range(rows):
-                dens[k * rows + n] = p.log_norm[k] - 0.5 * (dens[k * rows + n] + sh.offset[k])
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * (product[k * rows + n] + sh.offset[k])
     else:  # ASSIGN_NEAREST
         for n in range(rows):
             for i in range(d):
                 Y[n * d + i] = X[n * d + i] - sh.center[i]
-        rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
+        product = _product_buffer(dens, single, X)
+        rows_times_transpose(product, operand, Y, <int>n_comp, <int>rows, <int>d, 0.0)
         for n in range(rows):
             row_sq = _sum_squares(Y + n * d, d)
             for k in range(n_comp):
                 # -(|y|^2 - 2 y.nu + |nu|^2), clipped: rounding must not make it positive
-                dens[k * rows + n] = min(0.0, 2.0 * dens[k * rows + n] - sh.offset[k] - row_sq)
+                dens[k * rows + n] = min(0.0, 2.0 * product[k * rows + n] - sh.offset[k] - row_sq)
 
 
 cdef void _add_outer_moments(
     const MixtureParams* p,
     Py_ssize_t rows,
     const _Shared* sh,
-    const double* centred,    # IN (rows, D) the chunk minus the centre c
+    const floating* centred,  # IN (rows, D) the chunk minus the centre c
     const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
-    double* Z,                # scratch (rows, _outer_width(D))
-    double* moments,          # scratch (K, _outer_width(D))
+    const floating* resp_op,  # IN resp_w in X's precision (_resp_operand)
+    floating* Z,              # scratch (rows, _outer_width(D))
+    floating* moments,        # scratch (K, _outer_width(D))
     double* stats,            # INOUT
 ) noexcept nogil:
     """Full-covariance moments of a chunk for all components with one GEMM.
@@ -755,14 +917,14 @@ cdef void _add_outer_moments(
     """
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, width = _outer_width(d)
     cdef Py_ssize_t n, k, i, j, col
-    cdef const double* y
-    cdef double* z
+    cdef const floating* y
+    cdef floating* z
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
     cdef double chunk_count
-    cdef const double* g
-    cdef double* nu = Z  # reused after the GEMM: (D,) per component
+    cdef const floating* g
+    cdef double* nu = <double*>Z  # reused after the GEMM: (D,) per component
     for n in range(rows):
         y = centred + n * d
         z = Z + n * width
@@ -772,7 +934,7 @@ cdef void _add_outer_moments(
             for j in range(i, d):
                 z[col] = y[i] * y[j]
                 col += 1
-    rows_times(moments, resp_w, Z, <int>n_comp, <int>width, <int>rows)
+    rows_times(moments, resp_op, Z, <int>n_comp, <int>width, <int>rows)
     for k in range(n_comp):
         chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
@@ -796,28 +958,38 @@ cdef void _accumulate_block(
     const double* weight,          # IN (rows,) or NULL
     const MixtureParams* p,
     const _Shared* sh,
-    double* work,                  # scratch, _block_work_size(p, rows) doubles
+    double* work,                  # scratch, _block_work_size(p, rows, X is float32) doubles
     double* stats,                 # INOUT as accumulate_rows
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* Y = work
+    cdef double* cols = work                   # column path: the transposed chunk, float64
+    cdef floating* Y = <floating*>work         # block path: in X's precision
     cdef double* dens = work + rows * _block_width(p)
-    cdef double* moments = dens + rows * n_comp
+    cdef double* moments_region = dens + rows * n_comp
+    cdef floating* moments = <floating*>moments_region
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
-    cdef double* tmp = moments + n_comp * _moments_width(p)
+    cdef double* tmp = moments_region + n_comp * _moments_width(p)
+    cdef float* single = _single_scratch(p, work, rows)
     cdef double w, rw, c, root, chunk_count, nu
+    cdef bint by_product
+    cdef floating* roots
     cdef const double* mean
-    cdef double* centred
+    cdef const floating* resp_op
+    cdef floating* centred
+    if floating is float:
+        if _blocked_density(p) and not _single_products(p):
+            _accumulate_block(_widened_chunk(X, rows, p, work), rows, weight, p, sh, work, stats)
+            return
     # Responsibilities times weights; zero-weight rows drop out entirely.
     if not _blocked_density(p):
-        _transpose_chunk(X, rows, d, Y)
-        _columns_log_densities(p, rows, Y, Y + rows * d, tmp, tmp + rows, dens)
+        _transpose_chunk(X, rows, d, cols)
+        _columns_log_densities(p, rows, cols, cols + rows * d, tmp, tmp + rows, dens)
         stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-        _columns_add_stats(p, rows, Y, weight, dens, Y + rows * d, tmp, stats)
+        _columns_add_stats(p, rows, cols, weight, dens, cols + rows * d, tmp, stats)
         return
-    _block_log_densities(X, rows, p, sh, Y, dens)
+    _block_log_densities(X, rows, p, sh, Y, single, dens)
     stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
     # Moments, by the statistic wanted (hard k-means assignments included).
     if p.stats == STATS_NONE:
@@ -831,9 +1003,13 @@ cdef void _accumulate_block(
                         first[k * d + i] += rw * (X[n * d + i] - mean[i])
         return
     if _full_outer(p):
-        _add_outer_moments(p, rows, sh, Y + rows * _outer_offset(p), dens, Y, moments, stats)
+        resp_op = _resp_operand(dens, n_comp * rows, single, X)
+        _add_outer_moments(
+            p, rows, sh, Y + rows * _outer_offset(p), dens, resp_op, Y, moments, stats)
         return
     if p.stats == STATS_FULL:
+        by_product = _first_by_product(X)
+        roots = <floating*>single  # float32 only: sqrt(w r) of each row
         for k in range(n_comp):
             mean = p.means + k * d
             chunk_count = 0.0
@@ -841,13 +1017,19 @@ cdef void _accumulate_block(
                 rw = dens[k * rows + n]
                 chunk_count += rw
                 root = sqrt(rw)
-                for i in range(d):
-                    c = X[n * d + i] - mean[i]
-                    first[k * d + i] += rw * c
-                    Y[n * d + i] = root * c
+                if by_product:
+                    roots[n] = root
+                    for i in range(d):
+                        Y[n * d + i] = root * (X[n * d + i] - mean[i])
+                else:
+                    for i in range(d):
+                        c = X[n * d + i] - mean[i]
+                        first[k * d + i] += rw * c
+                        Y[n * d + i] = root * c
             counts[k] += chunk_count
             if chunk_count != 0.0:  # the Gram update of an unused component adds zeros
-                add_gram_upper(second + k * d * d, Y, <int>rows, <int>d)
+                _add_gram(second + k * d * d, first + k * d if by_product else NULL,
+                          Y, roots, rows, d, moments)
         return
     if p.stats == STATS_TIED:
         # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
@@ -860,8 +1042,9 @@ cdef void _accumulate_block(
                 c = X[n * d + i] - p.tied_shift[i]
                 centred[n * d + i] = c
                 Y[n * d + i] = root * c
-        add_gram_upper(second, Y, <int>rows, <int>d)
-        rows_times(moments, dens, centred, <int>n_comp, <int>d, <int>rows)
+        _add_gram(second, NULL, Y, NULL, rows, d, moments)  # float32: `moments` as scratch
+        resp_op = _resp_operand(dens, n_comp * rows, single, X)
+        rows_times(moments, resp_op, centred, <int>n_comp, <int>d, <int>rows)
         for k in range(n_comp):
             chunk_count = _sum(dens + k * rows, rows)
             counts[k] += chunk_count
@@ -870,7 +1053,8 @@ cdef void _accumulate_block(
         return
     # DIAG: Y still holds [x - c | (x - c)^2]; one GEMM gives this chunk's moments
     # about c, which are moved to each component's mean m = c + nu.
-    rows_times(moments, dens, Y, <int>n_comp, <int>(2 * d), <int>rows)
+    resp_op = _resp_operand(dens, n_comp * rows, single, X)
+    rows_times(moments, resp_op, Y, <int>n_comp, <int>(2 * d), <int>rows)
     for k in range(n_comp):
         chunk_count = _sum(dens + k * rows, rows)
         counts[k] += chunk_count
@@ -954,6 +1138,7 @@ cdef int accumulate_stats(
     cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i, d = p.n_features
     cdef Py_ssize_t n_packed = 0 if ldx == d else min(chunk_rows, n_samples) * d
     cdef bint chunked = _chunked_pass(p)
+    cdef bint single = sizeof(floating) == sizeof(float)
     cdef double* lane_sums
     cdef double* work
     cdef double* scratch
@@ -962,11 +1147,12 @@ cdef int accumulate_stats(
     if chunk_rows < 1 or ldx < d:
         return -2
     # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
-    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)) if chunked else work_size(p))
+    n_work = _padded(
+        _block_work_size(p, min(chunk_rows, n_samples), single) if chunked else work_size(p))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_active = min(n_lanes, n_chunks)
     n_threads = _clamp_threads(n_threads, n_active)
-    if _prepare_shared(p, &shared) != 0:
+    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
         return -1
     lane_sums = <double*>calloc(n_lanes * lane_stride, sizeof(double))
     work = <double*>calloc(n_threads * n_work, sizeof(double))
@@ -1014,7 +1200,7 @@ cdef void _score_chunk(
     Py_ssize_t rows,
     const MixtureParams* p,
     const _Shared* sh,
-    double* scratch,           # scratch, _block_work_size(p, rows) doubles
+    double* scratch,           # scratch, _block_work_size(p, rows, X is float32) doubles
     double* log_prob_norm,     # OUT (rows,) or NULL
     double* resp,              # OUT (rows, K) or NULL
     int64_t* labels,           # OUT (rows,) or NULL
@@ -1025,8 +1211,14 @@ cdef void _score_chunk(
     cdef double* dens = scratch + rows * _block_width(p)
     cdef double* tmp = dens + rows * n_comp + n_comp * _moments_width(p)
     cdef Py_ssize_t k
+    if floating is float:
+        if _blocked_density(p) and not _single_products(p):
+            _score_chunk(_widened_chunk(X, rows, p, scratch), rows, p, sh, scratch,
+                         log_prob_norm, resp, labels, log_dens, ld_log_dens)
+            return
     if _blocked_density(p):
-        _block_log_densities(X, rows, p, sh, scratch, dens)
+        _block_log_densities(
+            X, rows, p, sh, <floating*>scratch, _single_scratch(p, scratch, rows), dens)
     else:
         _transpose_chunk(X, rows, d, scratch)
         _columns_log_densities(p, rows, scratch, scratch + rows * d, tmp, tmp + rows, dens)
@@ -1059,12 +1251,13 @@ cdef int _rows_pass(
     cdef double* work
     cdef floating* packed = NULL
     cdef _Shared shared
+    cdef bint single = sizeof(floating) == sizeof(float)
     if chunk_rows < 1 or ldx < d:
         return -2
-    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples)))
+    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples), single))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_threads = _clamp_threads(n_threads, n_chunks)
-    if _prepare_shared(p, &shared) != 0:
+    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
         return -1
     work = <double*>calloc(n_threads * n_work, sizeof(double))
     if n_packed > 0:
