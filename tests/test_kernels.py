@@ -26,15 +26,13 @@ THREAD_TEST_FEATURES = [3, 10, 20]
 CHUNK = 7
 # Float64 accumulation in a different order than the reference: ~N eps.
 RTOL = 1e-12
-# From BLAS_MIN_FEATURES on, float32 input takes the chunk products of the FULL
-# (above 16 features) and DIAG paths in single precision: each product term is
-# rounded to float32 (6e-8 relative) and summed in single precision over D <= 20
-# features or CHUNK = 7 rows, and DIAG's expansion about the mean of the means
-# multiplies that by (|mean - centre| / sigma)^2, about 10 for make_problem's
-# means.  The worst case seen is ~1e-6 of the largest entry; 1e-5 leaves a
-# margin of ten.  _rtol applies it to all float32 input from BLAS_MIN_FEATURES
-# on; the block paths that widen float32 chunks to float64 instead are pinned
-# bitwise by test_float32_widened_paths_match_float64.
+# Float32 input on the FULL path above 16 features takes its chunk products in
+# single precision: each product term is rounded to float32 (6e-8 relative) and
+# summed in single precision over D <= 40 features or CHUNK = 7 rows, about rows
+# centred on their component's mean.  The worst case seen is ~1e-6 of the largest
+# entry; 1e-5 leaves a margin of ten.  _rtol applies it to float32 input on that
+# path; every other path widens float32 chunks to float64 and is pinned bitwise
+# by test_float32_widened_paths_match_float64.
 RTOL_FLOAT32_PRODUCTS = 1e-5
 
 
@@ -169,9 +167,7 @@ def test_float32_agrees_with_float64_data(pair):
 
 def _single_precision_products(assign, n_features):
     """The kernel's rule: which float32 passes take single-precision products."""
-    return n_features >= BLAS_MIN_FEATURES and (
-        assign == Assign.ASSIGN_DIAG or (assign == Assign.ASSIGN_FULL and n_features > 16)
-    )
+    return assign == Assign.ASSIGN_FULL and n_features > 16
 
 
 def _cases(n_features_list, single):

@@ -23,9 +23,9 @@ GEMM expansion about the mean of the means, so its cancellation is bounded by
 the spread of the means, not their distance from the origin).  Densities are
 kept component-major (K, rows) so the log-sum-exp vectorises, with our own
 exp/log (_simd_math.h).  Initialisation-only pairs go row by row
-(accumulate_rows).  Float32 input runs the per-component FULL and the DIAG
-chunk products in single precision (see _single_products); everything that
-crosses chunks stays float64.
+(accumulate_rows).  Float32 input runs the per-component FULL chunk products
+in single precision (see _single_products); everything that crosses chunks
+stays float64.
 
 Reproducibility: every floating-point addition happens in an order fixed by
 the data's shape (chunks summed into a fixed number of "lanes", lanes summed in
@@ -311,9 +311,9 @@ cdef Py_ssize_t OUTER_MAX_FEATURES = 16
 # Float32 input, on the paths _single_products picks: a chunk's level-3 products
 # (GEMM, TRMM, SYRK) run in single precision, twice the SIMD width of float64,
 # on float32 copies of the centred chunk and of `_Shared.operand`.  Everything
-# else stays float64: the centring itself (about each component's mean, or
-# the mean of the means for DIAG, so the products never see the data's
-# distance from the origin), each row's squared norm, the log-sum-exp, and
+# else stays float64: the centring itself (about each component's mean, so
+# the products never see the data's distance from the origin), each row's
+# squared norm, the log-sum-exp, and
 # every sum that crosses chunks (a chunk's single-precision moments are added
 # into the float64 lanes).  A statistic thus carries about one float32
 # rounding per product term (6e-8 relative, times the length of its dot
@@ -380,14 +380,13 @@ cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
 cdef inline bint _single_products(const MixtureParams* p) noexcept nogil:
     # Float32 input takes a chunk's products in single precision where they dominate
     # the pass and their operands are small: FULL above OUTER_MAX_FEATURES (TRMM and
-    # SYRK of rows centred about each component's own mean) and DIAG (two GEMMs per
-    # chunk; see _block_log_densities for its accuracy).  The other block paths sum
-    # moments about one centre for all components, where single precision would
-    # cost accuracy relative to the spread of the means, and they are bound by
-    # other work: their float32 chunks are widened to float64 (_widened_chunk).
-    return _blocked_density(p) and (
-        p.assign == ASSIGN_DIAG or (p.assign == ASSIGN_FULL and not _full_outer(p))
-    )
+    # SYRK of rows centred about each component's own mean).  The other block paths
+    # expand about one centre for all components (DIAG, NEAREST, small FULL) or sum
+    # moments about it (TIED): in single precision their error would grow with the
+    # squared spread of the means (DIAG: 2.6e-4 relative on the variances of clusters
+    # 30 sigma apart, against 2e-6 for scikit-learn's float32), so their float32
+    # chunks are widened to float64 (_widened_chunk) and give the float64 bits.
+    return _blocked_density(p) and p.assign == ASSIGN_FULL and not _full_outer(p)
 
 
 cdef Py_ssize_t _block_work_size(
@@ -790,11 +789,6 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexc
             sh.center[i] += p.means[k * d + i]
     for i in range(d):
         sh.center[i] /= n_comp
-        if single:
-            # A float32 centre makes x - c exact for float32 x near it (Sterbenz), so
-            # the rows' float32 copies of x - c carry no rounding common to all rows,
-            # which the expansion would multiply by the spread of the means.
-            sh.center[i] = <float>sh.center[i]
     # |x - m|^2 P expanded about the centre c: cross terms become one GEMM.  Taking
     # the expansion about c rather than 0 keeps its cancellation to the spread of
     # the means, not their distance from the origin.
@@ -876,10 +870,7 @@ cdef void _block_log_densities(
                 c = X[n * d + i] - sh.center[i]
                 Y[n * 2 * d + i] = c
                 Y[n * 2 * d + d + i] = c * c
-        # (K, rows) = coef (K, 2D) @ Y^T.  In single precision the expansion's
-        # cancellation (terms of size (m - c)^2 P for a result of size ~D) costs
-        # about 6e-8 (|m - c| / sigma)^2 relative: 1e-6 for means 4 sigma from
-        # their centre, 1e-4 at 40 sigma.  Its moments below share that bound.
+        # (K, rows) = coef (K, 2D) @ Y^T, always in float64 (see _single_products).
         product = _product_buffer(dens, single, X)
         rows_times_transpose(product, operand, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
         for k in range(n_comp):
