@@ -7,7 +7,6 @@ import textwrap
 import numpy as np
 import pytest
 
-from fastem._gaussian_mixture import _BLAS_MIN_FEATURES as BLAS_MIN_FEATURES
 from fastem._kernels import Assign, Stats, accumulate, score
 from fastem._reference import accumulate_reference, score_reference
 
@@ -34,10 +33,12 @@ RTOL = 1e-12
 # path; every other path widens float32 chunks to float64 and is pinned bitwise
 # by test_float32_widened_paths_match_float64.
 RTOL_FLOAT32_PRODUCTS = 1e-5
+# The kernel's OUTER_MAX_FEATURES: above it, full models whiten per component.
+OUTER_MAX_FEATURES = 16
 
 
 def _rtol(dtype, n_features):
-    return RTOL_FLOAT32_PRODUCTS if dtype == np.float32 and n_features >= BLAS_MIN_FEATURES else RTOL
+    return RTOL_FLOAT32_PRODUCTS if dtype == np.float32 and n_features > OUTER_MAX_FEATURES else RTOL
 
 
 def _pair_id(pair):
@@ -136,8 +137,8 @@ def test_accumulate_matches_reference(pair, dtype, shape, weights):
     assign, stats = pair
     rng = np.random.default_rng(1234)
     X, sample_weight, params = make_problem(rng, *shape, assign, weights)
-    # Both sides see the same float32 values (upcasting is exact).  Below
-    # BLAS_MIN_FEATURES the kernel computes in float64 whatever X's dtype, so
+    # Both sides see the same float32 values (upcasting is exact).  Up to
+    # OUTER_MAX_FEATURES the kernel computes in float64 whatever X's dtype, so
     # float32 input needs no looser tolerance there (_rtol);
     # test_float32_agrees_with_float64_data covers the rounding of the input.
     X = X.astype(dtype)
@@ -167,7 +168,7 @@ def test_float32_agrees_with_float64_data(pair):
 
 def _single_precision_products(assign, n_features):
     """The kernel's rule: which float32 passes take single-precision products."""
-    return assign == Assign.ASSIGN_FULL and n_features > 16
+    return assign == Assign.ASSIGN_FULL and n_features > OUTER_MAX_FEATURES
 
 
 def _cases(n_features_list, single):
