@@ -52,6 +52,7 @@ cdef extern from "_simd_math.h" nogil:
     double fastem_exp(double x)
     double fastem_log(double x)
     void fastem_exp_array(double* values, int64_t n)
+    void fastem_exp_shifted_sum(double* values, const double* shift, double* total, int64_t n, int first)
     void fastem_log_array(const double* values, double* out, int64_t n)
     int fastem_simd_level()
 
@@ -688,9 +689,16 @@ cdef double _normalise_columns(
         flag[n] = 0.0
     cdef double value, current, greater_d, kd
     cdef bint greater
+    cdef bint want_best = best_out != NULL or p.assign == ASSIGN_NEAREST
     for k in range(1, n_comp):
         col = dens + k * rows
         kd = <double>k
+        if not want_best:   # the EM pass needs the maximum only
+            for n in range(rows):
+                value = col[n]
+                current = top[n]
+                top[n] = value if value > current else current
+            continue
         for n in range(rows):
             # Branch-free so it vectorises: the index moves by (k - index) * [greater]
             # (exact: small integers), and strict '>' sends ties to the first component.
@@ -718,16 +726,7 @@ cdef double _normalise_columns(
             flag[n] = 1.0 if greater else 0.0
             top[n] = 0.0 if greater else current
         for k in range(n_comp):
-            col = dens + k * rows
-            for n in range(rows):
-                col[n] -= top[n]
-        fastem_exp_array(dens, rows * n_comp)
-        for n in range(rows):
-            total[n] = dens[n]
-        for k in range(1, n_comp):
-            col = dens + k * rows
-            for n in range(rows):
-                total[n] += col[n]
+            fastem_exp_shifted_sum(dens + k * rows, top, total, rows, k == 0)
         for n in range(rows):
             current = total[n]
             total[n] = 1.0 if flag[n] != 0.0 else current

@@ -113,6 +113,25 @@ FASTEM_CLONES static void fastem_exp_array(double *values, int64_t n) {
     }
 }
 
+/* For one component's column of a log-sum-exp: values[i] = exp(values[i] - shift[i])
+ * and total[i] += values[i] (total[i] = values[i] when `first`).  One pass instead
+ * of three; every operation rounds as in the separate loops, so the bits are those
+ * of subtracting, exponentiating and summing one after another. */
+FASTEM_CLONES static void fastem_exp_shifted_sum(double *values, const double *shift,
+                                                double *total, int64_t n, int first) {
+    if (first) {
+        for (int64_t i = 0; i < n; i++) {
+            values[i] = fastem_exp(values[i] - shift[i]);
+            total[i] = values[i];
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            values[i] = fastem_exp(values[i] - shift[i]);
+            total[i] += values[i];
+        }
+    }
+}
+
 /* out[i] = log(values[i]) for i < n; values must be finite and positive. */
 FASTEM_CLONES static void fastem_log_array(const double *values, double *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
