@@ -807,6 +807,13 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexc
                 for j in range(i, d):
                     sh.coef[i * n_comp * d + k * d + j] = p.precision_factor[(k * d + i) * d + j]
                     sh.offset[k * d + j] += nu * p.precision_factor[(k * d + i) * d + j]
+            elif p.assign == ASSIGN_TIED:
+                # |(x - m) U|^2 = |y|^2 - 2 y.v + |v|^2 with y = (x - c) U, v = nu U.
+                for j in range(i, d):
+                    sh.coef[k * d + j] += nu * p.precision_factor[i * d + j]
+    if p.assign == ASSIGN_TIED:
+        for k in range(n_comp):
+            sh.offset[k] = _sum_squares(sh.coef + k * d, d)
     if p.assign == ASSIGN_TIED or (p.assign == ASSIGN_FULL and not _full_outer(p)):
         sh.operand = p.precision_factor
     else:
@@ -856,13 +863,21 @@ cdef void _block_log_densities(
             for n in range(rows):
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
     elif p.assign == ASSIGN_TIED:
-        for n in range(rows * d):
-            Y[n] = X[n]
-        whiten_rows(Y, operand, <int>rows, <int>d)
-        for n in range(rows):
-            for k in range(n_comp):
-                dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
-                    <const floating*>(Y + n * d), p.whitened_means + k * d, NULL, d)
+        # Float32 chunks reach this path widened to float64 (see _single_products).
+        if floating is double:
+            for n in range(rows):
+                for i in range(d):
+                    Y[n * d + i] = X[n * d + i] - sh.center[i]
+            whiten_rows(Y, operand, <int>rows, <int>d)
+            # (K, rows) = V Y^T for the whitened, centred means V: the cross terms of
+            # every component in one GEMM, expanded about c as for DIAG.
+            rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
+            for n in range(rows):
+                row_sq = _sum_squares(Y + n * d, d)
+                for k in range(n_comp):
+                    # clipped: rounding must not make a squared distance negative
+                    dens[k * rows + n] = p.log_norm[k] - 0.5 * max(
+                        0.0, row_sq - 2.0 * dens[k * rows + n] + sh.offset[k])
     elif p.assign == ASSIGN_DIAG:
         for n in range(rows):
             for i in range(d):
