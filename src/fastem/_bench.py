@@ -86,9 +86,12 @@ GEMM_REPEATS = 3
 BANDWIDTH_BYTES = 1 << 30
 BANDWIDTH_REPEATS = 3
 # exp: a block whose input and output stay in L2 (2 x 128 KiB), so the rate is
-# that of the exp code, not of the memory behind it; run for EXP_SECONDS.
+# that of the exp code, not of the memory behind it; the best of EXP_REPEATS
+# windows of EXP_SECONDS (on a shared VM one window read anywhere from 84 to
+# 157 M/s: the best is the machine's rate, as the GEMM peak is a best too).
 EXP_BLOCK = 1 << 14
-EXP_SECONDS = 0.3
+EXP_SECONDS = 0.2
+EXP_REPEATS = 5
 # log-responsibilities, the values an E-step exponentiates, are <= 0.
 EXP_INPUT_RANGE = (-30.0, 0.0)
 
@@ -486,15 +489,19 @@ def _measure_exp():
     x = np.random.default_rng(0).uniform(*EXP_INPUT_RANGE, size=EXP_BLOCK)
     out = np.empty_like(x)
     np.exp(x, out=out)
-    done = 0
-    start = time.perf_counter()
-    while True:
-        for _ in range(16):
-            np.exp(x, out=out)
-        done += 16 * EXP_BLOCK
-        elapsed = time.perf_counter() - start
-        if elapsed >= EXP_SECONDS:
-            return done / elapsed
+    best = 0.0
+    for _ in range(EXP_REPEATS):
+        done = 0
+        start = time.perf_counter()
+        while True:
+            for _ in range(16):
+                np.exp(x, out=out)
+            done += 16 * EXP_BLOCK
+            elapsed = time.perf_counter() - start
+            if elapsed >= EXP_SECONDS:
+                break
+        best = max(best, done / elapsed)
+    return best
 
 
 def measure_machine(threads):
@@ -1094,7 +1101,7 @@ def _header(results):
         f"memory read {_fmt(machine['read_bandwidth'] / 1e9)} GB/s and copy "
         f"{_fmt(machine['copy_bandwidth'] / 1e9)} GB/s (read + write; "
         f"{machine['bandwidth_bytes'] / 2 ** 30:g} GiB, {threads} threads); "
-        f"exp {_fmt(machine['exp_rate_one_thread'] / 1e6)} M/s on one thread "
+        f"exp {_fmt(machine['exp_rate_one_thread'] / 1e6)} M/s on one thread, best of {EXP_REPEATS} windows "
         f"(np.exp is single-threaded: scaled by {threads} threads to "
         f"{_fmt(machine['exp_rate'] / 1e6)} M/s)",
         "- limit = max(bytes of X / read bandwidth, flops / GEMM peak, N K exps / exp rate) per "
