@@ -53,6 +53,8 @@ cdef extern from "_simd_math.h" nogil:
     double fastem_log(double x)
     void fastem_exp_array(double* values, int64_t n)
     void fastem_exp_shifted_sum(double* values, const double* shift, double* total, int64_t n, int first)
+    void fastem_max_into(double* top, const double* values, int64_t n)
+    void fastem_scale_by(double* values, const double* scale, int64_t n)
     void fastem_log_array(const double* values, double* out, int64_t n)
     int fastem_simd_level()
 
@@ -694,10 +696,7 @@ cdef double _normalise_columns(
         col = dens + k * rows
         kd = <double>k
         if not want_best:   # the EM pass needs the maximum only
-            for n in range(rows):
-                value = col[n]
-                current = top[n]
-                top[n] = value if value > current else current
+            fastem_max_into(top, col, rows)
             continue
         for n in range(rows):
             # Branch-free so it vectorises: the index moves by (k - index) * [greater]
@@ -741,9 +740,7 @@ cdef double _normalise_columns(
             for n in range(rows):
                 total[n] = weight[n] / total[n]
         for k in range(n_comp):
-            col = dens + k * rows
-            for n in range(rows):
-                col[n] *= total[n]
+            fastem_scale_by(dens + k * rows, total, rows)
     for n in range(rows):
         if log_lik_out != NULL:
             log_lik_out[n] = top[n]

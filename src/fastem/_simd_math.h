@@ -1,4 +1,6 @@
-/* Vectorisable exp and log over arrays, for the log-sum-exp of the E-step.
+/* Vectorisable exp and log over arrays, and the other column loops of the
+ * log-sum-exp of the E-step (the rest of the module is built for baseline
+ * x86-64, so only these functions get the AVX2 clone).
  *
  * libm's exp and log are scalar calls; these loops are plain arithmetic and
  * integer bit operations on 64-bit lanes, which GCC vectorises.  Each array
@@ -129,6 +131,20 @@ FASTEM_CLONES static void fastem_exp_shifted_sum(double *values, const double *s
             values[i] = fastem_exp(values[i] - shift[i]);
             total[i] += values[i];
         }
+    }
+}
+
+/* top[i] = max(top[i], values[i]): a column of the log-sum-exp's running maximum. */
+FASTEM_CLONES static void fastem_max_into(double *top, const double *values, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        top[i] = values[i] > top[i] ? values[i] : top[i];
+    }
+}
+
+/* values[i] *= scale[i]: responsibilities from a column of exponentials. */
+FASTEM_CLONES static void fastem_scale_by(double *values, const double *scale, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        values[i] *= scale[i];
     }
 }
 
