@@ -225,11 +225,40 @@ def test_c_consumer_fit_equals_python_fit(c_consumer, covariance_type, n_feature
 
 
 @needs_compiler
+def test_failed_fit_leaves_the_callers_arrays_as_they_were(c_consumer):
+    # EM on three distinct points with reg_covar=0 runs some iterations, then a
+    # covariance collapses: the model must come back as it went in.
+    X = _overlapping_blobs(3)
+    start, _ = _start_and_reference(X, "full")
+    collapsed = np.repeat(X[:3], 50, axis=0)
+    arrays = [np.array(a, dtype=np.float64) for a in (start.weights_, start.means_, start.precisions_cholesky_)]
+    covariances = np.full_like(arrays[2], 7.0)
+    before = [np.copy(a) for a in (*arrays, covariances)]
+    with threadpool_limits(1, "blas"), pytest.raises(RuntimeError, match="status -3"):
+        c_consumer.fit(collapsed, fastem.kernels.COVARIANCE_TYPES["full"], arrays[0], arrays[1],
+                       covariances, arrays[2], 200, TOL, 0.0, 2)
+    for a, b in zip((*arrays, covariances), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_compiler
 def test_c_consumer_gets_status_codes_not_crashes(c_consumer):
     X = _overlapping_blobs(3)
     start, _ = _start_and_reference(X, "full")
-    with pytest.raises(RuntimeError, match=f"status {fastem.kernels.STATUS_CODES['FASTEM_BAD_ARGUMENT']}"):
-        _c_fit(c_consumer, X, "no such type", start)
+    bad_argument = f"status {fastem.kernels.STATUS_CODES['FASTEM_BAD_ARGUMENT']}"
+    spherical, _ = _start_and_reference(X, "spherical")
+    with pytest.raises(RuntimeError, match=bad_argument):   # an unknown covariance type
+        _c_fit(c_consumer, X, "no such type", spherical)
+    negative = fastem.GaussianMixture(3, max_iter=0).set_params()
+    negative.weights_ = np.array([1.5, -0.25, -0.25])
+    negative.means_, negative.precisions_cholesky_ = start.means_, start.precisions_cholesky_
+    with pytest.raises(RuntimeError, match=bad_argument):   # an invalid model
+        _c_fit(c_consumer, X, "full", negative)
+    lower = fastem.GaussianMixture(3, max_iter=0).set_params()
+    lower.weights_, lower.means_ = start.weights_, start.means_
+    lower.precisions_cholesky_ = np.ascontiguousarray(np.swapaxes(start.precisions_cholesky_, 1, 2))
+    with pytest.raises(RuntimeError, match=bad_argument):   # scikit-learn's lower factor
+        _c_fit(c_consumer, X, "full", lower)
     # Two components on the same point with reg_covar=0: the M-step's Cholesky fails.
     collapsed = np.repeat(X[:3], 50, axis=0)
     with pytest.raises(RuntimeError, match=f"status {fastem.kernels.STATUS_CODES['FASTEM_ILL_DEFINED']}"):
@@ -263,3 +292,16 @@ def test_header_compiles_as_cpp(tmp_path):
         capture_output=True, text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+@needs_compiler
+def test_c_example_checks_sizes_before_fastem_writes(c_consumer):
+    X = _overlapping_blobs(3)
+    start, _ = _start_and_reference(X, "full")
+    weights, means, factors = (np.array(a) for a in (start.weights_, start.means_, start.precisions_cholesky_))
+    with pytest.raises(ValueError, match="do not fit"):
+        c_consumer.fit(X, fastem.kernels.COVARIANCE_TYPES["full"], weights[:2].copy(), means,
+                       np.zeros_like(factors), factors, 10, TOL, 1e-6, 1)
+    with pytest.raises(ValueError, match="same columns"):
+        c_consumer.fit(X[:, :2].copy(), fastem.kernels.COVARIANCE_TYPES["full"], weights, means,
+                       np.zeros_like(factors), factors, 10, TOL, 1e-6, 1)

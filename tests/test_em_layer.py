@@ -153,3 +153,38 @@ def test_precision_factors_reject_indefinite_and_non_finite():
 def test_precision_factors_reject_wrong_shapes(covariance_type, shape):
     with pytest.raises(ValueError, match="do not fit"):
         _em.precision_factors(np.ones(shape), covariance_type)
+
+
+@pytest.mark.parametrize("change", ["negative weight", "nan weight", "lower factor", "zero on the diagonal"])
+def test_invalid_models_are_rejected_not_scored(rng, change):
+    model, _ = _random_model(rng, "full", 3, 4)
+    weights, factors = np.copy(model.weights), np.copy(model.precisions_cholesky)
+    if change == "negative weight":
+        weights[0] = -0.5
+    elif change == "nan weight":
+        weights[1] = np.nan
+    elif change == "lower factor":
+        factors[0, 2, 0] = 0.1
+    else:
+        factors[2, 1, 1] = 0.0
+    bad = _em.ModelArrays("full", weights, model.means, factors, model.covariances)
+    X = _data(rng, 4)
+    for call in (lambda: bad.score(X), lambda: bad.log_densities(X), lambda: bad.accumulate(X)):
+        with pytest.raises(ValueError, match="invalid arguments"):
+            call()
+
+
+@pytest.mark.parametrize("total, reg_covar", [(0.0, 1e-6), (-1.0, 1e-6), (np.nan, 1e-6), (10.0, -1.0), (10.0, np.nan)])
+def test_em_step_rejects_bad_totals_and_regularisation(rng, total, reg_covar):
+    model, _ = _random_model(rng, "diag", 2, 3)
+    before = np.copy(model.means)
+    with pytest.raises(ValueError, match="invalid arguments"):
+        model.em_step(_data(rng, 3), None, total, reg_covar, 1)
+    np.testing.assert_array_equal(model.means, before)
+
+
+def test_zero_rows_give_empty_outputs(rng):
+    model, _ = _random_model(rng, "tied", 2, 3)
+    assert model.log_densities(np.empty((0, 3))).shape == (0, 2)
+    log_prob, _, _ = model.score(np.empty((0, 3)))
+    assert log_prob.shape == (0,)

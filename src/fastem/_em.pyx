@@ -13,7 +13,7 @@ wrappers at the end turn statuses into exceptions.
 """
 from libc.math cimport fabs, isfinite, log, sqrt, INFINITY
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 import numpy as np
 
@@ -58,12 +58,39 @@ cdef inline int64_t _covariance_size(int cov_type, int64_t k, int64_t d) noexcep
 
 
 cdef int check_model(const GaussianModel* m) noexcept nogil:
+    """STATUS_BAD_ARGUMENT unless sizes, pointers, weights and factors make a valid model.
+
+    Weights must be finite and >= 0; factors must have a finite, positive
+    diagonal and, for full/tied, nothing below it (a lower-triangular factor,
+    as scikit-learn keeps for precisions_init, would be misread as upper).
+    """
+    cdef int64_t k, d, c, i, j, n_blocks
+    cdef const double* U
     if m == NULL or m.n_components < 1 or m.n_features < 1:
         return STATUS_BAD_ARGUMENT
     if not COVARIANCE_FULL <= m.covariance_type <= COVARIANCE_SPHERICAL:
         return STATUS_BAD_ARGUMENT
     if m.weights == NULL or m.means == NULL or m.precisions_cholesky == NULL:
         return STATUS_BAD_ARGUMENT
+    k = m.n_components
+    d = m.n_features
+    for c in range(k):
+        if not (isfinite(m.weights[c]) and m.weights[c] >= 0.0):
+            return STATUS_BAD_ARGUMENT
+    if m.covariance_type == COVARIANCE_FULL or m.covariance_type == COVARIANCE_TIED:
+        n_blocks = k if m.covariance_type == COVARIANCE_FULL else 1
+        for c in range(n_blocks):
+            U = m.precisions_cholesky + c * d * d
+            for i in range(d):
+                if not (isfinite(U[i * d + i]) and U[i * d + i] > 0.0):
+                    return STATUS_BAD_ARGUMENT
+                for j in range(i):
+                    if U[i * d + j] != 0.0:
+                        return STATUS_BAD_ARGUMENT
+    else:
+        for i in range(_covariance_size(m.covariance_type, k, d)):
+            if not (isfinite(m.precisions_cholesky[i]) and m.precisions_cholesky[i] > 0.0):
+                return STATUS_BAD_ARGUMENT
     return STATUS_OK
 
 
@@ -94,8 +121,10 @@ cdef double total_weight(const double* sample_weight, int64_t n_rows) noexcept n
     return total
 
 
-cdef inline int _check_rows(int64_t n_rows, int64_t ldx, int64_t n_features) noexcept nogil:
-    if n_rows < 0 or ldx < n_features:
+cdef inline int _check_rows(
+    const void* X, int64_t n_rows, int64_t ldx, int64_t n_features,
+) noexcept nogil:
+    if n_rows < 0 or ldx < n_features or (n_rows > 0 and X == NULL):
         return STATUS_BAD_ARGUMENT
     return STATUS_OK
 
@@ -216,7 +245,7 @@ cdef int precision_cholesky(
                 return STATUS_ILL_DEFINED
             factors[i] = 1.0 / sqrt(covariances[i])
         return STATUS_OK
-    memcpy(factors, covariances, size * sizeof(double))
+    memmove(factors, covariances, size * sizeof(double))   # factors may be covariances
     n_blocks = n_components if cov_type == COVARIANCE_FULL else 1
     for b in range(n_blocks):
         a = factors + b * d * d
@@ -357,6 +386,8 @@ cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcep
     cdef int status = check_model(m)
     if status != STATUS_OK or m.covariances == NULL or stats == NULL:
         return STATUS_BAD_ARGUMENT
+    if not (isfinite(reg_covar) and reg_covar >= 0.0):
+        return STATUS_BAD_ARGUMENT
     buf = <double*>malloc((k + k * d + d + 2 * cov_size) * sizeof(double))
     if buf == NULL:
         return STATUS_NO_MEMORY
@@ -397,7 +428,7 @@ cdef int accumulate_model(
     cdef _Derived derived
     cdef int status = check_model(m)
     if status == STATUS_OK:
-        status = _check_rows(n_rows, ldx, m.n_features)
+        status = _check_rows(X, n_rows, ldx, m.n_features)
     if status != STATUS_OK or stats == NULL:
         return STATUS_BAD_ARGUMENT
     status = _derive(m, _stats_kind(m.covariance_type), &derived)
@@ -418,8 +449,8 @@ cdef int log_densities_model(
     cdef _Derived derived
     cdef int status = check_model(m)
     if status == STATUS_OK:
-        status = _check_rows(n_rows, ldx, m.n_features)
-    if status != STATUS_OK or log_dens == NULL or ld_log_dens < m.n_components:
+        status = _check_rows(X, n_rows, ldx, m.n_features)
+    if status != STATUS_OK or (n_rows > 0 and log_dens == NULL) or ld_log_dens < m.n_components:
         return STATUS_BAD_ARGUMENT
     status = _derive(m, Stats.STATS_NONE, &derived)
     if status != STATUS_OK:
@@ -440,7 +471,7 @@ cdef int score_model(
     cdef _Derived derived
     cdef int status = check_model(m)
     if status == STATUS_OK:
-        status = _check_rows(n_rows, ldx, m.n_features)
+        status = _check_rows(X, n_rows, ldx, m.n_features)
     if status != STATUS_OK:
         return status
     status = _derive(m, Stats.STATS_NONE, &derived)
@@ -481,6 +512,8 @@ cdef int em_step(
     cdef int status = check_model(m)
     if status != STATUS_OK or m.covariances == NULL or lower_bound == NULL or n_rows < 1:
         return STATUS_BAD_ARGUMENT
+    if not (isfinite(total_weight) and total_weight > 0.0 and isfinite(reg_covar) and reg_covar >= 0.0):
+        return STATUS_BAD_ARGUMENT
     stats = <double*>malloc(model_stats_size(m) * sizeof(double))
     if stats == NULL:
         return STATUS_NO_MEMORY
@@ -505,19 +538,37 @@ cdef int em_fit(
     int* converged,                # OUT 1 if the bound changed by less than tol
     double* lower_bound,           # OUT the last iteration's bound
 ) noexcept nogil:
-    """EM from the given parameters until the bound changes by less than `tol`."""
+    """EM from the given parameters until the bound changes by less than `tol`.
+
+    On error the model is put back to the parameters it came with, and n_iter
+    says how many iterations had succeeded.
+    """
     cdef double previous, current = -INFINITY, total = total_weight(sample_weight, n_rows)
     cdef int it, status = STATUS_OK
+    cdef int64_t k, d, cov_size
+    cdef double* saved
     if max_iter < 0 or not tol >= 0.0 or n_iter == NULL or converged == NULL or lower_bound == NULL:
+        return STATUS_BAD_ARGUMENT
+    status = check_model(m)
+    if status != STATUS_OK or m.covariances == NULL:
         return STATUS_BAD_ARGUMENT
     n_iter[0] = 0
     converged[0] = 0
     lower_bound[0] = -INFINITY
+    k = m.n_components
+    d = m.n_features
+    cov_size = _covariance_size(m.covariance_type, k, d)
+    saved = <double*>malloc((k + k * d + 2 * cov_size) * sizeof(double))
+    if saved == NULL:
+        return STATUS_NO_MEMORY
+    _copy_model(m, saved, True)
     for it in range(1, max_iter + 1):
         previous = current
         status = em_step(X, n_rows, ldx, sample_weight, total, m, reg_covar, n_threads, &current)
         if status != STATUS_OK:
-            return status
+            _copy_model(m, saved, False)
+            lower_bound[0] = -INFINITY
+            break
         n_iter[0] = it
         lower_bound[0] = current
         if lower_bounds != NULL:
@@ -525,7 +576,31 @@ cdef int em_fit(
         if fabs(current - previous) < tol:
             converged[0] = 1
             break
-    return STATUS_OK
+    free(saved)
+    return status
+
+
+cdef void _copy_model(GaussianModel* m, double* saved, bint save) noexcept nogil:
+    # The model's four arrays to (save) or from (restore) one flat buffer.
+    cdef int64_t k = m.n_components, d = m.n_features
+    cdef int64_t cov_size = _covariance_size(m.covariance_type, k, d)
+    cdef double* arrays[4]
+    cdef int64_t sizes[4]
+    cdef int a
+    arrays[0] = m.weights
+    arrays[1] = m.means
+    arrays[2] = m.covariances
+    arrays[3] = m.precisions_cholesky
+    sizes[0] = k
+    sizes[1] = k * d
+    sizes[2] = cov_size
+    sizes[3] = cov_size
+    for a in range(4):
+        if save:
+            memcpy(saved, arrays[a], sizes[a] * sizeof(double))
+        else:
+            memcpy(arrays[a], saved, sizes[a] * sizeof(double))
+        saved += sizes[a]
 
 
 # ---------------------------------------------------------------------------

@@ -10,22 +10,28 @@
  * Versioning: FASTEM_API_VERSION is the version of this header.  Any change to
  * a signature, to the layout of fastem_gmm or fastem_api, or to the meaning of
  * an argument is a breaking change and bumps the version; fastem_import()
- * refuses a fastem whose table has another version.  New functions are only
- * ever appended to the end of fastem_api.
+ * refuses a fastem whose table has another version, so an extension never
+ * calls through a table it was not built for.
  *
  * Conventions (all functions):
  * - Buffers are row-major.  X is (n_rows, n_features) with rows `ldx`
  *   elements apart (ldx >= n_features); `_f64` functions read double data,
  *   `_f32` float data.  Everything else is double.  Sums are always double.
  * - Functions return a status: FASTEM_OK (0) or a negative FASTEM_* code.
- *   They never raise, print or abort.  On error the model is left unchanged.
+ *   They never raise, print or abort.  On error the model is left unchanged
+ *   (em_fit puts back the parameters it was given).  FASTEM_BAD_ARGUMENT also
+ *   covers an invalid model: a weight < 0 or not finite, a factor whose
+ *   diagonal is not finite and positive, or a full/tied factor with anything
+ *   below its diagonal (scikit-learn's precisions_init factors are lower
+ *   triangular: turn them into the upper factor of the same precision first).
  * - The caller allocates every input and output; fastem allocates only its
  *   own scratch (malloc) and frees it before returning.
  * - n_threads is the number of OpenMP threads to use; <= 0 means OpenMP's
- *   default.  Called from inside an OpenMP parallel region, a function runs
- *   on the calling thread only, so a consumer's own parallel loop never
- *   oversubscribes the cores.  Results are bitwise identical for every
- *   n_threads.
+ *   default.  Results are bitwise identical for every n_threads.  Called
+ *   from inside an OpenMP parallel region of the same OpenMP runtime, a
+ *   function runs on the calling thread only; a consumer built against
+ *   another runtime (a wheel's bundled libgomp, clang's libomp) is not seen
+ *   as a parallel region, so pass n_threads = 1 from your own parallel loops.
  * - The kernels call SciPy's BLAS.  Limit that BLAS to one thread while you
  *   call them (in Python: threadpoolctl.threadpool_limits(1, "blas")): a
  *   multithreaded BLAS inside fastem's threads oversubscribes badly.
@@ -90,7 +96,8 @@ typedef struct fastem_api {
     /* Number of doubles in the statistics of `model` (0 if the model is invalid). */
     int64_t (*stats_size)(const fastem_gmm *model);
 
-    /* factors := precision Cholesky factors of covariances (shapes as fastem_gmm). */
+    /* factors := precision Cholesky factors of covariances (shapes as fastem_gmm; factors may
+     * be covariances itself).  On FASTEM_ILL_DEFINED, factors holds no meaningful values. */
     int (*precision_cholesky)(int covariance_type, int64_t n_components, int64_t n_features,
                               const double *covariances, double *factors);
 
@@ -124,8 +131,9 @@ typedef struct fastem_api {
      * FASTEM_ILL_DEFINED if a new covariance is not positive definite. */
     int (*m_step)(fastem_gmm *model, const double *stats, double reg_covar);
 
-    /* One EM iteration (accumulate + m_step).  total_weight: the sum of sample_weight
-     * (n_rows if NULL); lower_bound receives the mean log-likelihood before the step. */
+    /* One EM iteration (accumulate + m_step).  total_weight (> 0): the caller passes the sum
+     * of sample_weight, or n_rows when it is NULL; lower_bound receives the mean
+     * log-likelihood before the step. */
     int (*em_step_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
                        double total_weight, fastem_gmm *model, double reg_covar, int n_threads,
                        double *lower_bound);
@@ -135,7 +143,9 @@ typedef struct fastem_api {
 
     /* EM from the model's parameters until the lower bound changes by less than tol or
      * max_iter iterations ran -- the iterations of fastem.GaussianMixture.fit, bit for bit.
-     * lower_bounds (max_iter,) or NULL; n_iter, converged and lower_bound must not be NULL. */
+     * lower_bounds (max_iter,) or NULL; n_iter, converged and lower_bound must not be NULL.
+     * On error the model gets its initial parameters back and n_iter counts the iterations
+     * that had succeeded. */
     int (*em_fit_f64)(const double *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
                       fastem_gmm *model, int max_iter, double tol, double reg_covar, int n_threads,
                       double *lower_bounds, int *n_iter, int *converged, double *lower_bound);

@@ -8,16 +8,22 @@
 # - row-major buffers; X is (n_rows, n_features) with rows `ldx` apart;
 #   `_f64` functions read double data, `_f32` float data; sums are double;
 # - they return FASTEM_OK (0) or a negative FASTEM_* status, never raise, and
-#   leave the model unchanged on error;
+#   leave the model unchanged on error; an invalid model (negative weight,
+#   non-positive factor diagonal, a lower-triangular full/tied factor) is
+#   FASTEM_BAD_ARGUMENT;
 # - the caller allocates inputs and outputs, fastem only its own scratch;
 # - `noexcept nogil`: call them in `with nogil` blocks or from prange;
-#   n_threads <= 0 means OpenMP's default, and inside a parallel region they
-#   run on the calling thread only; results do not depend on n_threads;
+#   n_threads <= 0 means OpenMP's default; results do not depend on
+#   n_threads; inside a parallel region of the same OpenMP runtime they run
+#   on the calling thread only (pass n_threads=1 from your own prange: your
+#   build may link another runtime);
 # - limit the BLAS to one thread while they run (threadpoolctl).
 #
 # API version FASTEM_API_VERSION (also fastem.kernels.API_VERSION in Python).
 # Changing any signature or the layout of fastem_gmm is a breaking change and
-# bumps the version.
+# bumps the version.  Cython's cimport checks function signatures but not the
+# struct layout: compare fastem.kernels.API_VERSION with FASTEM_API_VERSION
+# when your module is imported (the README's example does).
 
 from libc.stdint cimport int64_t
 
