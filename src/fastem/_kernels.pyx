@@ -838,6 +838,7 @@ cdef void _block_log_densities(
     cdef const floating* operand = _operand(sh, X)
     cdef floating* centred
     cdef floating* product
+    cdef double* norms
     cdef double c, row_sq
     if _full_outer(p):
         # Y (rows, K D) = (X - c) [U_1 .. U_K]; the centred chunk is kept after it.
@@ -869,12 +870,16 @@ cdef void _block_log_densities(
             # (K, rows) = V Y^T for the whitened, centred means V: the cross terms of
             # every component in one GEMM, expanded about c as for DIAG.
             rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
+            # Row norms into the free second half of Y, then one contiguous loop per
+            # component (rows apart, the per-row stores would not vectorise).
+            norms = <double*>(Y + rows * d)
             for n in range(rows):
-                row_sq = _sum_squares(Y + n * d, d)
-                for k in range(n_comp):
+                norms[n] = _sum_squares(Y + n * d, d)
+            for k in range(n_comp):
+                for n in range(rows):
                     # clipped: rounding must not make a squared distance negative
                     dens[k * rows + n] = p.log_norm[k] - 0.5 * max(
-                        0.0, row_sq - 2.0 * dens[k * rows + n] + sh.offset[k])
+                        0.0, norms[n] - 2.0 * dens[k * rows + n] + sh.offset[k])
     elif p.assign == ASSIGN_DIAG:
         for n in range(rows):
             for i in range(d):
