@@ -41,6 +41,7 @@ def _shrink_probes(monkeypatch):
     monkeypatch.setattr(_bench, "EXP_SECONDS", 0.01)
     monkeypatch.setattr(_bench, "ITER_TARGET_SECONDS", 0.005)
     monkeypatch.setattr(_bench, "MAX_TIMED_ITERS", 3)
+    monkeypatch.setattr(_bench, "SETTLE_SECONDS", 0.0)
 
 
 def _run_main(argv):

@@ -75,6 +75,8 @@ DATA_SEED = 0
 # noise must stay small next to the difference), but at most
 # MAX_TIMED_SECONDS: a timed fit lasts 0.2-2 s, a little more at worst.
 ITER_TARGET_SECONDS = 0.5
+# Pause before every timed run (see _timed).
+SETTLE_SECONDS = 0.25
 MAX_TIMED_SECONDS = 2.0
 MIN_TIMED_ITERS, MAX_TIMED_ITERS = 2, 50
 CALIBRATION_ITERS = 2
@@ -750,6 +752,10 @@ class _Daal4pyRunner(_Runner):
 # ----------------------------------------------------------------- timing
 
 def _timed(run, *args):
+    # Let the previous run's worker threads go idle first: OpenBLAS's spin for
+    # about 0.1 s after a call (as do OpenMP's and TBB's, for less), and a
+    # spinning thread would take a core from whichever implementation runs next.
+    time.sleep(SETTLE_SECONDS)
     start = time.perf_counter()
     value = run(*args)
     return time.perf_counter() - start, value
