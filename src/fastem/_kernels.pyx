@@ -48,6 +48,14 @@ from fastem._blas cimport (
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
+cdef extern from "_simd_columns.h" nogil:
+    void fastem_add_scaled(double* y, const double* x, double f, int64_t n)
+    void fastem_minus(double* out, const double* x, double m, int64_t n)
+    void fastem_add_squares(double* q, const double* y, int64_t n)
+    void fastem_add_scaled_squared_diff(double* q, const double* x, double m, double f, int64_t n)
+    double fastem_dot3(const double* a, const double* b, const double* c, int64_t n)
+
+
 cdef extern from "_simd_math.h" nogil:
     double fastem_exp(double x)
     double fastem_log(double x)
@@ -496,35 +504,13 @@ cdef inline void _add_gram(
 # ---------------------------------------------------------------------------
 
 cdef inline double _sum(const double* a, Py_ssize_t n) noexcept nogil:
-    # Four fixed partial sums (see _sum_squares): vectorisable, same on every machine.
-    cdef Py_ssize_t i = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while i + 4 <= n:
-        s0 += a[i]
-        s1 += a[i + 1]
-        s2 += a[i + 2]
-        s3 += a[i + 3]
-        i += 4
-    while i < n:
-        s0 += a[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+    # Four fixed partial sums (see _simd_columns.h): vectorised, same on every machine.
+    return fastem_dot3(a, NULL, NULL, n)
 
 
 cdef inline double _dot3(const double* a, const double* b, const double* c, Py_ssize_t n) noexcept nogil:
     """sum_i a_i b_i c_i with four fixed partial sums."""
-    cdef Py_ssize_t i = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while i + 4 <= n:
-        s0 += a[i] * b[i] * c[i]
-        s1 += a[i + 1] * b[i + 1] * c[i + 1]
-        s2 += a[i + 2] * b[i + 2] * c[i + 2]
-        s3 += a[i + 3] * b[i + 3] * c[i + 3]
-        i += 4
-    while i < n:
-        s0 += a[i] * b[i] * c[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+    return fastem_dot3(a, b, c, n)
 
 
 cdef inline double _dot2(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
@@ -569,9 +555,7 @@ cdef void _columns_log_densities(
             for n in range(rows):
                 work_cols[j * rows + n] = 0.0
             for i in range(j + 1):
-                f = p.precision_factor[i * d + j]
-                for n in range(rows):
-                    work_cols[j * rows + n] += cols[i * rows + n] * f
+                fastem_add_scaled(work_cols + j * rows, cols + i * rows, p.precision_factor[i * d + j], rows)
     for k in range(n_comp):
         mean = p.means + k * d
         for n in range(rows):
@@ -579,37 +563,22 @@ cdef void _columns_log_densities(
         if p.assign == ASSIGN_FULL:
             factor = p.precision_factor + k * d * d
             for i in range(d):
-                m = mean[i]
-                for n in range(rows):
-                    work_cols[i * rows + n] = cols[i * rows + n] - m
+                fastem_minus(work_cols + i * rows, cols + i * rows, mean[i], rows)
             for j in range(d):
                 for n in range(rows):
                     y[n] = 0.0
                 for i in range(j + 1):
-                    f = factor[i * d + j]
-                    for n in range(rows):
-                        y[n] += work_cols[i * rows + n] * f
-                for n in range(rows):
-                    q[n] += y[n] * y[n]
+                    fastem_add_scaled(y, work_cols + i * rows, factor[i * d + j], rows)
+                fastem_add_squares(q, y, rows)
         elif p.assign == ASSIGN_TIED:
             for i in range(d):
-                m = p.whitened_means[k * d + i]
-                for n in range(rows):
-                    t = work_cols[i * rows + n] - m
-                    q[n] += t * t
+                fastem_add_scaled_squared_diff(q, work_cols + i * rows, p.whitened_means[k * d + i], 1.0, rows)
         elif p.assign == ASSIGN_DIAG:
             for i in range(d):
-                m = mean[i]
-                f = p.precision_factor[k * d + i]
-                for n in range(rows):
-                    t = (cols[i * rows + n] - m) * f
-                    q[n] += t * t
+                fastem_add_scaled_squared_diff(q, cols + i * rows, mean[i], p.precision_factor[k * d + i], rows)
         else:  # ASSIGN_NEAREST
             for i in range(d):
-                m = mean[i]
-                for n in range(rows):
-                    t = cols[i * rows + n] - m
-                    q[n] += t * t
+                fastem_add_scaled_squared_diff(q, cols + i * rows, mean[i], 1.0, rows)
         if p.assign == ASSIGN_NEAREST:
             for n in range(rows):
                 dens[k * rows + n] = -q[n]
@@ -638,9 +607,7 @@ cdef void _columns_add_stats(
         for n in range(rows):
             weights[n] = 1.0 if weight == NULL else weight[n]
         for i in range(d):
-            m = p.tied_shift[i]
-            for n in range(rows):
-                work_cols[i * rows + n] = cols[i * rows + n] - m
+            fastem_minus(work_cols + i * rows, cols + i * rows, p.tied_shift[i], rows)
         for i in range(d):
             for j in range(i, d):
                 second[i * d + j] += _dot3(weights, work_cols + i * rows, work_cols + j * rows, rows)
@@ -651,11 +618,9 @@ cdef void _columns_add_stats(
             continue  # no row of this chunk belongs to k: every sum below is zero
         counts[k] += chunk_count
         for i in range(d):
-            m = p.means[k * d + i]
-            for n in range(rows):
-                work_cols[i * rows + n] = cols[i * rows + n] - m
+            fastem_minus(work_cols + i * rows, cols + i * rows, p.means[k * d + i], rows)
         for i in range(d):
-            first[k * d + i] += _dot2(rk, work_cols + i * rows, rows)
+            first[k * d + i] += fastem_dot3(rk, NULL, work_cols + i * rows, rows)
             if p.stats == STATS_FULL:
                 for j in range(i, d):
                     second[(k * d + i) * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
