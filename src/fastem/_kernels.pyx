@@ -1552,6 +1552,76 @@ def _vector_exp_log(x, bint array_functions=True):
     return np.asarray(exps), np.asarray(logs)
 
 
+def _column_helpers_both_ways(a, b, c, double f, double m):
+    """Each cloned column helper, and the same arithmetic as a loop built for baseline x86-64.
+
+    For the test that the clone the loader picked (AVX2 on most machines) gives
+    the bits of the baseline code.  `a`, `b`, `c`: float64 arrays of one length.
+
+    Returns
+    -------
+    dict
+        name -> (clone's result, baseline loop's result).
+    """
+    cdef double[::1] av = np.array(a, dtype=np.float64)
+    cdef double[::1] bv = np.array(b, dtype=np.float64)
+    cdef double[::1] cv = np.array(c, dtype=np.float64)
+    cdef Py_ssize_t n = av.shape[0], i
+    out = {}
+    cdef double[::1] x1, x2, t1, t2
+    cdef double s0, s1, s2, s3, t
+    x1 = np.array(bv); x2 = np.array(bv)
+    fastem_add_scaled(&x1[0], &av[0], f, n)
+    for i in range(n):
+        x2[i] += av[i] * f
+    out["add_scaled"] = (np.asarray(x1), np.asarray(x2))
+    x1 = np.empty(n); x2 = np.empty(n)
+    fastem_minus(&x1[0], &av[0], m, n)
+    for i in range(n):
+        x2[i] = av[i] - m
+    out["minus"] = (np.asarray(x1), np.asarray(x2))
+    x1 = np.array(bv); x2 = np.array(bv)
+    fastem_add_squares(&x1[0], &av[0], n)
+    for i in range(n):
+        x2[i] += av[i] * av[i]
+    out["add_squares"] = (np.asarray(x1), np.asarray(x2))
+    x1 = np.array(bv); x2 = np.array(bv)
+    fastem_add_scaled_squared_diff(&x1[0], &av[0], m, f, n)
+    for i in range(n):
+        t = (av[i] - m) * f
+        x2[i] += t * t
+    out["add_scaled_squared_diff"] = (np.asarray(x1), np.asarray(x2))
+    s0 = s1 = s2 = s3 = 0.0
+    i = 0
+    while i + 4 <= n:
+        s0 += av[i] * bv[i] * cv[i]
+        s1 += av[i + 1] * bv[i + 1] * cv[i + 1]
+        s2 += av[i + 2] * bv[i + 2] * cv[i + 2]
+        s3 += av[i + 3] * bv[i + 3] * cv[i + 3]
+        i += 4
+    while i < n:
+        s0 += av[i] * bv[i] * cv[i]
+        i += 1
+    out["dot3"] = (fastem_dot3(&av[0], &bv[0], &cv[0], n), (s0 + s1) + (s2 + s3))
+    x1 = np.array(av); x2 = np.array(av); t1 = np.array(cv); t2 = np.array(cv)
+    fastem_exp_shifted_sum(&x1[0], &bv[0], &t1[0], n, 0)
+    for i in range(n):
+        x2[i] = fastem_exp(x2[i] - bv[i])
+        t2[i] += x2[i]
+    out["exp_shifted_sum"] = (np.concatenate([x1, t1]), np.concatenate([x2, t2]))
+    x1 = np.array(bv); x2 = np.array(bv)
+    fastem_max_into(&x1[0], &av[0], n)
+    for i in range(n):
+        x2[i] = av[i] if av[i] > x2[i] else x2[i]
+    out["max_into"] = (np.asarray(x1), np.asarray(x2))
+    x1 = np.array(av); x2 = np.array(av)
+    fastem_scale_by(&x1[0], &bv[0], n)
+    for i in range(n):
+        x2[i] *= bv[i]
+    out["scale_by"] = (np.asarray(x1), np.asarray(x2))
+    return out
+
+
 def simd_level():
     """Name of the instruction set the vector exp/log clones run with here ("avx2" or "baseline")."""
     return "avx2" if fastem_simd_level() == 1 else "baseline"
