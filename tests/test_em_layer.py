@@ -188,3 +188,12 @@ def test_zero_rows_give_empty_outputs(rng):
     assert model.log_densities(np.empty((0, 3))).shape == (0, 2)
     log_prob, _, _ = model.score(np.empty((0, 3)))
     assert log_prob.shape == (0,)
+
+
+def test_absurd_thread_counts_are_capped_not_obeyed(rng):
+    # A million threads would mean a million scratch buffers; the kernels cap the
+    # team (and give the same bits as one thread, as for any count).
+    model, _ = _random_model(rng, "full", 3, 4)
+    X = _data(rng, 4, n_rows=50_000)
+    np.testing.assert_array_equal(model.accumulate(X, None, 1_000_000), model.accumulate(X, None, 1))
+    np.testing.assert_array_equal(model.score(X, n_threads=1_000_000)[0], model.score(X, n_threads=1)[0])

@@ -1067,11 +1067,19 @@ cdef inline Py_ssize_t _padded(Py_ssize_t n_doubles) noexcept nogil:
     return ((n_doubles + 7) // 8) * 8 + 8
 
 
+# Each thread of a pass gets its own scratch: an absurd request (the C API takes
+# any int) must not become thousands of threads and buffers.  The cap is far
+# above any core count this targets, so oversubscribed teams (which the thread
+# tests use to vary the lane-to-thread mapping) still run as asked.
+cdef int MAX_TEAM = 256
+
+
 cdef inline int _clamp_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
-    # Never more threads than tasks, never fewer than one, and one inside a
-    # caller's parallel region: nested teams would oversubscribe the cores.
+    # Never more threads than tasks or MAX_TEAM, never fewer than one, and one
+    # inside a caller's parallel region: nested teams would oversubscribe the cores.
     if omp_in_parallel() or n_threads < 1:
         return 1
+    n_threads = min(n_threads, MAX_TEAM)
     if n_threads > n_tasks:
         return <int>max(n_tasks, 1)
     return n_threads
