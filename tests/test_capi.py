@@ -226,18 +226,24 @@ def test_c_consumer_fit_equals_python_fit(c_consumer, covariance_type, n_feature
 
 @needs_compiler
 def test_failed_fit_leaves_the_callers_arrays_as_they_were(c_consumer):
-    # EM on three distinct points with reg_covar=0 runs some iterations, then a
-    # covariance collapses: the model must come back as it went in.
-    X = _overlapping_blobs(3)
-    start, _ = _start_and_reference(X, "full")
-    collapsed = np.repeat(X[:3], 50, axis=0)
-    arrays = [np.array(a, dtype=np.float64) for a in (start.weights_, start.means_, start.precisions_cholesky_)]
-    covariances = np.full_like(arrays[2], 7.0)
-    before = [np.copy(a) for a in (*arrays, covariances)]
+    # Three components on three distinct 2-D points (copies), reg_covar=0: the
+    # first iterations succeed (soft responsibilities), then the components settle
+    # on single points and a covariance collapses.  em_fit must hand the model
+    # back as it went in, not as the last good iteration left it.
+    X = np.repeat(np.array([[0.0, 0.0], [1.0, 0.2], [0.3, 1.0]]), 50, axis=0)
+    covariances = np.array([np.eye(2)] * 3)
+    model = _em.ModelArrays("full", np.ones(3) / 3, [[0.2, 0.1], [0.6, 0.3], [0.4, 0.6]],
+                            _em.precision_factors(covariances, "full"), covariances)
+    with threadpool_limits(1, "blas"):
+        model.em_step(X, None, float(len(X)), 0.0, 1)   # the premise: iteration 1 succeeds
+    arrays = [np.ones(3) / 3, np.array([[0.2, 0.1], [0.6, 0.3], [0.4, 0.6]]),
+              np.copy(covariances), _em.precision_factors(covariances, "full")]
+    before = [np.copy(a) for a in arrays]
+    weights, means, covs, factors = arrays
     with threadpool_limits(1, "blas"), pytest.raises(RuntimeError, match="status -3"):
-        c_consumer.fit(collapsed, fastem.kernels.COVARIANCE_TYPES["full"], arrays[0], arrays[1],
-                       covariances, arrays[2], 200, TOL, 0.0, 2)
-    for a, b in zip((*arrays, covariances), before):
+        c_consumer.fit(X, fastem.kernels.COVARIANCE_TYPES["full"], weights, means, covs, factors,
+                       200, 0.0, 0.0, 2)
+    for a, b in zip(arrays, before):
         np.testing.assert_array_equal(a, b)
 
 
