@@ -416,6 +416,17 @@ cdef int _kernel_status(int status) noexcept nogil:
     return STATUS_OK if status == 0 else (STATUS_NO_MEMORY if status == -1 else STATUS_BAD_ARGUMENT)
 
 
+cdef inline int _check_pass(
+    const void* X, int64_t n_rows, int64_t ldx, const GaussianModel* m,
+) noexcept nogil:
+    # What every pass over X needs before it looks at its outputs: a valid model
+    # and rows that fit it.
+    cdef int status = check_model(m)
+    if status == STATUS_OK:
+        status = _check_rows(X, n_rows, ldx, m.n_features)
+    return status
+
+
 cdef int accumulate_model(
     const floating* X,             # IN (n_rows, ldx) row-major; columns past D are ignored
     int64_t n_rows,
@@ -426,9 +437,7 @@ cdef int accumulate_model(
     double* stats,                 # OUT model_stats_size(m)
 ) noexcept nogil:
     cdef _Derived derived
-    cdef int status = check_model(m)
-    if status == STATUS_OK:
-        status = _check_rows(X, n_rows, ldx, m.n_features)
+    cdef int status = _check_pass(X, n_rows, ldx, m)
     if status != STATUS_OK or stats == NULL:
         return STATUS_BAD_ARGUMENT
     status = _derive(m, _stats_kind(m.covariance_type), &derived)
@@ -447,9 +456,7 @@ cdef int log_densities_model(
     int64_t ld_log_dens,
 ) noexcept nogil:
     cdef _Derived derived
-    cdef int status = check_model(m)
-    if status == STATUS_OK:
-        status = _check_rows(X, n_rows, ldx, m.n_features)
+    cdef int status = _check_pass(X, n_rows, ldx, m)
     if status != STATUS_OK or (n_rows > 0 and log_dens == NULL) or ld_log_dens < m.n_components:
         return STATUS_BAD_ARGUMENT
     status = _derive(m, Stats.STATS_NONE, &derived)
@@ -469,9 +476,7 @@ cdef int score_model(
     int64_t* labels,               # OUT (n_rows,) or NULL: most responsible component
 ) noexcept nogil:
     cdef _Derived derived
-    cdef int status = check_model(m)
-    if status == STATUS_OK:
-        status = _check_rows(X, n_rows, ldx, m.n_features)
+    cdef int status = _check_pass(X, n_rows, ldx, m)
     if status != STATUS_OK:
         return status
     status = _derive(m, Stats.STATS_NONE, &derived)
