@@ -491,20 +491,19 @@ def _measure_bandwidth(threads):
 def _measure_exp():
     x = np.random.default_rng(0).uniform(*EXP_INPUT_RANGE, size=EXP_BLOCK)
     out = np.empty_like(x)
-    np.exp(x, out=out)
-    best = 0.0
-    for _ in range(EXP_REPEATS):
-        done = 0
-        start = time.perf_counter()
-        while True:
-            for _ in range(16):
-                np.exp(x, out=out)
-            done += 16 * EXP_BLOCK
-            elapsed = time.perf_counter() - start
-            if elapsed >= EXP_SECONDS:
-                break
-        best = max(best, done / elapsed)
-    return best
+
+    def run(calls):
+        for _ in range(calls):
+            np.exp(x, out=out)
+
+    # Count the calls that fill one EXP_SECONDS window, then keep the best of
+    # EXP_REPEATS timings of that many.
+    run(1)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < EXP_SECONDS:
+        run(16)
+        calls += 16
+    return calls * EXP_BLOCK / _best_time(lambda: run(calls), EXP_REPEATS)
 
 
 def measure_machine(threads):
