@@ -723,13 +723,8 @@ cdef void _free_shared(_Shared* sh) noexcept nogil:
 
 
 cdef inline Py_ssize_t _operand_size(const MixtureParams* p) noexcept nogil:
-    # Entries of `operand` on the _single_products paths: K factors, or DIAG's coef.
-    cdef Py_ssize_t d = p.n_features, k = p.n_components
-    if p.assign == ASSIGN_FULL:
-        return k * d * d
-    if p.assign == ASSIGN_DIAG:
-        return 2 * k * d
-    return 0
+    # Entries of `operand` on the _single_products path: the K full factors.
+    return p.n_components * p.n_features * p.n_features
 
 
 cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexcept nogil:
