@@ -311,3 +311,258 @@ def test_c_example_checks_sizes_before_fastem_writes(c_consumer):
     with pytest.raises(ValueError, match="same columns"):
         c_consumer.fit(X[:, :2].copy(), fastem.kernels.COVARIANCE_TYPES["full"], weights, means,
                        np.zeros_like(factors), factors, 10, TOL, 1e-6, 1)
+
+
+# ---------------------------------------------------------------------------
+# Minor 1: supplied responsibilities, and the append-only versioning
+# ---------------------------------------------------------------------------
+
+GIVEN_CONSUMER = r"""
+#include <Python.h>
+#include <stdint.h>
+#include "fastem.h"
+
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static const fastem_api *api;
+
+/* given(single, X, n, ldx, w, resp, ld_resp, cov_type, weights, means, covs, factors, k, d,
+ *       n_threads, stats) -> status; every array an address (0: NULL). */
+static PyObject *given(PyObject *self, PyObject *args)
+{
+    unsigned long long x, w, r, weights, means, covs, factors, stats;
+    long long n, ldx, ld_resp, k, d;
+    int single, cov_type, n_threads, status;
+    fastem_gmm model;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "pKLLKKLiKKKKLLiK", &single, &x, &n, &ldx, &w, &r, &ld_resp,
+                          &cov_type, &weights, &means, &covs, &factors, &k, &d, &n_threads, &stats))
+        return NULL;
+    model.n_components = k;
+    model.n_features = d;
+    model.covariance_type = cov_type;
+    model.weights = (double *)(uintptr_t)weights;
+    model.means = (double *)(uintptr_t)means;
+    model.covariances = (double *)(uintptr_t)covs;
+    model.precisions_cholesky = (double *)(uintptr_t)factors;
+    Py_BEGIN_ALLOW_THREADS
+    if (single)
+        status = api->accumulate_given_f32((const float *)(uintptr_t)x, n, ldx,
+                                           (const double *)(uintptr_t)w,
+                                           (const double *)(uintptr_t)r, ld_resp, &model,
+                                           n_threads, (double *)(uintptr_t)stats);
+    else
+        status = api->accumulate_given_f64((const double *)(uintptr_t)x, n, ldx,
+                                           (const double *)(uintptr_t)w,
+                                           (const double *)(uintptr_t)r, ld_resp, &model,
+                                           n_threads, (double *)(uintptr_t)stats);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+/* fit(X, n, ldx, cov_type, weights, means, covs, factors, k, d, max_iter, tol)
+ * -> (status, n_iter, converged, lower_bound) */
+static PyObject *fit(PyObject *self, PyObject *args)
+{
+    unsigned long long x, weights, means, covs, factors;
+    long long n, ldx, k, d;
+    int cov_type, max_iter, status, n_iter = -1, converged = -1;
+    double tol, bound = 0.0;
+    fastem_gmm model;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KLLiKKKKLLid", &x, &n, &ldx, &cov_type, &weights, &means,
+                          &covs, &factors, &k, &d, &max_iter, &tol))
+        return NULL;
+    model.n_components = k;
+    model.n_features = d;
+    model.covariance_type = cov_type;
+    model.weights = (double *)(uintptr_t)weights;
+    model.means = (double *)(uintptr_t)means;
+    model.covariances = (double *)(uintptr_t)covs;
+    model.precisions_cholesky = (double *)(uintptr_t)factors;
+    Py_BEGIN_ALLOW_THREADS
+    status = api->em_fit_f64((const double *)(uintptr_t)x, n, ldx, NULL, &model, max_iter, tol,
+                             1e-6, 1, NULL, &n_iter, &converged, &bound);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("iiid", status, n_iter, converged, bound);
+}
+
+static PyMethodDef methods[] = {
+    {"given", given, METH_VARARGS, NULL},
+    {"fit", fit, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef definition = {PyModuleDef_HEAD_INIT, STR(MODULE), NULL, -1, methods};
+
+PyMODINIT_FUNC CAT(PyInit_, MODULE)(void)
+{
+    api = fastem_import();
+    if (api == NULL)
+        return NULL;
+    return PyModule_Create(&definition);
+}
+"""
+
+# Consumer builds: name -> (header edit, extra macros).  A header edit simulates a
+# consumer built against a newer fastem.h than the installed fastem.  Each test
+# imports its own: an extension module initialises once per process.
+VERSIONED_CONSUMERS = {
+    "given_consumer": (None, []),
+    "minor_1_consumer": (None, []),
+    "minor_0_consumer": (None, [("FASTEM_API_MINOR_REQUIRED", "0")]),
+    "newer_minor_consumer": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"), []),
+    "older_minor_required": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"),
+                             [("FASTEM_API_MINOR_REQUIRED", "0")]),
+    "newer_major_consumer": (("#define FASTEM_API_VERSION 1", "#define FASTEM_API_VERSION 2"), []),
+}
+
+
+@pytest.fixture(scope="module")
+def versioned_consumers(tmp_path_factory):
+    """Folder holding the built consumers (imported by each test: some must fail to import)."""
+    tmp = tmp_path_factory.mktemp("versioned_consumers")
+    header = (Path(fastem.get_include()) / "fastem.h").read_text()
+    extensions = []
+    for name, (edit, macros) in VERSIONED_CONSUMERS.items():
+        include = tmp / f"include_{name}"
+        include.mkdir()
+        text = header
+        if edit is not None:
+            assert text.count(edit[0]) == 1
+            text = text.replace(edit[0], edit[1])
+        (include / "fastem.h").write_text(text)
+        (tmp / f"{name}.c").write_text(GIVEN_CONSUMER)
+        extensions.append(
+            f'Extension("{name}", ["{name}.c"], include_dirs=[{str(include)!r}], '
+            f'define_macros={[("MODULE", name)] + macros!r})'
+        )
+    (tmp / "setup.py").write_text(
+        "from setuptools import Extension, setup\n"
+        f"setup(ext_modules=[{', '.join(extensions)}])\n"
+    )
+    done = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"],
+                          cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"building the consumers failed:\n{done.stdout}\n{done.stderr}"
+    return tmp
+
+
+def _import_consumer(folder, name):
+    sys.path.insert(0, str(folder))
+    try:
+        sys.modules.pop(name, None)
+        return __import__(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+def _random_model(rng, covariance_type, k, d):
+    if covariance_type in ("full", "tied"):
+        blocks = [a @ a.T / d + np.eye(d) for a in rng.normal(size=(k, d, d))]
+        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
+    else:
+        covariances = rng.uniform(0.5, 2.0, size=(k, d) if covariance_type == "diag" else k)
+    return _em.ModelArrays(covariance_type, rng.dirichlet(np.ones(k)), rng.normal(size=(k, d)),
+                           _em.precision_factors(covariances, covariance_type), covariances)
+
+
+def _c_given(consumer, X, weights, resp, model, n_threads):
+    k, d = model.means.shape
+    code = fastem.kernels.COVARIANCE_TYPES[model.covariance_type]
+    statistic = {"spherical": "diag"}.get(model.covariance_type, model.covariance_type)
+    stats = np.full(_em.statistics_size(statistic, k, d), np.nan)
+    status = consumer.given(
+        X.dtype == np.float32, X.ctypes.data, len(X), X.shape[1],
+        0 if weights is None else weights.ctypes.data, resp.ctypes.data, resp.shape[1], code,
+        model.weights.ctypes.data, model.means.ctypes.data, model.covariances.ctypes.data,
+        model.precisions_cholesky.ctypes.data, k, d, n_threads, stats.ctypes.data)
+    return status, stats
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_features", FEATURE_COUNTS)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_c_accumulate_given_equals_the_python_door(versioned_consumers, covariance_type,
+                                                    n_features, dtype):
+    consumer = _import_consumer(versioned_consumers, "given_consumer")
+    rng = np.random.default_rng(5)
+    k = 3
+    model = _random_model(rng, covariance_type, k, n_features)
+    X = np.ascontiguousarray(rng.normal(size=(2500, n_features + 2)).astype(dtype))
+    weights = rng.uniform(size=len(X))
+    # Responsibilities with rows k + 2 apart (ld_resp > K): the extra columns are never read.
+    wide = np.full((len(X), k + 2), np.nan)
+    wide[:, :k] = rng.dirichlet(np.ones(k), size=len(X))
+    resp = np.ascontiguousarray(wide[:, :k])
+    statistic = {"spherical": "diag"}.get(covariance_type, covariance_type)
+    n_stats = _em.statistics_size(statistic, k, n_features)
+    lanes = np.zeros((_em.lane_count(n_stats), n_stats))
+    with threadpool_limits(1, "blas"):
+        _em.accumulate(X, weights, lanes, statistic=statistic, centres=model.means,
+                       responsibilities=resp, tied_centre=model.tied_centre(), n_threads=2)
+        for n_threads in (1, 2):
+            status, stats = _c_given(consumer, X, weights, wide, model, n_threads)
+            assert status == fastem.kernels.STATUS_CODES["FASTEM_OK"]
+            np.testing.assert_array_equal(stats, _em.reduce_lanes(lanes))
+
+
+@needs_compiler
+def test_c_accumulate_given_rejects_a_short_row_stride(versioned_consumers):
+    consumer = _import_consumer(versioned_consumers, "given_consumer")
+    rng = np.random.default_rng(2)
+    model = _random_model(rng, "diag", 3, 4)
+    X = rng.normal(size=(10, 4))
+    narrow = np.ones((10, 2))
+    status, _ = _c_given(consumer, X, None, narrow, model, 1)
+    assert status == fastem.kernels.STATUS_CODES["FASTEM_BAD_ARGUMENT"]
+
+
+def test_api_minor_is_the_same_in_python_and_the_header():
+    header = (Path(fastem.get_include()) / "fastem.h").read_text()
+    minor = int(re.search(r"#define FASTEM_API_MINOR (\d+)", header).group(1))
+    assert fastem.kernels.API_MINOR == minor == 1
+
+
+@needs_compiler
+def test_a_consumer_of_a_newer_minor_is_refused(versioned_consumers):
+    with pytest.raises(ImportError, match=r"needs fastem C API 1\.99.*provides 1\.1"):
+        _import_consumer(versioned_consumers, "newer_minor_consumer")
+
+
+@needs_compiler
+def test_a_consumer_needing_an_older_minor_is_accepted(versioned_consumers):
+    assert _import_consumer(versioned_consumers, "older_minor_required") is not None
+
+
+@needs_compiler
+def test_a_fastem_without_api_minor_counts_as_minor_0(versioned_consumers, monkeypatch):
+    # An older fastem has no API_MINOR: a consumer needing minor 1 must be refused
+    # politely, one needing minor 0 must still load.
+    monkeypatch.delattr(fastem.kernels, "API_MINOR")
+    with pytest.raises(ImportError, match=r"needs fastem C API 1\.1.*provides 1\.0"):
+        _import_consumer(versioned_consumers, "minor_1_consumer")
+    assert _import_consumer(versioned_consumers, "minor_0_consumer") is not None
+
+
+@needs_compiler
+def test_a_consumer_of_another_major_is_refused(versioned_consumers):
+    with pytest.raises(ImportError, match="version 2 was built against.*provides version 1"):
+        _import_consumer(versioned_consumers, "newer_major_consumer")
+
+
+@needs_compiler
+def test_em_fit_runs_with_max_iter_int_max(versioned_consumers):
+    # The iteration counter once overflowed at max_iter = INT_MAX and no iteration ran.
+    consumer = _import_consumer(versioned_consumers, "given_consumer")
+    rng = np.random.default_rng(4)
+    model = _random_model(rng, "diag", 2, 3)
+    X = np.concatenate([rng.normal(size=(200, 3)) - 2.0, rng.normal(size=(200, 3)) + 2.0])
+    with threadpool_limits(1, "blas"):
+        status, n_iter, converged, bound = consumer.fit(
+            X.ctypes.data, len(X), 3, fastem.kernels.COVARIANCE_TYPES["diag"],
+            model.weights.ctypes.data, model.means.ctypes.data, model.covariances.ctypes.data,
+            model.precisions_cholesky.ctypes.data, 2, 3, np.iinfo(np.int32).max, 1e-3)
+    assert status == 0 and converged == 1 and 1 <= n_iter < 1000 and np.isfinite(bound)

@@ -19,6 +19,7 @@ class Status(enum.IntEnum):
     STATUS_NOT_FINITE = -4
 
 COVARIANCE_CODES: Final[dict[str, CovarianceType]]
+STATISTIC_CODES: Final[dict[str, int]]
 ILL_DEFINED_MESSAGE: Final[str]
 NOT_FINITE_MESSAGE: Final[str]
 
@@ -28,7 +29,8 @@ def responsibilities(log_dens: ArrayLike) -> tuple[NDArray[np.float64], NDArray[
 def weights_total(sample_weight: NDArray[np.float64] | None, n_rows: int) -> float: ...
 def precision_factors(covariances: ArrayLike, covariance_type: str) -> NDArray[np.float64]: ...
 def m_step_from(
-    stats: tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None],
+    stats: NDArray[np.float64]
+    | tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None],
     shift_means: ArrayLike,
     tied_shift: ArrayLike | None,
     covariance_type: str,
@@ -67,6 +69,7 @@ class ModelArrays:
         self, X: NDArray[np.float32] | NDArray[np.float64], n_threads: int = ...
     ) -> NDArray[np.float64]: ...
     def m_step(self, stats: ArrayLike, reg_covar: float) -> None: ...
+    def tied_centre(self) -> NDArray[np.float64]: ...
     def score(
         self,
         X: NDArray[np.float32] | NDArray[np.float64],
@@ -75,3 +78,20 @@ class ModelArrays:
         want_labels: bool = ...,
         n_threads: int = ...,
     ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.int64] | None]: ...
+
+def statistics_size(statistic: str, n_components: int, n_features: int) -> int: ...
+def lane_count(n_stats: int) -> int: ...
+def accumulate(
+    X: NDArray[np.float32] | NDArray[np.float64],
+    sample_weight: NDArray[np.float64] | None,
+    lanes: NDArray[np.float64],
+    *,
+    statistic: str,
+    centres: ArrayLike,
+    first_chunk: int = ...,
+    model: ModelArrays | None = ...,
+    responsibilities: NDArray[np.float64] | None = ...,
+    tied_centre: ArrayLike | None = ...,
+    n_threads: int = ...,
+) -> int: ...
+def reduce_lanes(lanes: NDArray[np.float64]) -> NDArray[np.float64]: ...

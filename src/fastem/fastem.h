@@ -7,11 +7,22 @@
  * exception set.  Every function in the table may then be called without the
  * GIL, from any thread.
  *
- * Versioning: FASTEM_API_VERSION is the version of this header.  Any change to
- * a signature, to the layout of fastem_gmm or fastem_api, or to the meaning of
- * an argument is a breaking change and bumps the version; fastem_import()
- * refuses a fastem whose table has another version, so an extension never
- * calls through a table it was not built for.
+ * Versioning: major.minor.  FASTEM_API_VERSION is the major version: any
+ * change to a signature, to the layout of fastem_gmm, to the order of the
+ * existing entries of fastem_api, or to the meaning of an argument is a
+ * breaking change and bumps it; fastem_import() refuses a fastem whose table
+ * has another major version, so an extension never calls through a table it
+ * was not built for.  The table is otherwise append-only: a new function is
+ * added at its end and bumps FASTEM_API_MINOR (Python: fastem.kernels.API_MINOR;
+ * a fastem without that attribute is minor 0).  fastem_import() refuses a
+ * fastem whose minor is older than FASTEM_API_MINOR_REQUIRED, by default the
+ * minor of the header the extension was built with; an extension that calls
+ * only older entries may define FASTEM_API_MINOR_REQUIRED to that older minor
+ * before including this header, to keep running on older fastem releases.
+ * Extensions built against minor 0 keep working with every 1.x fastem.
+ *
+ *   minor 0: every entry up to em_fit_f32
+ *   minor 1: accumulate_given_f64, accumulate_given_f32
  *
  * Conventions (all functions):
  * - Buffers are row-major.  X is (n_rows, n_features) with rows `ldx`
@@ -47,6 +58,10 @@ extern "C" {
 #endif
 
 #define FASTEM_API_VERSION 1
+#define FASTEM_API_MINOR 1
+#ifndef FASTEM_API_MINOR_REQUIRED
+#define FASTEM_API_MINOR_REQUIRED FASTEM_API_MINOR
+#endif
 
 /* covariance_type */
 #define FASTEM_FULL 0       /* covariances (K, D, D) */
@@ -152,6 +167,21 @@ typedef struct fastem_api {
     int (*em_fit_f32)(const float *X, int64_t n_rows, int64_t ldx, const double *sample_weight,
                       fastem_gmm *model, int max_iter, double tol, double reg_covar, int n_threads,
                       double *lower_bounds, int *n_iter, int *converged, double *lower_bound);
+
+    /* ---- minor 1 ---- */
+
+    /* The statistics above for responsibilities the caller supplies (an HMM's posteriors)
+     * instead of the model's E-step: resp (n_rows, K) with rows ld_resp >= K apart.  The
+     * moments are taken about model->means (tied: about sum_k weights_k means_k), laid out
+     * by model->covariance_type, so m_step() takes them; stats[0] is 0.  A row of zero
+     * weight is dropped without reading its responsibilities.  Chunked like accumulate:
+     * no scratch grows with n_rows. */
+    int (*accumulate_given_f64)(const double *X, int64_t n_rows, int64_t ldx,
+                                const double *sample_weight, const double *resp, int64_t ld_resp,
+                                const fastem_gmm *model, int n_threads, double *stats);
+    int (*accumulate_given_f32)(const float *X, int64_t n_rows, int64_t ldx,
+                                const double *sample_weight, const double *resp, int64_t ld_resp,
+                                const fastem_gmm *model, int n_threads, double *stats);
 } fastem_api;
 
 #ifndef FASTEM_NO_IMPORT
@@ -160,11 +190,30 @@ typedef struct fastem_api {
 static inline const fastem_api *fastem_import(void)
 {
     const fastem_api *api;
+    long minor = 0;
+    PyObject *attr;
     /* PyCapsule_Import only looks up attributes below the top-level package,
      * so the submodule is imported first. */
     PyObject *module = PyImport_ImportModule("fastem.kernels");
     if (module == NULL)
         return NULL;
+    /* The minor version is a module attribute, not a table entry: an older
+     * table has no room for it.  No attribute: minor 0. */
+    attr = PyObject_GetAttrString(module, "API_MINOR");
+    if (attr == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            Py_DECREF(module);
+            return NULL;
+        }
+        PyErr_Clear();
+    } else {
+        minor = PyLong_AsLong(attr);
+        Py_DECREF(attr);
+        if (minor == -1 && PyErr_Occurred()) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
     Py_DECREF(module);
     api = (const fastem_api *)PyCapsule_Import("fastem.kernels._C_API", 0);
     if (api == NULL)
@@ -174,6 +223,13 @@ static inline const fastem_api *fastem_import(void)
                      "fastem C API version %d was built against, but the installed fastem "
                      "provides version %d: rebuild this extension against it",
                      FASTEM_API_VERSION, api->api_version);
+        return NULL;
+    }
+    if (minor < FASTEM_API_MINOR_REQUIRED) {
+        PyErr_Format(PyExc_ImportError,
+                     "this extension needs fastem C API %d.%d, but the installed fastem "
+                     "provides %d.%ld: upgrade fastem",
+                     FASTEM_API_VERSION, FASTEM_API_MINOR_REQUIRED, api->api_version, minor);
         return NULL;
     }
     return api;

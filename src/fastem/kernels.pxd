@@ -19,17 +19,20 @@
 #   build may link another runtime);
 # - limit the BLAS to one thread while they run (threadpoolctl).
 #
-# API version FASTEM_API_VERSION (also fastem.kernels.API_VERSION in Python).
-# Changing any signature or the layout of fastem_gmm is a breaking change and
-# bumps the version.  Cython's cimport checks function signatures but not the
-# struct layout: compare fastem.kernels.API_VERSION with FASTEM_API_VERSION
-# when your module is imported (the README's example does).
+# API version FASTEM_API_VERSION.FASTEM_API_MINOR (also fastem.kernels.API_VERSION
+# and API_MINOR in Python; a fastem without API_MINOR is minor 0).  Changing any
+# signature or the layout of fastem_gmm is a breaking change and bumps the major
+# version; new functions are only added, and bump the minor (1: accumulate_given_*).
+# Cython's cimport checks function signatures but not the struct layout: compare
+# fastem.kernels.API_VERSION with FASTEM_API_VERSION when your module is imported
+# (the README's example does), and API_MINOR with the minor you need.
 
 from libc.stdint cimport int64_t
 
 
 cdef extern from "fastem.h" nogil:
     enum: FASTEM_API_VERSION
+    enum: FASTEM_API_MINOR
 
     enum:
         FASTEM_FULL
@@ -93,6 +96,16 @@ cdef int accumulate_f32(
 ) noexcept nogil
 
 cdef int m_step(fastem_gmm* model, const double* stats, double reg_covar) noexcept nogil
+
+# minor 1
+cdef int accumulate_given_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const double* resp, int64_t ld_resp, const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil
+cdef int accumulate_given_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const double* resp, int64_t ld_resp, const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil
 
 cdef int em_step_f64(
     const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,

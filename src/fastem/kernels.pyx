@@ -7,13 +7,15 @@ reads the table of function pointers this module publishes as the capsule
 typed entry points to the EM layer (fastem._em) that fastem.GaussianMixture
 itself runs, so a fit through this API reproduces the estimator's bits.
 
-From Python this module only offers ``API_VERSION`` and the constants.
+From Python this module only offers ``API_VERSION``, ``API_MINOR`` and the
+constants.
 """
 from libc.stdint cimport int64_t
 from cpython.pycapsule cimport PyCapsule_New
 
 from fastem._em cimport (
     GaussianModel,
+    accumulate_given_model,
     accumulate_model,
     check_model,
     em_fit,
@@ -27,6 +29,9 @@ from fastem._em cimport (
 )
 
 API_VERSION = FASTEM_API_VERSION
+# Read by fastem_import() (fastem.h): the table's entries are append-only, and a
+# consumer built against a newer minor is refused by an older fastem.
+API_MINOR = FASTEM_API_MINOR
 COVARIANCE_TYPES = {
     "full": FASTEM_FULL,
     "tied": FASTEM_TIED,
@@ -117,6 +122,22 @@ cdef int m_step(fastem_gmm* model, const double* stats, double reg_covar) noexce
     return _m_step(<GaussianModel*>model, stats, reg_covar)
 
 
+cdef int accumulate_given_f64(
+    const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const double* resp, int64_t ld_resp, const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil:
+    return accumulate_given_model(X, n_rows, ldx, sample_weight, resp, ld_resp,
+                                  <const GaussianModel*>model, n_threads, stats)
+
+
+cdef int accumulate_given_f32(
+    const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const double* resp, int64_t ld_resp, const fastem_gmm* model, int n_threads, double* stats,
+) noexcept nogil:
+    return accumulate_given_model(X, n_rows, ldx, sample_weight, resp, ld_resp,
+                                  <const GaussianModel*>model, n_threads, stats)
+
+
 cdef int em_step_f64(
     const double* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
     double total_weight, fastem_gmm* model, double reg_covar, int n_threads,
@@ -174,6 +195,8 @@ cdef extern from "fastem.h" nogil:
         int (*em_step_f32)(const float*, int64_t, int64_t, const double*, double, fastem_gmm*, double, int, double*) noexcept
         int (*em_fit_f64)(const double*, int64_t, int64_t, const double*, fastem_gmm*, int, double, double, int, double*, int*, int*, double*) noexcept
         int (*em_fit_f32)(const float*, int64_t, int64_t, const double*, fastem_gmm*, int, double, double, int, double*, int*, int*, double*) noexcept
+        int (*accumulate_given_f64)(const double*, int64_t, int64_t, const double*, const double*, int64_t, const fastem_gmm*, int, double*) noexcept
+        int (*accumulate_given_f32)(const float*, int64_t, int64_t, const double*, const double*, int64_t, const fastem_gmm*, int, double*) noexcept
 
 
 cdef fastem_api _table
@@ -192,5 +215,8 @@ _table.em_step_f64 = em_step_f64
 _table.em_step_f32 = em_step_f32
 _table.em_fit_f64 = em_fit_f64
 _table.em_fit_f32 = em_fit_f32
+# minor 1: appended, never inserted
+_table.accumulate_given_f64 = accumulate_given_f64
+_table.accumulate_given_f32 = accumulate_given_f32
 
 _C_API = PyCapsule_New(<void*>&_table, b"fastem.kernels._C_API", NULL)
