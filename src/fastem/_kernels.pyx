@@ -410,34 +410,45 @@ cdef inline bint _single_products(const MixtureParams* p) noexcept nogil:
     return _blocked_density(p) and p.assign == ASSIGN_FULL and not _full_outer(p)
 
 
-cdef Py_ssize_t _block_work_size(
-    const MixtureParams* p, Py_ssize_t rows, bint single
-) noexcept nogil:
-    # Y (rows, _block_width), densities (rows, K), chunk moments (K, _moments_width),
-    # normalisation scratch (4 rows), then the row path's scratch.  Y and the
-    # moments hold X's precision (float32 needs half their room).  Float32 input
-    # adds room for (K, rows) floats, a single-precision product or copy of the
-    # responsibilities (_single_scratch), or for the chunk widened to float64.
-    cdef Py_ssize_t k = p.n_components
-    cdef Py_ssize_t size = (
-        rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + row_work_size(p)
-    )
-    return size + max((k * rows + 1) // 2, rows * p.n_features) if single else size
+# Rows of per-row scratch the log-sum-exp needs (_normalise_columns: maximum,
+# sum, its log, a flag); the column path borrows the first rows in between.
+cdef Py_ssize_t NORMALISE_SCRATCH_ROWS = 4
 
 
-cdef inline float* _single_scratch(
-    const MixtureParams* p, double* work, Py_ssize_t rows
+ctypedef struct _ChunkScratch:
+    # One thread's scratch for one chunk.  Laid out by _chunk_scratch only.
+    double* block     # (rows, _block_width) Y in X's precision; column path: the chunk
+                      # transposed (D, rows), then a work copy (D, rows)
+    double* dens      # (K, rows) log-densities, then w * responsibilities
+    double* moments   # (K, _moments_width) a chunk's moments, in X's precision
+    double* row_tmp   # (NORMALISE_SCRATCH_ROWS, rows)
+    double* extra     # float32 input only: (rows, D) the chunk widened to float64, or the
+                      # (rows,) float32 roots of the single-precision scatters (never both)
+
+
+cdef inline Py_ssize_t _chunk_scratch(
+    const MixtureParams* p, Py_ssize_t rows, bint single, double* work, _ChunkScratch* out,
 ) noexcept nogil:
-    return <float*>(work + _block_work_size(p, rows, False))
+    # The doubles a chunk of `rows` needs (`single`: float32 input); with `out`,
+    # its regions in `work`.  `extra` comes last, so a widened float32 chunk keeps
+    # the float64 layout in front of it.
+    cdef Py_ssize_t block = rows * _block_width(p), dens = rows * p.n_components
+    cdef Py_ssize_t moments = p.n_components * _moments_width(p)
+    cdef Py_ssize_t row_tmp = NORMALISE_SCRATCH_ROWS * rows
+    if out != NULL:
+        out.block = work
+        out.dens = work + block
+        out.moments = out.dens + dens
+        out.row_tmp = out.moments + moments
+        out.extra = out.row_tmp + row_tmp
+    return block + dens + moments + row_tmp + (rows * p.n_features if single else 0)
 
 
 cdef inline const double* _widened_chunk(
-    const float* X, Py_ssize_t rows, const MixtureParams* p, double* work
+    const float* X, Py_ssize_t rows, Py_ssize_t d, double* wide,
 ) noexcept nogil:
-    # The chunk as float64, in the same room as _single_scratch (never both).
-    cdef double* wide = work + _block_work_size(p, rows, False)
     cdef Py_ssize_t i
-    for i in range(rows * p.n_features):
+    for i in range(rows * d):
         wide[i] = X[i]
     return wide
 
@@ -448,30 +459,6 @@ cdef inline const floating* _operand(const _Shared* sh, const floating* like) no
         return <const floating*>sh.operand
     else:
         return <const floating*>sh.operand_single
-
-
-cdef inline floating* _product_buffer(
-    double* full, float* single, const floating* like
-) noexcept nogil:
-    # Where a product in the precision of `like` (X) lands: float64 input writes
-    # straight into the float64 array, float32 into single-precision scratch.
-    if floating is double:
-        return <floating*>full
-    else:
-        return <floating*>single
-
-
-cdef inline const floating* _resp_operand(
-    const double* resp_w, Py_ssize_t n, float* single, const floating* like
-) noexcept nogil:
-    # The (K, rows) responsibilities as a product operand in the precision of `like`.
-    cdef Py_ssize_t i
-    if floating is double:
-        return <const floating*>resp_w
-    else:
-        for i in range(n):
-            single[i] = <float>resp_w[i]
-        return <const floating*>single
 
 
 cdef inline bint _first_by_product(const floating* like) noexcept nogil:
@@ -791,23 +778,43 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexc
     return 0
 
 
-cdef void _block_log_densities(
+cdef void _whitened_densities(
     const floating* X,        # IN (rows, D): the chunk
     Py_ssize_t rows,
     const MixtureParams* p,
     const _Shared* sh,
-    floating* Y,              # scratch (rows, _block_width) in X's precision;
-                              # DIAG leaves [x - c | (x - c)^2] in it
-    float* single,            # float32 input: scratch (K, rows), see _single_scratch
-    double* dens,             # OUT (K, rows) log-densities (NEAREST: minus squared distances)
+    floating* Y,              # scratch (rows, D) in X's precision
+    double* dens,             # OUT (K, rows) log-densities
 ) noexcept nogil:
-    # Centring is done in float64 and rounded once when stored in Y; the squared
-    # norms of the products are summed in float64 (_scaled_distance, _sum_squares).
+    # Full covariances above OUTER_MAX_FEATURES: the chunk centred about each
+    # component's mean (in float64, rounded once when stored in Y), whitened by
+    # TRMM (float32 input: in single precision), squared norms summed in float64.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef const double* mean
     cdef const floating* operand = _operand(sh, X)
-    cdef floating* centred
-    cdef floating* product
+    for k in range(n_comp):
+        mean = p.means + k * d
+        for n in range(rows):
+            for i in range(d):
+                Y[n * d + i] = X[n * d + i] - mean[i]
+        whiten_rows(Y, operand + k * d * d, <int>rows, <int>d)
+        for n in range(rows):
+            dens[k * rows + n] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
+
+
+cdef void _expanded_densities(
+    const double* X,          # IN (rows, D): the chunk (float32 chunks arrive widened)
+    Py_ssize_t rows,
+    const MixtureParams* p,
+    const _Shared* sh,
+    double* Y,                # scratch (rows, _block_width); DIAG leaves [x - c | (x - c)^2]
+                              # in it, small FULL the chunk minus c after the whitened block
+    double* dens,             # OUT (K, rows) log-densities (NEAREST: minus squared distances)
+) noexcept nogil:
+    # Every other model expands its distances about the centre c for all components
+    # at once, so the cross terms come from one GEMM (see _prepare_shared).
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
+    cdef double* centred
     cdef double* norms
     cdef double c, row_sq
     if _full_outer(p):
@@ -816,74 +823,73 @@ cdef void _block_log_densities(
         for n in range(rows):
             for i in range(d):
                 centred[n * d + i] = X[n * d + i] - sh.center[i]
-        rows_times(Y, centred, operand, <int>rows, <int>(n_comp * d), <int>d)
+        rows_times(Y, centred, sh.operand, <int>rows, <int>(n_comp * d), <int>d)
         for n in range(rows):
             for k in range(n_comp):
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * _scaled_distance(
-                    <const floating*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
-    elif p.assign == ASSIGN_FULL:
-        for k in range(n_comp):
-            mean = p.means + k * d
-            for n in range(rows):
-                for i in range(d):
-                    Y[n * d + i] = X[n * d + i] - mean[i]
-            whiten_rows(Y, operand + k * d * d, <int>rows, <int>d)
-            for n in range(rows):
-                dens[k * rows + n] = p.log_norm[k] - 0.5 * _sum_squares(Y + n * d, d)
+                    <const double*>(Y + (n * n_comp + k) * d), sh.offset + k * d, NULL, d)
     elif p.assign == ASSIGN_TIED:
-        # Float32 chunks reach this path widened to float64 (see _single_products).
-        if floating is double:
+        for n in range(rows):
+            for i in range(d):
+                Y[n * d + i] = X[n * d + i] - sh.center[i]
+        whiten_rows(Y, sh.operand, <int>rows, <int>d)
+        # (K, rows) = V Y^T for the whitened, centred means V: the cross terms of
+        # every component in one GEMM, expanded about c as for DIAG.
+        rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
+        # Row norms into the free second half of Y, then one contiguous loop per
+        # component (rows apart, the per-row stores would not vectorise).
+        norms = Y + rows * d
+        for n in range(rows):
+            norms[n] = _sum_squares(Y + n * d, d)
+        for k in range(n_comp):
             for n in range(rows):
-                for i in range(d):
-                    Y[n * d + i] = X[n * d + i] - sh.center[i]
-            whiten_rows(Y, operand, <int>rows, <int>d)
-            # (K, rows) = V Y^T for the whitened, centred means V: the cross terms of
-            # every component in one GEMM, expanded about c as for DIAG.
-            rows_times_transpose(dens, sh.coef, Y, <int>n_comp, <int>rows, <int>d, 0.0)
-            # Row norms into the free second half of Y, then one contiguous loop per
-            # component (rows apart, the per-row stores would not vectorise).
-            norms = <double*>(Y + rows * d)
-            for n in range(rows):
-                norms[n] = _sum_squares(Y + n * d, d)
-            for k in range(n_comp):
-                for n in range(rows):
-                    # clipped: rounding must not make a squared distance negative
-                    dens[k * rows + n] = p.log_norm[k] - 0.5 * max(
-                        0.0, norms[n] - 2.0 * dens[k * rows + n] + sh.offset[k])
+                # clipped: rounding must not make a squared distance negative
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * max(
+                    0.0, norms[n] - 2.0 * dens[k * rows + n] + sh.offset[k])
     elif p.assign == ASSIGN_DIAG:
         for n in range(rows):
             for i in range(d):
                 c = X[n * d + i] - sh.center[i]
                 Y[n * 2 * d + i] = c
                 Y[n * 2 * d + d + i] = c * c
-        # (K, rows) = coef (K, 2D) @ Y^T, always in float64 (see _single_products).
-        product = _product_buffer(dens, single, X)
-        rows_times_transpose(product, operand, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
+        # (K, rows) = coef (K, 2D) @ Y^T
+        rows_times_transpose(dens, sh.operand, Y, <int>n_comp, <int>rows, <int>(2 * d), 0.0)
         for k in range(n_comp):
             for n in range(rows):
-                dens[k * rows + n] = p.log_norm[k] - 0.5 * (product[k * rows + n] + sh.offset[k])
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * (dens[k * rows + n] + sh.offset[k])
     else:  # ASSIGN_NEAREST
         for n in range(rows):
             for i in range(d):
                 Y[n * d + i] = X[n * d + i] - sh.center[i]
-        product = _product_buffer(dens, single, X)
-        rows_times_transpose(product, operand, Y, <int>n_comp, <int>rows, <int>d, 0.0)
+        rows_times_transpose(dens, sh.operand, Y, <int>n_comp, <int>rows, <int>d, 0.0)
         for n in range(rows):
             row_sq = _sum_squares(Y + n * d, d)
             for k in range(n_comp):
                 # -(|y|^2 - 2 y.nu + |nu|^2), clipped: rounding must not make it positive
-                dens[k * rows + n] = min(0.0, 2.0 * product[k * rows + n] - sh.offset[k] - row_sq)
+                dens[k * rows + n] = min(0.0, 2.0 * dens[k * rows + n] - sh.offset[k] - row_sq)
+
+
+cdef inline void _block_log_densities(
+    const floating* X, Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
+    floating* Y, double* dens,
+) noexcept nogil:
+    # Float32 input reaches the block path only where its products run in single
+    # precision (_single_products); other chunks were widened to float64.
+    if p.assign == ASSIGN_FULL and not _full_outer(p):
+        _whitened_densities(X, rows, p, sh, Y, dens)
+    else:
+        if floating is double:
+            _expanded_densities(X, rows, p, sh, Y, dens)
 
 
 cdef void _add_outer_moments(
     const MixtureParams* p,
     Py_ssize_t rows,
     const _Shared* sh,
-    const floating* centred,  # IN (rows, D) the chunk minus the centre c
+    const double* centred,    # IN (rows, D) the chunk minus the centre c
     const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
-    const floating* resp_op,  # IN resp_w in X's precision (_resp_operand)
-    floating* Z,              # scratch (rows, _outer_width(D))
-    floating* moments,        # scratch (K, _outer_width(D))
+    double* Z,                # scratch (rows, _outer_width(D))
+    double* moments,          # scratch (K, _outer_width(D))
     double* stats,            # INOUT
 ) noexcept nogil:
     """Full-covariance moments of a chunk for all components with one GEMM.
@@ -894,14 +900,14 @@ cdef void _add_outer_moments(
     """
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, width = _outer_width(d)
     cdef Py_ssize_t n, k, i, j, col
-    cdef const floating* y
-    cdef floating* z
+    cdef const double* y
+    cdef double* z
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
     cdef double chunk_count
-    cdef const floating* g
-    cdef double* nu = <double*>Z  # reused after the GEMM: (D,) per component
+    cdef const double* g
+    cdef double* nu = Z  # reused after the GEMM: (D,) per component
     for n in range(rows):
         y = centred + n * d
         z = Z + n * width
@@ -911,7 +917,7 @@ cdef void _add_outer_moments(
             for j in range(i, d):
                 z[col] = y[i] * y[j]
                 col += 1
-    rows_times(moments, resp_op, Z, <int>n_comp, <int>width, <int>rows)
+    rows_times(moments, resp_w, Z, <int>n_comp, <int>width, <int>rows)
     for k in range(n_comp):
         chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
@@ -948,14 +954,14 @@ cdef void _weighted_given(
 
 
 cdef void _centre_for_moments(
-    const floating* X, Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
-    floating* Y,              # OUT what the Gaussian densities leave in Y for the moments
+    const double* X, Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
+    double* Y,                # OUT what the Gaussian densities leave in Y for the moments
 ) noexcept nogil:
     # Supplied responsibilities skip the densities; the moments still need the
     # chunk centred about c: after the outer block (small full) or as
     # [x - c | (x - c)^2] (DIAG).  The other statistics centre their own rows.
     cdef Py_ssize_t d = p.n_features, n, i
-    cdef floating* centred
+    cdef double* centred
     cdef double c
     if _outer_moments(p):
         centred = Y + rows * _outer_offset(p)
@@ -971,7 +977,7 @@ cdef void _centre_for_moments(
 
 
 cdef void _add_first_moments(
-    const floating* X, Py_ssize_t rows, const MixtureParams* p,
+    const double* X, Py_ssize_t rows, const MixtureParams* p,
     const double* resp_w,     # IN (K, rows)
     double* stats,            # INOUT
 ) noexcept nogil:
@@ -996,7 +1002,7 @@ cdef void _add_component_scatters(
     const double* resp_w,     # IN (K, rows)
     floating* Y,              # scratch (rows, D)
     floating* moments,        # scratch, float32: (D, D)
-    float* single,            # scratch, float32: (rows,) the roots
+    floating* roots,          # scratch, float32: (rows,) sqrt(w r) of each row
     double* stats,            # INOUT
 ) noexcept nogil:
     # Full scatters, one SYRK of the rows sqrt(w r) (x - m_k) per component.
@@ -1005,7 +1011,6 @@ cdef void _add_component_scatters(
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
     cdef bint by_product = _first_by_product(X)
-    cdef floating* roots = <floating*>single  # float32 only: sqrt(w r) of each row
     cdef const double* mean
     cdef double rw, root, c, chunk_count
     for k in range(n_comp):
@@ -1031,11 +1036,10 @@ cdef void _add_component_scatters(
 
 
 cdef void _add_tied_scatter(
-    const floating* X, Py_ssize_t rows, const double* weight, const MixtureParams* p,
+    const double* X, Py_ssize_t rows, const double* weight, const MixtureParams* p,
     const double* resp_w,     # IN (K, rows)
-    floating* Y,              # scratch (rows, 2 D)
-    floating* moments,        # scratch (K, D)
-    float* single,            # scratch, float32: (K, rows)
+    double* Y,                # scratch (rows, 2 D)
+    double* moments,          # scratch (K, D)
     double* stats,            # INOUT
 ) noexcept nogil:
     # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
@@ -1044,7 +1048,7 @@ cdef void _add_tied_scatter(
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
-    cdef floating* centred = Y + rows * d
+    cdef double* centred = Y + rows * d
     cdef double w, root, c, chunk_count
     for n in range(rows):
         w = 1.0 if weight == NULL else weight[n]
@@ -1053,9 +1057,8 @@ cdef void _add_tied_scatter(
             c = X[n * d + i] - p.tied_shift[i]
             centred[n * d + i] = c
             Y[n * d + i] = root * c
-    _add_gram(second, NULL, Y, NULL, rows, d, moments)  # float32: `moments` as scratch
-    rows_times(moments, _resp_operand(resp_w, n_comp * rows, single, X), centred,
-               <int>n_comp, <int>d, <int>rows)
+    _add_gram(second, NULL, Y, NULL, rows, d, moments)
+    rows_times(moments, resp_w, centred, <int>n_comp, <int>d, <int>rows)
     for k in range(n_comp):
         chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
@@ -1066,9 +1069,8 @@ cdef void _add_tied_scatter(
 cdef void _add_diag_moments(
     Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
     const double* resp_w,     # IN (K, rows)
-    const floating* Y,        # IN (rows, 2 D) [x - c | (x - c)^2]
-    floating* moments,        # scratch (K, 2 D)
-    float* single,            # scratch, float32: (K, rows)
+    const double* Y,          # IN (rows, 2 D) [x - c | (x - c)^2]
+    double* moments,          # scratch (K, 2 D)
     double* stats,            # INOUT
 ) noexcept nogil:
     # One GEMM gives this chunk's moments about c, which are moved to each
@@ -1078,8 +1080,7 @@ cdef void _add_diag_moments(
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
     cdef double chunk_count, nu, c
-    rows_times(moments, _resp_operand(resp_w, n_comp * rows, single, Y), Y,
-               <int>n_comp, <int>(2 * d), <int>rows)
+    rows_times(moments, resp_w, Y, <int>n_comp, <int>(2 * d), <int>rows)
     for k in range(n_comp):
         chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
@@ -1097,52 +1098,52 @@ cdef void _accumulate_chunk(
     const double* given,           # IN (rows, p.ld_given_resp) for ASSIGN_GIVEN, else NULL
     const MixtureParams* p,
     const _Shared* sh,
-    double* work,                  # scratch, _block_work_size(p, rows, X is float32) doubles
+    double* work,                  # scratch, _chunk_scratch(p, rows, X is float32) doubles
     double* stats,                 # INOUT as accumulate_rows
 ) noexcept nogil:
     """A chunk's responsibilities (E-step or supplied), then its moments."""
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
-    cdef double* cols = work                   # column path: the transposed chunk, float64
-    cdef floating* Y = <floating*>work         # block path: in X's precision
-    cdef double* dens = work + rows * _block_width(p)
-    cdef double* moments_region = dens + rows * n_comp
-    cdef floating* moments = <floating*>moments_region
-    cdef double* tmp = moments_region + n_comp * _moments_width(p)
-    cdef float* single = _single_scratch(p, work, rows)
+    cdef _ChunkScratch s
+    _chunk_scratch(p, rows, sizeof(floating) == sizeof(float), work, &s)
     if floating is float:
         if _block_chunks(p) and not _single_products(p):
-            _accumulate_chunk(_widened_chunk(X, rows, p, work), rows, weight, given, p, sh,
+            _accumulate_chunk(_widened_chunk(X, rows, d, s.extra), rows, weight, given, p, sh,
                               work, stats)
             return
-    # `dens` ends up holding the responsibilities times the weights, (K, rows);
+    # s.dens ends up holding the responsibilities times the weights, (K, rows);
     # zero-weight rows drop out entirely.
     if not _block_chunks(p):
-        _transpose_chunk(X, rows, d, cols)
+        _transpose_chunk(X, rows, d, s.block)
         if given != NULL:
-            _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, dens)
+            _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, s.dens)
         else:
-            _columns_log_densities(p, rows, cols, cols + rows * d, tmp, tmp + rows, dens)
-            stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-        _columns_add_stats(p, rows, cols, weight, dens, cols + rows * d, tmp, stats)
+            _columns_log_densities(p, rows, s.block, s.block + rows * d, s.row_tmp,
+                                   s.row_tmp + rows, s.dens)
+            stats[0] += _normalise_columns(p, s.dens, rows, weight, NULL, NULL, s.row_tmp)
+        _columns_add_stats(p, rows, s.block, weight, s.dens, s.block + rows * d, s.row_tmp, stats)
         return
     if given != NULL:
-        _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, dens)
-        _centre_for_moments(X, rows, p, sh, Y)
+        _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, s.dens)
     else:
-        _block_log_densities(X, rows, p, sh, Y, single, dens)
-        stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-    # Moments, by the statistic wanted (hard k-means assignments included).
-    if p.stats == STATS_NONE:
-        _add_first_moments(X, rows, p, dens, stats)
-    elif _outer_moments(p):
-        _add_outer_moments(p, rows, sh, Y + rows * _outer_offset(p), dens,
-                           _resp_operand(dens, n_comp * rows, single, X), Y, moments, stats)
-    elif p.stats == STATS_FULL:
-        _add_component_scatters(X, rows, p, dens, Y, moments, single, stats)
-    elif p.stats == STATS_TIED:
-        _add_tied_scatter(X, rows, weight, p, dens, Y, moments, single, stats)
-    else:  # DIAG: Y holds [x - c | (x - c)^2] (from the DIAG densities or _centre_for_moments)
-        _add_diag_moments(rows, p, sh, dens, Y, moments, single, stats)
+        _block_log_densities(X, rows, p, sh, <floating*>s.block, s.dens)
+        stats[0] += _normalise_columns(p, s.dens, rows, weight, NULL, NULL, s.row_tmp)
+    if p.stats == STATS_FULL and not _outer_moments(p):
+        _add_component_scatters(X, rows, p, s.dens, <floating*>s.block, <floating*>s.moments,
+                                <floating*>s.extra, stats)
+        return
+    # Float32 input only reaches the scatters above (see _single_products).
+    if floating is double:
+        if given != NULL:
+            _centre_for_moments(X, rows, p, sh, s.block)
+        if p.stats == STATS_NONE:   # hard k-means assignments
+            _add_first_moments(X, rows, p, s.dens, stats)
+        elif _outer_moments(p):
+            _add_outer_moments(p, rows, sh, s.block + rows * _outer_offset(p), s.dens,
+                               s.block, s.moments, stats)
+        elif p.stats == STATS_TIED:
+            _add_tied_scatter(X, rows, weight, p, s.dens, s.block, s.moments, stats)
+        else:  # DIAG: s.block holds [x - c | (x - c)^2] (DIAG densities or _centre_for_moments)
+            _add_diag_moments(rows, p, sh, s.dens, s.block, s.moments, stats)
 
 
 # Lanes fix the order of summation.  Chunk c belongs to lane c % n_lanes and is
@@ -1249,7 +1250,8 @@ cdef int accumulate_lanes(
     # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
     chunk_rows = min(chunk_rows, n_samples)
     n_packed = 0 if ldx == d else chunk_rows * d
-    n_work = _padded(_block_work_size(p, chunk_rows, single) if chunked else row_work_size(p))
+    n_work = _padded(_chunk_scratch(p, chunk_rows, single, NULL, NULL) if chunked
+                     else row_work_size(p))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_active = min(n_lanes, n_chunks)
     n_threads = _clamp_threads(n_threads, n_active)
@@ -1348,38 +1350,37 @@ cdef void _score_chunk(
     Py_ssize_t rows,
     const MixtureParams* p,
     const _Shared* sh,
-    double* scratch,           # scratch, _block_work_size(p, rows, X is float32) doubles
+    double* work,              # scratch, _chunk_scratch(p, rows, X is float32) doubles
     double* log_prob_norm,     # OUT (rows,) or NULL
     double* resp,              # OUT (rows, K) or NULL
     int64_t* labels,           # OUT (rows,) or NULL
     double* log_dens,          # OUT (rows, ld_log_dens) unnormalised log-densities, or NULL
     Py_ssize_t ld_log_dens,
 ) noexcept nogil:
-    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n
-    cdef double* dens = scratch + rows * _block_width(p)
-    cdef double* tmp = dens + rows * n_comp + n_comp * _moments_width(p)
-    cdef Py_ssize_t k
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k
+    cdef _ChunkScratch s
+    _chunk_scratch(p, rows, sizeof(floating) == sizeof(float), work, &s)
     if floating is float:
         if _blocked_density(p) and not _single_products(p):
-            _score_chunk(_widened_chunk(X, rows, p, scratch), rows, p, sh, scratch,
+            _score_chunk(_widened_chunk(X, rows, d, s.extra), rows, p, sh, work,
                          log_prob_norm, resp, labels, log_dens, ld_log_dens)
             return
     if _blocked_density(p):
-        _block_log_densities(
-            X, rows, p, sh, <floating*>scratch, _single_scratch(p, scratch, rows), dens)
+        _block_log_densities(X, rows, p, sh, <floating*>s.block, s.dens)
     else:
-        _transpose_chunk(X, rows, d, scratch)
-        _columns_log_densities(p, rows, scratch, scratch + rows * d, tmp, tmp + rows, dens)
+        _transpose_chunk(X, rows, d, s.block)
+        _columns_log_densities(p, rows, s.block, s.block + rows * d, s.row_tmp,
+                               s.row_tmp + rows, s.dens)
     if log_dens != NULL:
         for n in range(rows):
             for k in range(n_comp):
-                log_dens[n * ld_log_dens + k] = dens[k * rows + n]
+                log_dens[n * ld_log_dens + k] = s.dens[k * rows + n]
         return
-    _normalise_columns(p, dens, rows, NULL, labels, log_prob_norm, tmp)
+    _normalise_columns(p, s.dens, rows, NULL, labels, log_prob_norm, s.row_tmp)
     if resp != NULL:
         for n in range(rows):
             for k in range(n_comp):
-                resp[n * n_comp + k] = dens[k * rows + n]
+                resp[n * n_comp + k] = s.dens[k * rows + n]
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
@@ -1402,7 +1403,7 @@ cdef int _rows_pass(
     cdef bint single = sizeof(floating) == sizeof(float)
     if chunk_rows < 1 or ldx < d:
         return -2
-    n_work = _padded(_block_work_size(p, min(chunk_rows, n_samples), single))
+    n_work = _padded(_chunk_scratch(p, min(chunk_rows, n_samples), single, NULL, NULL))
     n_chunks = _n_chunks(n_samples, chunk_rows)
     n_threads = _clamp_threads(n_threads, n_chunks)
     if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
