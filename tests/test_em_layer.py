@@ -197,3 +197,13 @@ def test_absurd_thread_counts_are_capped_not_obeyed(rng):
     X = _data(rng, 4, n_rows=50_000)
     np.testing.assert_array_equal(model.accumulate(X, None, 1_000_000), model.accumulate(X, None, 1))
     np.testing.assert_array_equal(model.score(X, n_threads=1_000_000)[0], model.score(X, n_threads=1)[0])
+
+
+def test_output_pointers_never_point_into_a_copy():
+    # reshape(-1) of a non-contiguous array is a copy: a kernel writing through a
+    # pointer into it would write into a temporary and the caller see nothing.
+    from fastem._testing import _out_pointer_fills
+    np.testing.assert_array_equal(_out_pointer_fills(np.zeros((3, 4)), 2.0), np.full((3, 4), 2.0))
+    for array in (np.zeros((4, 3)).T, np.zeros((3, 8))[:, ::2], np.zeros((3, 4), dtype=np.float32)):
+        with pytest.raises(ValueError, match="C-contiguous float64"):
+            _out_pointer_fills(array, 2.0)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from fastem._kernels import _vector_exp_log, simd_level
+from fastem._kernels import simd_level
+from fastem._testing import _vector_exp_log
 
 ULP = np.finfo(np.float64).eps
 
@@ -68,7 +69,7 @@ def test_cloned_column_helpers_give_the_baseline_bits(n):
     # The column path's and log-sum-exp's helpers run as the clone the loader picked
     # (AVX2 here when the CPU has it); the reference loops are compiled for baseline
     # x86-64.  Same operations, same order, four fixed partial sums: the same bits.
-    from fastem._kernels import _column_helpers_both_ways
+    from fastem._testing import _column_helpers_both_ways
     rng = np.random.default_rng(n)
     a, b, c = rng.normal(size=(3, n)) * 10.0
     results = _column_helpers_both_ways(a, b, c, 0.37, -1.25)

@@ -92,3 +92,7 @@ cdef int em_fit(
     GaussianModel* model, int max_iter, double tol, double reg_covar, int n_threads,
     double* lower_bounds, int* n_iter, int* converged, double* lower_bound,
 ) noexcept nogil
+
+# A pointer into a float64 output array (NULL if empty); raises for an array it
+# would have to copy.
+cdef double* _out_pointer(array) except? NULL

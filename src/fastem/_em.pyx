@@ -25,9 +25,9 @@ from fastem._covariance_shapes cimport (
 )
 from fastem._kernels cimport (
     Assign, MixtureParams, Stats, accumulate_lanes, accumulate_stats, default_chunk_rows,
-    lane_count as _lane_count, log_density_rows, normalise_rows, reduce_lanes as _reduce_lanes,
-    score_rows,
+    log_density_rows, normalise_rows, score_rows,
 )
+from fastem._pass cimport lane_count as _lane_count, reduce_lanes as _reduce_lanes
 from fastem._openmp cimport omp_get_max_threads
 
 # scikit-learn adds 10 machine epsilons to every component's count so that an

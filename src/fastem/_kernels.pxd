@@ -47,7 +47,6 @@ ctypedef struct MixtureParams:
 cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil
 cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil
 cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil
-cdef Py_ssize_t lane_count(Py_ssize_t n_stats) noexcept nogil
 
 cdef void accumulate_rows(
     const floating* X,
@@ -82,14 +81,6 @@ cdef int accumulate_lanes(
     int n_threads,
     double* lanes,
     Py_ssize_t lane_stride,
-) noexcept nogil
-
-cdef void reduce_lanes(
-    const double* lanes,
-    Py_ssize_t n_lanes,
-    Py_ssize_t lane_stride,
-    Py_ssize_t n_stats,
-    double* stats,
 ) noexcept nogil
 
 cdef int score_rows(

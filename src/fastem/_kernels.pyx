@@ -46,26 +46,16 @@ from fastem._blas cimport (
     gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
 )
 from fastem._covariance_shapes cimport factor_size, statistics_size
-from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
-
-
-cdef extern from "_simd_columns.h" nogil:
-    void fastem_add_scaled(double* y, const double* x, double f, int64_t n)
-    void fastem_minus(double* out, const double* x, double m, int64_t n)
-    void fastem_add_squares(double* q, const double* y, int64_t n)
-    void fastem_add_scaled_squared_diff(double* q, const double* x, double m, double f, int64_t n)
-    double fastem_dot3(const double* a, const double* b, const double* c, int64_t n)
-
-
-cdef extern from "_simd_math.h" nogil:
-    double fastem_exp(double x)
-    double fastem_log(double x)
-    void fastem_exp_array(double* values, int64_t n)
-    void fastem_exp_shifted_sum(double* values, const double* shift, double* total, int64_t n, int first)
-    void fastem_max_into(double* top, const double* values, int64_t n)
-    void fastem_scale_by(double* values, const double* scale, int64_t n)
-    void fastem_log_array(const double* values, double* out, int64_t n)
-    int fastem_simd_level()
+from fastem._pass cimport (
+    chunk_function, clamp_threads, contiguous_chunk, lane_count, n_chunks, padded,
+    reduce_lanes, run_chunks, run_lanes,
+)
+from fastem._simd cimport (
+    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
+    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
+    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by,
+    fastem_simd_level, fastem_dot3,
+)
 
 
 cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil:
@@ -93,52 +83,6 @@ cdef inline void _whiten_upper(
         c = centred[i]
         for j in range(i, d):
             out[j] += c * factor[i * d + j]
-
-
-# Squared norms below keep four partial sums in a fixed pattern: the compiler can
-# put them in SIMD lanes without reassociating (no -ffast-math), and the result
-# stays the same on every machine.
-cdef inline double _sum_squares(const floating* v, Py_ssize_t n) noexcept nogil:
-    return _dot2(v, v, n)
-
-
-cdef inline double _scaled_distance(
-    const floating* x, const double* mean, const double* scale, Py_ssize_t n
-) noexcept nogil:
-    """sum_i ((x_i - mean_i) * scale_i)^2, or sum_i (x_i - mean_i)^2 if scale is NULL."""
-    cdef Py_ssize_t i = 0
-    cdef double t0, t1, t2, t3, s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    if scale == NULL:
-        while i + 4 <= n:
-            t0 = x[i] - mean[i]
-            t1 = x[i + 1] - mean[i + 1]
-            t2 = x[i + 2] - mean[i + 2]
-            t3 = x[i + 3] - mean[i + 3]
-            s0 += t0 * t0
-            s1 += t1 * t1
-            s2 += t2 * t2
-            s3 += t3 * t3
-            i += 4
-        while i < n:
-            t0 = x[i] - mean[i]
-            s0 += t0 * t0
-            i += 1
-    else:
-        while i + 4 <= n:
-            t0 = (x[i] - mean[i]) * scale[i]
-            t1 = (x[i + 1] - mean[i + 1]) * scale[i + 1]
-            t2 = (x[i + 2] - mean[i + 2]) * scale[i + 2]
-            t3 = (x[i + 3] - mean[i + 3]) * scale[i + 3]
-            s0 += t0 * t0
-            s1 += t1 * t1
-            s2 += t2 * t2
-            s3 += t3 * t3
-            i += 4
-        while i < n:
-            t0 = (x[i] - mean[i]) * scale[i]
-            s0 += t0 * t0
-            i += 1
-    return (s0 + s1) + (s2 + s3)
 
 
 cdef void _log_densities(
@@ -499,32 +443,6 @@ cdef inline void _add_gram(
 # Column path: below BLAS_MIN_FEATURES a chunk is transposed to one contiguous
 # column per feature, so every loop runs over rows and vectorises.
 # ---------------------------------------------------------------------------
-
-cdef inline double _sum(const double* a, Py_ssize_t n) noexcept nogil:
-    # Four fixed partial sums (see _simd_columns.h): vectorised, same on every machine.
-    return fastem_dot3(a, NULL, NULL, n)
-
-
-cdef inline double _dot3(const double* a, const double* b, const double* c, Py_ssize_t n) noexcept nogil:
-    """sum_i a_i b_i c_i with four fixed partial sums."""
-    return fastem_dot3(a, b, c, n)
-
-
-cdef inline double _dot2(const floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
-    """sum_i a_i b_i with four fixed partial sums, in float64 whatever the input."""
-    cdef Py_ssize_t i = 0
-    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-    while i + 4 <= n:
-        s0 += <double>a[i] * b[i]
-        s1 += <double>a[i + 1] * b[i + 1]
-        s2 += <double>a[i + 2] * b[i + 2]
-        s3 += <double>a[i + 3] * b[i + 3]
-        i += 4
-    while i < n:
-        s0 += <double>a[i] * b[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3)
-
 
 cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
     cdef Py_ssize_t n, i
@@ -1146,66 +1064,96 @@ cdef void _accumulate_chunk(
             _add_diag_moments(rows, p, sh, s.dens, s.block, s.moments, stats)
 
 
-# Lanes fix the order of summation.  Chunk c belongs to lane c % n_lanes and is
-# added to that lane's sums after the lane's earlier chunks; the lanes are added
-# up in lane order at the end.  The lane count depends only on the size of the
-# statistics, so threads (each owning whole lanes) change who adds, never the
-# order of any addition, and need no synchronisation until the final merge.
-# 32 lanes balance any thread count up to 32 within 1/32.  Large statistics get
-# fewer lanes: every lane's sums are fresh zeroed pages each pass, and with
-# D = 128, K = 8 (1 MB of sums) 16 lanes cost more in page faults and cache
-# misses than the arithmetic (two threads ran only 1.1x faster than one).  The
-# cap keeps lanes x statistics near 2 MB, with never fewer than 4 lanes.
-cdef Py_ssize_t MAX_LANES = 32
-cdef Py_ssize_t MIN_LANES = 4
-cdef Py_ssize_t LANE_BUDGET_DOUBLES = 1 << 18
+ctypedef struct _PassContext:
+    # What a Gaussian chunk function needs, shared by the team (see _pass.pxd).
+    const void* X                  # (n_samples, ldx) float32 or float64
+    Py_ssize_t n_samples
+    Py_ssize_t ldx
+    Py_ssize_t chunk_rows
+    const double* sample_weight
+    const MixtureParams* p
+    const _Shared* shared
+    bint chunked                   # chunk kernels (else the row path)
+    double* work                   # per-thread scratch, n_work doubles apart
+    Py_ssize_t n_work
+    void* packed                   # per-thread strided chunks packed, n_packed elements apart
+    Py_ssize_t n_packed
+    double* log_prob_norm          # per-row outputs of run_chunks (any may be NULL)
+    double* resp
+    int64_t* labels
+    double* log_dens
+    Py_ssize_t ld_log_dens
 
 
-cdef Py_ssize_t lane_count(Py_ssize_t n_stats) noexcept nogil:
-    # A power of two, so that 2, 4, 8 ... threads get equal numbers of lanes.
-    cdef Py_ssize_t lanes = MAX_LANES
-    while lanes > MIN_LANES and lanes * n_stats > LANE_BUDGET_DOUBLES:
-        lanes //= 2
-    return lanes
-
-
-cdef inline Py_ssize_t _padded(Py_ssize_t n_doubles) noexcept nogil:
-    # Per-thread buffers are this far apart: rounded up to a 64-byte cache line
-    # plus one line, so two threads never write to the same line (false sharing)
-    # whatever the alignment calloc gives.
-    return ((n_doubles + 7) // 8) * 8 + 8
-
-
-# Each thread of a pass gets its own scratch: an absurd request (the C API takes
-# any int) must not become thousands of threads and buffers.  The cap is far
-# above any core count this targets, so oversubscribed teams (which the thread
-# tests use to vary the lane-to-thread mapping) still run as asked.
-cdef int MAX_TEAM = 256
-
-
-cdef inline int _clamp_threads(int n_threads, Py_ssize_t n_tasks) noexcept nogil:
-    # Never more threads than tasks or MAX_TEAM, never fewer than one, and one
-    # inside a caller's parallel region: nested teams would oversubscribe the cores.
-    if omp_in_parallel() or n_threads < 1:
-        return 1
-    n_threads = min(n_threads, MAX_TEAM)
-    if n_threads > n_tasks:
-        return <int>max(n_tasks, 1)
-    return n_threads
-
-
-cdef inline const floating* _contiguous_chunk(
-    const floating* X, Py_ssize_t rows, Py_ssize_t d, Py_ssize_t ldx, floating* packed,
+cdef inline void _add_chunk(
+    const floating* X, const _PassContext* c, int thread, Py_ssize_t chunk, double* lane_sums,
 ) noexcept nogil:
-    # The chunk paths read rows D apart; a strided chunk is packed first (one
-    # copy of a cache-sized chunk, negligible beside the pass's arithmetic).
-    cdef Py_ssize_t n, i
-    if ldx == d:
-        return X
-    for n in range(rows):
-        for i in range(d):
-            packed[n * d + i] = X[n * ldx + i]
-    return packed
+    cdef const MixtureParams* p = c.p
+    cdef Py_ssize_t row_start = chunk * c.chunk_rows
+    cdef Py_ssize_t row_end = min(row_start + c.chunk_rows, c.n_samples)
+    cdef double* scratch = c.work + thread * c.n_work
+    if not c.chunked:
+        accumulate_rows(X, c.ldx, row_start, row_end, c.sample_weight, p, scratch, lane_sums)
+        return
+    _accumulate_chunk(
+        contiguous_chunk(X + row_start * c.ldx, row_end - row_start, p.n_features, c.ldx,
+                         <floating*>c.packed + thread * c.n_packed),
+        row_end - row_start,
+        NULL if c.sample_weight == NULL else c.sample_weight + row_start,
+        NULL if p.given_resp == NULL else p.given_resp + row_start * p.ld_given_resp,
+        p, c.shared, scratch, lane_sums,
+    )
+
+
+cdef void _add_chunk_f64(void* context, int thread, Py_ssize_t chunk, double* lane_sums) noexcept nogil:
+    cdef const _PassContext* c = <const _PassContext*>context
+    _add_chunk(<const double*>c.X, c, thread, chunk, lane_sums)
+
+
+cdef void _add_chunk_f32(void* context, int thread, Py_ssize_t chunk, double* lane_sums) noexcept nogil:
+    cdef const _PassContext* c = <const _PassContext*>context
+    _add_chunk(<const float*>c.X, c, thread, chunk, lane_sums)
+
+
+cdef int _start_pass(
+    const floating* X, Py_ssize_t n_samples, Py_ssize_t ldx, const MixtureParams* p,
+    Py_ssize_t chunk_rows, bint chunked, int n_threads, _PassContext* c,
+) noexcept nogil:
+    # The context of a pass with n_threads (already clamped) threads: shared
+    # arrays, per-thread scratch and packing room.  Returns 0 or -1 (no memory).
+    cdef bint single = sizeof(floating) == sizeof(float)
+    memset(c, 0, sizeof(_PassContext))
+    c.X = X
+    c.n_samples = n_samples
+    c.ldx = ldx
+    c.chunk_rows = chunk_rows
+    c.p = p
+    c.chunked = chunked
+    c.n_packed = 0 if ldx == p.n_features or not chunked else chunk_rows * p.n_features
+    c.n_work = padded(_chunk_scratch(p, chunk_rows, single, NULL, NULL) if chunked
+                      else row_work_size(p))
+    c.shared = <_Shared*>calloc(1, sizeof(_Shared))
+    if c.shared == NULL:
+        return -1
+    if _prepare_shared(p, <_Shared*>c.shared, single and _single_products(p)) != 0:
+        free(<void*>c.shared)
+        c.shared = NULL
+        return -1
+    c.work = <double*>calloc(n_threads * c.n_work, sizeof(double))
+    if c.n_packed > 0:
+        c.packed = malloc(n_threads * c.n_packed * sizeof(floating))
+    if c.work == NULL or (c.n_packed > 0 and c.packed == NULL):
+        _end_pass(c)
+        return -1
+    return 0
+
+
+cdef void _end_pass(_PassContext* c) noexcept nogil:
+    free(c.work)
+    free(c.packed)
+    if c.shared != NULL:
+        _free_shared(<_Shared*>c.shared)
+        free(<void*>c.shared)
 
 
 cdef int accumulate_lanes(
@@ -1223,92 +1171,37 @@ cdef int accumulate_lanes(
     """Add a pass over X into lane sums the caller keeps across calls.
 
     Chunk j of this call is global chunk first_chunk + j and is added to lane
-    (first_chunk + j) % n_lanes after that lane's earlier chunks.  Calls over
-    consecutive row blocks whose sizes (all but the last) are multiples of
-    chunk_rows, each starting where the previous one's chunks ended, thus fill
-    the lanes with the bits of one pass over all the rows; reduce_lanes then
-    gives that pass's statistics.
+    (first_chunk + j) % n_lanes after that lane's earlier chunks (_pass.pxd).
+    Calls over consecutive row blocks whose sizes (all but the last) are
+    multiples of chunk_rows, each starting where the previous one's chunks
+    ended, thus fill the lanes with the bits of one pass over all the rows;
+    reduce_lanes then gives that pass's statistics.
 
     Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows
     < 1, ldx < D, first_chunk < 0 or lane_stride too small.
     """
-    cdef Py_ssize_t n_stats = params_stats_size(p), n_work
-    cdef Py_ssize_t n_lanes = lane_count(n_stats)
-    cdef Py_ssize_t n_chunks, n_active, slot, chunk, row_start, row_end, d = p.n_features
-    cdef Py_ssize_t n_packed
-    cdef bint chunked = _chunked_pass(p)
-    cdef bint single = sizeof(floating) == sizeof(float)
-    cdef double* lane_sums
-    cdef double* work
-    cdef double* scratch
-    cdef floating* packed = NULL
-    cdef _Shared shared
-    if chunk_rows < 1 or ldx < d or first_chunk < 0 or lane_stride < n_stats:
+    cdef Py_ssize_t n_lanes = lane_count(params_stats_size(p)), chunks
+    cdef _PassContext context
+    if (chunk_rows < 1 or ldx < p.n_features or first_chunk < 0
+            or lane_stride < params_stats_size(p)):
         return -2
     if n_samples <= 0:
         return 0
     # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
     chunk_rows = min(chunk_rows, n_samples)
-    n_packed = 0 if ldx == d else chunk_rows * d
-    n_work = _padded(_chunk_scratch(p, chunk_rows, single, NULL, NULL) if chunked
-                     else row_work_size(p))
-    n_chunks = _n_chunks(n_samples, chunk_rows)
-    n_active = min(n_lanes, n_chunks)
-    n_threads = _clamp_threads(n_threads, n_active)
-    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
+    chunks = n_chunks(n_samples, chunk_rows)
+    n_threads = clamp_threads(n_threads, min(n_lanes, chunks))
+    if _start_pass(X, n_samples, ldx, p, chunk_rows, _chunked_pass(p), n_threads, &context) != 0:
         return -1
-    work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if chunked and n_packed > 0:
-        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
-    if work == NULL or (chunked and n_packed > 0 and packed == NULL):
-        free(work)
-        free(packed)
-        _free_shared(&shared)
-        return -1
-    # Slot s takes this call's chunks s, s + n_lanes, ..., all of one lane.  Slots
-    # go round-robin to threads (chunksize 1): they differ by at most one chunk,
-    # and interleaving spreads the longer ones evenly.
-    for slot in prange(n_active, num_threads=n_threads, schedule="static", chunksize=1):
-        scratch = work + omp_get_thread_num() * n_work
-        lane_sums = lanes + ((first_chunk + slot) % n_lanes) * lane_stride
-        chunk = slot
-        while chunk < n_chunks:
-            row_start = chunk * chunk_rows
-            row_end = min(row_start + chunk_rows, n_samples)
-            if chunked:
-                _accumulate_chunk(
-                    _contiguous_chunk(X + row_start * ldx, row_end - row_start, d, ldx,
-                                      packed + omp_get_thread_num() * n_packed),
-                    row_end - row_start,
-                    NULL if sample_weight == NULL else sample_weight + row_start,
-                    NULL if p.given_resp == NULL else p.given_resp + row_start * p.ld_given_resp,
-                    p, &shared, scratch, lane_sums,
-                )
-            else:
-                accumulate_rows(X, ldx, row_start, row_end, sample_weight, p, scratch, lane_sums)
-            # `chunk = chunk + ...`, never `chunk += ...`: inside prange Cython turns
-            # an in-place add into a reduction over the team.
-            chunk = chunk + n_lanes
-    free(work)
-    free(packed)
-    _free_shared(&shared)
+    context.sample_weight = sample_weight
+    if floating is double:
+        run_lanes(_add_chunk_f64, &context, chunks, first_chunk, n_lanes, n_threads,
+                  lanes, lane_stride)
+    else:
+        run_lanes(_add_chunk_f32, &context, chunks, first_chunk, n_lanes, n_threads,
+                  lanes, lane_stride)
+    _end_pass(&context)
     return 0
-
-
-cdef void reduce_lanes(
-    const double* lanes,       # IN (n_lanes, lane_stride)
-    Py_ssize_t n_lanes,
-    Py_ssize_t lane_stride,
-    Py_ssize_t n_stats,
-    double* stats,             # OUT (n_stats,) the lanes added in lane order
-) noexcept nogil:
-    # Untouched lanes hold zeros, and s + 0.0 == s bitwise (the sum starts at +0.0,
-    # so it is never -0.0): adding them changes nothing.
-    cdef Py_ssize_t lane, i
-    memset(stats, 0, n_stats * sizeof(double))
-    for lane in range(n_lanes):
-        for i in range(n_stats):
-            stats[i] += lanes[lane * lane_stride + i]
 
 
 cdef int accumulate_stats(
@@ -1326,7 +1219,7 @@ cdef int accumulate_stats(
     Returns as accumulate_lanes.
     """
     cdef Py_ssize_t n_stats = params_stats_size(p)
-    cdef Py_ssize_t n_lanes = lane_count(n_stats), lane_stride = _padded(n_stats)
+    cdef Py_ssize_t n_lanes = lane_count(n_stats), lane_stride = padded(n_stats)
     cdef double* lanes
     cdef int status
     if chunk_rows < 1 or ldx < p.n_features:
@@ -1339,7 +1232,7 @@ cdef int accumulate_stats(
                               lanes, lane_stride)
     if status == 0:
         # Only the first min(n_lanes, chunks) lanes can hold anything.
-        reduce_lanes(lanes, min(n_lanes, _n_chunks(n_samples, chunk_rows)), lane_stride,
+        reduce_lanes(lanes, min(n_lanes, n_chunks(n_samples, chunk_rows)), lane_stride,
                      n_stats, stats)
     free(lanes)
     return status
@@ -1383,9 +1276,31 @@ cdef void _score_chunk(
                 resp[n * n_comp + k] = s.dens[k * rows + n]
 
 
-cdef inline Py_ssize_t _n_chunks(Py_ssize_t n_samples, Py_ssize_t chunk_rows) noexcept nogil:
-    # (n - 1) // c + 1 rather than (n + c - 1) // c: no overflow for huge chunk_rows.
-    return 0 if n_samples <= 0 else (n_samples - 1) // chunk_rows + 1
+cdef inline void _score_one_chunk(
+    const floating* X, const _PassContext* c, int thread, Py_ssize_t chunk,
+) noexcept nogil:
+    cdef Py_ssize_t row_start = chunk * c.chunk_rows, k = c.p.n_components
+    cdef Py_ssize_t rows = min(row_start + c.chunk_rows, c.n_samples) - row_start
+    _score_chunk(
+        contiguous_chunk(X + row_start * c.ldx, rows, c.p.n_features, c.ldx,
+                         <floating*>c.packed + thread * c.n_packed),
+        rows, c.p, c.shared, c.work + thread * c.n_work,
+        NULL if c.log_prob_norm == NULL else c.log_prob_norm + row_start,
+        NULL if c.resp == NULL else c.resp + row_start * k,
+        NULL if c.labels == NULL else c.labels + row_start,
+        NULL if c.log_dens == NULL else c.log_dens + row_start * c.ld_log_dens,
+        c.ld_log_dens,
+    )
+
+
+cdef void _score_chunk_f64(void* context, int thread, Py_ssize_t chunk, double* unused) noexcept nogil:
+    cdef const _PassContext* c = <const _PassContext*>context
+    _score_one_chunk(<const double*>c.X, c, thread, chunk)
+
+
+cdef void _score_chunk_f32(void* context, int thread, Py_ssize_t chunk, double* unused) noexcept nogil:
+    cdef const _PassContext* c = <const _PassContext*>context
+    _score_one_chunk(<const float*>c.X, c, thread, chunk)
 
 
 cdef int _rows_pass(
@@ -1393,45 +1308,27 @@ cdef int _rows_pass(
     Py_ssize_t chunk_rows, int n_threads, double* log_prob_norm, double* resp,
     int64_t* labels, double* log_dens, Py_ssize_t ld_log_dens,
 ) noexcept nogil:
-    # Rows are independent, so any schedule gives the same results.
-    cdef Py_ssize_t n_work, n_chunks, chunk, row_start, n_rows, d = p.n_features
-    cdef Py_ssize_t n_packed = 0 if ldx == d else min(chunk_rows, n_samples) * d
-    cdef int thread
-    cdef double* work
-    cdef floating* packed = NULL
-    cdef _Shared shared
-    cdef bint single = sizeof(floating) == sizeof(float)
-    if chunk_rows < 1 or ldx < d:
+    cdef Py_ssize_t chunks
+    cdef _PassContext context
+    if chunk_rows < 1 or ldx < p.n_features:
         return -2
-    n_work = _padded(_chunk_scratch(p, min(chunk_rows, n_samples), single, NULL, NULL))
-    n_chunks = _n_chunks(n_samples, chunk_rows)
-    n_threads = _clamp_threads(n_threads, n_chunks)
-    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
+    if n_samples <= 0:
+        return 0
+    chunk_rows = min(chunk_rows, n_samples)
+    chunks = n_chunks(n_samples, chunk_rows)
+    n_threads = clamp_threads(n_threads, chunks)
+    if _start_pass(X, n_samples, ldx, p, chunk_rows, True, n_threads, &context) != 0:
         return -1
-    work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if n_packed > 0:
-        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
-    if work == NULL or (n_packed > 0 and packed == NULL):
-        free(work)
-        free(packed)
-        _free_shared(&shared)
-        return -1
-    for chunk in prange(n_chunks, num_threads=n_threads, schedule="static"):
-        thread = omp_get_thread_num()
-        row_start = chunk * chunk_rows
-        n_rows = min(row_start + chunk_rows, n_samples) - row_start
-        _score_chunk(
-            _contiguous_chunk(X + row_start * ldx, n_rows, d, ldx, packed + thread * n_packed),
-            n_rows, p, &shared, work + thread * n_work,
-            NULL if log_prob_norm == NULL else log_prob_norm + row_start,
-            NULL if resp == NULL else resp + row_start * p.n_components,
-            NULL if labels == NULL else labels + row_start,
-            NULL if log_dens == NULL else log_dens + row_start * ld_log_dens,
-            ld_log_dens,
-        )
-    free(work)
-    free(packed)
-    _free_shared(&shared)
+    context.log_prob_norm = log_prob_norm
+    context.resp = resp
+    context.labels = labels
+    context.log_dens = log_dens
+    context.ld_log_dens = ld_log_dens
+    if floating is double:
+        run_chunks(_score_chunk_f64, &context, chunks, n_threads)
+    else:
+        run_chunks(_score_chunk_f32, &context, chunks, n_threads)
+    _end_pass(&context)
     return 0
 
 
@@ -1693,112 +1590,6 @@ def score(
     if status != 0:
         raise ValueError(f"fastem: score_rows failed with status {status}")
     return log_prob, resp, labels
-
-
-def _vector_exp_log(x, bint array_functions=True):
-    """exp and log of `x` with the kernels' own functions (for tests and reports).
-
-    Parameters
-    ----------
-    x : array-like of float64
-    array_functions : bool
-        True: the array functions the kernels call, dispatched at load time to
-        the AVX2 or baseline clone.  False: the same scalar formulas in a loop
-        compiled for baseline x86-64 only.
-
-    Returns
-    -------
-    exp_x, log_x : ndarray
-        ``log_x`` is NaN where ``x <= 0`` or not finite (outside its domain).
-    """
-    cdef double[::1] values = np.array(x, dtype=np.float64).ravel()
-    cdef double[::1] exps = np.array(values)
-    cdef double[::1] logs = np.full(values.shape[0], np.nan)
-    cdef Py_ssize_t i, n = values.shape[0]
-    valid = np.flatnonzero(np.isfinite(values) & (np.asarray(values) > 0))
-    cdef double[::1] positive = np.ascontiguousarray(np.asarray(values)[valid])
-    cdef double[::1] positive_logs = np.empty(positive.shape[0])
-    if array_functions:
-        fastem_exp_array(&exps[0], n)
-        if positive.shape[0]:
-            fastem_log_array(&positive[0], &positive_logs[0], positive.shape[0])
-    else:
-        for i in range(n):
-            exps[i] = fastem_exp(exps[i])
-        for i in range(positive.shape[0]):
-            positive_logs[i] = fastem_log(positive[i])
-    np.asarray(logs)[valid] = positive_logs
-    return np.asarray(exps), np.asarray(logs)
-
-
-def _column_helpers_both_ways(a, b, c, double f, double m):
-    """Each cloned column helper, and the same arithmetic as a loop built for baseline x86-64.
-
-    For the test that the clone the loader picked (AVX2 on most machines) gives
-    the bits of the baseline code.  `a`, `b`, `c`: float64 arrays of one length.
-
-    Returns
-    -------
-    dict
-        name -> (clone's result, baseline loop's result).
-    """
-    cdef double[::1] av = np.array(a, dtype=np.float64)
-    cdef double[::1] bv = np.array(b, dtype=np.float64)
-    cdef double[::1] cv = np.array(c, dtype=np.float64)
-    cdef Py_ssize_t n = av.shape[0], i
-    out = {}
-    cdef double[::1] x1, x2, t1, t2
-    cdef double s0, s1, s2, s3, t
-    x1 = np.array(bv); x2 = np.array(bv)
-    fastem_add_scaled(&x1[0], &av[0], f, n)
-    for i in range(n):
-        x2[i] += av[i] * f
-    out["add_scaled"] = (np.asarray(x1), np.asarray(x2))
-    x1 = np.empty(n); x2 = np.empty(n)
-    fastem_minus(&x1[0], &av[0], m, n)
-    for i in range(n):
-        x2[i] = av[i] - m
-    out["minus"] = (np.asarray(x1), np.asarray(x2))
-    x1 = np.array(bv); x2 = np.array(bv)
-    fastem_add_squares(&x1[0], &av[0], n)
-    for i in range(n):
-        x2[i] += av[i] * av[i]
-    out["add_squares"] = (np.asarray(x1), np.asarray(x2))
-    x1 = np.array(bv); x2 = np.array(bv)
-    fastem_add_scaled_squared_diff(&x1[0], &av[0], m, f, n)
-    for i in range(n):
-        t = (av[i] - m) * f
-        x2[i] += t * t
-    out["add_scaled_squared_diff"] = (np.asarray(x1), np.asarray(x2))
-    s0 = s1 = s2 = s3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        s0 += av[i] * bv[i] * cv[i]
-        s1 += av[i + 1] * bv[i + 1] * cv[i + 1]
-        s2 += av[i + 2] * bv[i + 2] * cv[i + 2]
-        s3 += av[i + 3] * bv[i + 3] * cv[i + 3]
-        i += 4
-    while i < n:
-        s0 += av[i] * bv[i] * cv[i]
-        i += 1
-    out["dot3"] = (fastem_dot3(&av[0], &bv[0], &cv[0], n), (s0 + s1) + (s2 + s3))
-    x1 = np.array(av); x2 = np.array(av); t1 = np.array(cv); t2 = np.array(cv)
-    fastem_exp_shifted_sum(&x1[0], &bv[0], &t1[0], n, 0)
-    for i in range(n):
-        x2[i] = fastem_exp(x2[i] - bv[i])
-        t2[i] += x2[i]
-    out["exp_shifted_sum"] = (np.concatenate([x1, t1]), np.concatenate([x2, t2]))
-    x1 = np.array(bv); x2 = np.array(bv)
-    fastem_max_into(&x1[0], &av[0], n)
-    for i in range(n):
-        x2[i] = av[i] if av[i] > x2[i] else x2[i]
-    out["max_into"] = (np.asarray(x1), np.asarray(x2))
-    x1 = np.array(av); x2 = np.array(av)
-    fastem_scale_by(&x1[0], &bv[0], n)
-    for i in range(n):
-        x2[i] *= bv[i]
-    out["scale_by"] = (np.asarray(x1), np.asarray(x2))
-    return out
 
 
 def simd_level():
