@@ -25,8 +25,9 @@ from fastem._covariance_shapes cimport (
 )
 from fastem._kernels cimport (
     Assign, MixtureParams, Stats, accumulate_lanes, accumulate_stats, default_chunk_rows,
-    log_density_rows, normalise_rows, score_rows,
+    log_density_rows, score_rows,
 )
+from fastem._rows cimport normalise_rows
 from fastem._pass cimport lane_count as _lane_count, reduce_lanes as _reduce_lanes
 from fastem._openmp cimport omp_get_max_threads
 

@@ -46,18 +46,6 @@ ctypedef struct MixtureParams:
 
 cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil
 cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil
-cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil
-
-cdef void accumulate_rows(
-    const floating* X,
-    Py_ssize_t ldx,
-    Py_ssize_t row_start,
-    Py_ssize_t row_end,
-    const double* sample_weight,
-    const MixtureParams* params,
-    double* work,
-    double* stats,
-) noexcept nogil
 
 cdef int accumulate_stats(
     const floating* X,
@@ -104,12 +92,4 @@ cdef int log_density_rows(
     int n_threads,
     double* log_dens,
     Py_ssize_t ld_log_dens,
-) noexcept nogil
-
-cdef void normalise_rows(
-    double* log_dens,
-    Py_ssize_t n_rows,
-    Py_ssize_t n_components,
-    Py_ssize_t ld,
-    double* log_prob_norm,
 ) noexcept nogil

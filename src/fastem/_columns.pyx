@@ -1,0 +1,203 @@
+"""The column path: below BLAS_MIN_FEATURES a chunk is transposed to one
+contiguous column per feature, so every loop runs over rows and vectorises.
+_normalise_columns (the chunk's log-sum-exp) serves the block path too.
+"""
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+
+from fastem._kernels cimport (
+    ASSIGN_DIAG, ASSIGN_FULL, ASSIGN_GIVEN, ASSIGN_NEAREST, ASSIGN_TIED, MixtureParams,
+    STATS_DIAG, STATS_FULL, STATS_NONE, STATS_TIED,
+)
+from fastem._simd cimport (
+    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
+    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
+    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
+)
+
+
+
+cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
+    cdef Py_ssize_t n, i
+    for n in range(rows):
+        for i in range(d):
+            cols[i * rows + n] = X[n * d + i]
+
+
+cdef void _columns_log_densities(
+    const MixtureParams* p,
+    Py_ssize_t rows,
+    const double* cols,       # IN (D, rows) the chunk, one column per feature
+    double* work_cols,        # scratch (D, rows)
+    double* y,                # scratch (rows,)
+    double* q,                # scratch (rows,)
+    double* dens,             # OUT (K, rows) component-major, so normalising vectorises too
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
+    cdef const double* mean
+    cdef const double* factor
+    cdef double m, f, t
+    if p.assign == ASSIGN_TIED:
+        # x U once for all components: column j = sum_{i<=j} x_i U_ij
+        for j in range(d):
+            for n in range(rows):
+                work_cols[j * rows + n] = 0.0
+            for i in range(j + 1):
+                fastem_add_scaled(work_cols + j * rows, cols + i * rows, p.precision_factor[i * d + j], rows)
+    for k in range(n_comp):
+        mean = p.means + k * d
+        for n in range(rows):
+            q[n] = 0.0
+        if p.assign == ASSIGN_FULL:
+            factor = p.precision_factor + k * d * d
+            for i in range(d):
+                fastem_minus(work_cols + i * rows, cols + i * rows, mean[i], rows)
+            for j in range(d):
+                for n in range(rows):
+                    y[n] = 0.0
+                for i in range(j + 1):
+                    fastem_add_scaled(y, work_cols + i * rows, factor[i * d + j], rows)
+                fastem_add_squares(q, y, rows)
+        elif p.assign == ASSIGN_TIED:
+            for i in range(d):
+                fastem_add_scaled_squared_diff(q, work_cols + i * rows, p.whitened_means[k * d + i], 1.0, rows)
+        elif p.assign == ASSIGN_DIAG:
+            for i in range(d):
+                fastem_add_scaled_squared_diff(q, cols + i * rows, mean[i], p.precision_factor[k * d + i], rows)
+        else:  # ASSIGN_NEAREST
+            for i in range(d):
+                fastem_add_scaled_squared_diff(q, cols + i * rows, mean[i], 1.0, rows)
+        if p.assign == ASSIGN_NEAREST:
+            for n in range(rows):
+                dens[k * rows + n] = -q[n]
+        else:
+            for n in range(rows):
+                dens[k * rows + n] = p.log_norm[k] - 0.5 * q[n]
+
+
+cdef void _columns_add_stats(
+    const MixtureParams* p,
+    Py_ssize_t rows,
+    const double* cols,       # IN (D, rows) the chunk
+    const double* weight,     # IN (rows,) or NULL
+    const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
+    double* work_cols,        # scratch (D, rows)
+    double* weights,          # scratch (rows,)
+    double* stats,            # INOUT as accumulate_rows
+) noexcept nogil:
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double m, chunk_count
+    cdef const double* rk
+    if p.stats == STATS_TIED:
+        for n in range(rows):
+            weights[n] = 1.0 if weight == NULL else weight[n]
+        for i in range(d):
+            fastem_minus(work_cols + i * rows, cols + i * rows, p.tied_shift[i], rows)
+        for i in range(d):
+            for j in range(i, d):
+                second[i * d + j] += _dot3(weights, work_cols + i * rows, work_cols + j * rows, rows)
+    for k in range(n_comp):
+        rk = resp_w + k * rows
+        chunk_count = _sum(rk, rows)
+        if chunk_count == 0.0:
+            continue  # no row of this chunk belongs to k: every sum below is zero
+        counts[k] += chunk_count
+        for i in range(d):
+            fastem_minus(work_cols + i * rows, cols + i * rows, p.means[k * d + i], rows)
+        for i in range(d):
+            first[k * d + i] += fastem_dot3(rk, NULL, work_cols + i * rows, rows)
+            if p.stats == STATS_FULL:
+                for j in range(i, d):
+                    second[(k * d + i) * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
+            elif p.stats == STATS_DIAG:
+                second[k * d + i] += _dot3(rk, work_cols + i * rows, work_cols + i * rows, rows)
+
+
+cdef double _normalise_columns(
+    const MixtureParams* p,
+    double* dens,              # INOUT (K, rows) log-densities in, w * responsibilities out
+    Py_ssize_t rows,
+    const double* weight,      # IN (rows,) or NULL
+    int64_t* best_out,         # OUT (rows,) most responsible component, or NULL
+    double* log_lik_out,       # OUT (rows,) log p(x) (NEAREST: squared distance), or NULL
+    double* tmp,               # scratch (4 rows)
+) noexcept nogil:
+    """Log-sum-exp of a chunk's densities, laid out one component after another.
+
+    Turns log-densities into w * responsibilities (NEAREST: w on the nearest
+    mean) and returns sum_n w_n log p(x_n) over rows with w_n > 0 (NEAREST:
+    the weighted squared distances).  Every loop runs over rows, so the max,
+    exp, sums and scaling vectorise; zero-weight rows get zero responsibilities.
+    """
+    cdef Py_ssize_t n_comp = p.n_components, n, k
+    cdef double* top = tmp               # max log-density, then the row's log-likelihood
+    cdef double* total = tmp + rows      # sum of exp(L - top), then w / that sum
+    cdef double* log_total = tmp + 2 * rows
+    cdef double* flag = tmp + 3 * rows   # best component (as a double), then "no finite density"
+    cdef double* col
+    cdef double w, log_lik = 0.0
+    for n in range(rows):
+        top[n] = dens[n]
+        flag[n] = 0.0
+    cdef double value, current, greater_d, kd
+    cdef bint greater
+    cdef bint want_best = best_out != NULL or p.assign == ASSIGN_NEAREST
+    for k in range(1, n_comp):
+        col = dens + k * rows
+        kd = <double>k
+        if not want_best:   # the EM pass needs the maximum only
+            fastem_max_into(top, col, rows)
+            continue
+        for n in range(rows):
+            # Branch-free so it vectorises: the index moves by (k - index) * [greater]
+            # (exact: small integers), and strict '>' sends ties to the first component.
+            value = col[n]
+            current = top[n]
+            greater_d = <double>(value > current)
+            flag[n] = flag[n] + greater_d * (kd - flag[n])
+            top[n] = value if value > current else current
+    if best_out != NULL:
+        for n in range(rows):
+            best_out[n] = <int64_t>flag[n]
+    if p.assign == ASSIGN_NEAREST:
+        for k in range(n_comp):
+            col = dens + k * rows
+            for n in range(rows):
+                w = 1.0 if weight == NULL else weight[n]
+                col[n] = w if flag[n] == <double>k else 0.0
+        for n in range(rows):
+            top[n] = -top[n]  # the squared distance to the nearest mean
+    else:
+        # A row with no finite density: exp(-inf) gives zeros, its log-likelihood is -inf.
+        for n in range(rows):
+            current = top[n]
+            greater = current == -INFINITY  # (reused as "this row is empty")
+            flag[n] = 1.0 if greater else 0.0
+            top[n] = 0.0 if greater else current
+        for k in range(n_comp):
+            fastem_exp_shifted_sum(dens + k * rows, top, total, rows, k == 0)
+        for n in range(rows):
+            current = total[n]
+            total[n] = 1.0 if flag[n] != 0.0 else current
+        fastem_log_array(total, log_total, rows)
+        for n in range(rows):
+            current = top[n] + log_total[n]
+            top[n] = -INFINITY if flag[n] != 0.0 else current
+        if weight == NULL:
+            for n in range(rows):
+                total[n] = 1.0 / total[n]
+        else:
+            for n in range(rows):
+                total[n] = weight[n] / total[n]
+        for k in range(n_comp):
+            fastem_scale_by(dens + k * rows, total, rows)
+    for n in range(rows):
+        if log_lik_out != NULL:
+            log_lik_out[n] = top[n]
+        w = 1.0 if weight == NULL else weight[n]
+        if w != 0.0:
+            log_lik += w * top[n]
+    return log_lik

@@ -1,0 +1,1 @@
+"""Nogil kernels of fastem's Gaussian passes; cimport only (_rows.pxd), nothing for Python."""
