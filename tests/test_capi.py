@@ -160,7 +160,7 @@ def test_cython_consumer_float32_matches_the_estimators_iterations(cython_consum
     X = _overlapping_blobs(12).astype(np.float32)
     start, _ = _start_and_reference(X.astype(np.float64), covariance_type)
     model = _em.ModelArrays(covariance_type, start.weights_, start.means_, start.precisions_cholesky_)
-    total = _em.weights_total(None, len(X))
+    total = _em.sum_weights(None, len(X))
     with threadpool_limits(1, "blas"):
         bounds = [model.em_step(X, None, total, 1e-6, 2) for _ in range(5)]
         *fitted, (n_iter, _, bound) = cython_consumer.fit(
@@ -188,7 +188,7 @@ def test_consumer_prange_equals_serial_loop(cython_consumer, covariance_type):
     W, M, C, P, n_iter, bounds = parallel
     rows = X[: len(X) // 4]
     model = _em.ModelArrays(covariance_type, start.weights_, start.means_, start.precisions_cholesky_)
-    total, previous = _em.weights_total(None, len(rows)), -np.inf
+    total, previous = _em.sum_weights(None, len(rows)), -np.inf
     with threadpool_limits(1, "blas"):
         for _ in range(n_iter[0]):
             bound = model.em_step(rows, None, total, 1e-6, 1)

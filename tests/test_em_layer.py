@@ -104,7 +104,7 @@ def test_em_step_is_accumulate_then_m_step(rng, covariance_type):
     X = _data(rng, 12)
     stats = first.accumulate(X, None, 2)
     first.m_step(stats, 1e-6)
-    bound = second.em_step(X, None, _em.weights_total(None, len(X)), 1e-6, 2)
+    bound = second.em_step(X, None, _em.sum_weights(None, len(X)), 1e-6, 2)
     assert bound == stats[0] / len(X)
     for name in ("weights", "means", "covariances", "precisions_cholesky"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
@@ -114,7 +114,7 @@ def test_em_step_is_accumulate_then_m_step(rng, covariance_type):
 def test_em_steps_never_decrease_the_bound(rng, covariance_type):
     model, _ = _random_model(rng, covariance_type, 4, 5)
     X = np.concatenate([rng.normal(size=(400, 5)) + shift for shift in (-2.0, 0.0, 3.0)])
-    total = _em.weights_total(None, len(X))
+    total = _em.sum_weights(None, len(X))
     bounds = [model.em_step(X, None, total, 1e-6, 2) for _ in range(30)]
     assert np.all(np.diff(bounds) >= -1e-12 * np.abs(bounds[1:]))
 

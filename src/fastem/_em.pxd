@@ -24,24 +24,8 @@ cpdef enum Status:
     STATUS_NOT_FINITE = -4     # the log-likelihood is not finite (data too far from the model)
 
 
-# The model struct is fastem_gmm from the public C header, so the C-level API
-# and these functions share one definition of its layout.
-cdef extern from "fastem.h" nogil:
-    ctypedef struct GaussianModel "fastem_gmm":
-        int64_t n_components             # K >= 1
-        int64_t n_features               # D >= 1
-        int covariance_type              # a CovarianceType value
-        double* weights                  # (K,) mixing weights, summing to 1
-        double* means                    # (K, D)
-        double* covariances              # shaped by covariance_type (see CovarianceType)
-        double* precisions_cholesky      # same shape; full/tied: upper-triangular U with
-                                         # U U^T = inv(cov); diag/spherical: 1 / sqrt(cov)
+from fastem._gmm cimport GaussianModel
 
-
-cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil
-cdef int check_model(const GaussianModel* model) noexcept nogil
-cdef int64_t model_stats_size(const GaussianModel* model) noexcept nogil
-cdef double total_weight(const double* sample_weight, int64_t n_rows) noexcept nogil
 
 cdef int precision_cholesky(
     int covariance_type, int64_t n_components, int64_t n_features,
@@ -55,31 +39,6 @@ cdef int m_step_about(
 ) noexcept nogil
 
 cdef int m_step(GaussianModel* model, const double* stats, double reg_covar) noexcept nogil
-
-cdef int accumulate_model(
-    const floating* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
-    const GaussianModel* model, int n_threads, double* stats,
-) noexcept nogil
-
-cdef int accumulate_given_model(
-    const floating* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
-    const double* resp, int64_t ld_resp, const GaussianModel* model, int n_threads,
-    double* stats,
-) noexcept nogil
-
-cdef int log_densities_model(
-    const floating* X, int64_t n_rows, int64_t ldx, const GaussianModel* model,
-    int n_threads, double* log_dens, int64_t ld_log_dens,
-) noexcept nogil
-
-cdef int score_model(
-    const floating* X, int64_t n_rows, int64_t ldx, const GaussianModel* model, int n_threads,
-    double* log_prob_norm, double* resp, int64_t* labels,
-) noexcept nogil
-
-cdef int normalise_log_densities(
-    double* log_dens, int64_t n_rows, int64_t n_components, int64_t ld, double* log_prob_norm,
-) noexcept nogil
 
 cdef int em_step(
     const floating* X, int64_t n_rows, int64_t ldx, const double* sample_weight,

@@ -13,18 +13,15 @@ constants.
 from libc.stdint cimport int64_t
 from cpython.pycapsule cimport PyCapsule_New
 
-from fastem._em cimport (
+from fastem._em cimport em_fit, em_step, m_step as _m_step, precision_cholesky as _precision_cholesky
+from fastem._gmm cimport (
     GaussianModel,
     accumulate_given_model,
     accumulate_model,
     check_model,
-    em_fit,
-    em_step,
     log_densities_model,
-    m_step as _m_step,
     model_stats_size,
     normalise_log_densities,
-    precision_cholesky as _precision_cholesky,
     score_model,
 )
 

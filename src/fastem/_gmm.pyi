@@ -1,0 +1,1 @@
+"""Nogil passes over a Gaussian mixture model; cimport only (_gmm.pxd), nothing for Python."""
