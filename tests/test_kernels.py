@@ -569,3 +569,20 @@ def test_zero_chunk_rows_raises(call):
 ], ids=["accumulate", "score"])
 def test_zero_n_threads_raises(call):
     assert _run_in_child(call) == 0
+
+
+def test_default_chunk_rows_follow_the_shape_and_huge_ones_are_clamped():
+    # chunk_rows=None is the EM layer's chunking (bitwise the same statistics), and
+    # a chunk_rows beyond the rows of X is one chunk of X (the same bits as n rows).
+    from fastem import _em
+    for n_features in (3, 12):
+        X, params = _valid_full(n_samples=3000, n_features=n_features)
+        default = accumulate(X, None, Assign.ASSIGN_FULL, Stats.STATS_FULL, **params)
+        explicit = accumulate(X, None, Assign.ASSIGN_FULL, Stats.STATS_FULL,
+                              chunk_rows=_em.chunk_rows(n_features), **params)
+        assert_all_equal(default, explicit)
+        assert_all_equal(
+            accumulate(X, None, Assign.ASSIGN_FULL, Stats.STATS_FULL,
+                       chunk_rows=np.iinfo(np.intp).max, n_threads=2, **params),
+            accumulate(X, None, Assign.ASSIGN_FULL, Stats.STATS_FULL, chunk_rows=len(X), **params),
+        )

@@ -28,7 +28,7 @@ def accumulate(
     whitened_means: ArrayLike | None = ...,
     tied_shift: ArrayLike | None = ...,
     given_resp: ArrayLike | None = ...,
-    chunk_rows: int = ...,
+    chunk_rows: int | None = ...,
     n_threads: int = ...,
 ) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]: ...
 def score(
@@ -41,7 +41,7 @@ def score(
     want_log_prob: bool = ...,
     want_resp: bool = ...,
     want_labels: bool = ...,
-    chunk_rows: int = ...,
+    chunk_rows: int | None = ...,
     n_threads: int = ...,
 ) -> tuple[NDArray[np.float64] | None, NDArray[np.float64] | None, NDArray[np.int64] | None]: ...
 def simd_level() -> str: ...

@@ -466,16 +466,21 @@ cdef MixtureParams _make_params(
     return p
 
 
-def _checked_means(means, Py_ssize_t n_features, Py_ssize_t chunk_rows, int n_threads):
-    """The checks both entry points share: run options, and means as (K, D) float64."""
-    if chunk_rows < 1:
+def _checked_means(means, Py_ssize_t n_features, Py_ssize_t n_samples, chunk_rows, int n_threads):
+    """The checks both entry points share: means as (K, D) float64, and the chunk rows.
+
+    chunk_rows None is the shape's default (default_chunk_rows); any chunk_rows
+    is clamped to the rows of X (one chunk either way, and scratch sized by X).
+    """
+    rows = default_chunk_rows(n_features) if chunk_rows is None else chunk_rows
+    if rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     means_arr = np.ascontiguousarray(means, dtype=np.float64)
     if means_arr.ndim != 2 or means_arr.shape[1] != n_features:
         raise ValueError("means must have shape (n_components, n_features)")
-    return means_arr
+    return means_arr, min(rows, max(n_samples, 1))
 
 
 def accumulate(
@@ -489,7 +494,7 @@ def accumulate(
     whitened_means=None,
     tied_shift=None,
     given_resp=None,
-    Py_ssize_t chunk_rows=1024,
+    chunk_rows=None,
     int n_threads=1,
 ):
     """One fused pass over `X`: responsibilities and M-step sufficient statistics.
@@ -506,9 +511,9 @@ def accumulate(
         moments are taken about.
     precision_factor, log_norm, whitened_means, tied_shift, given_resp : ndarray or None
         As described on ``MixtureParams`` in ``_kernels.pxd``.
-    chunk_rows : int
-        Rows per chunk.  Results depend on it (it fixes the summation order),
-        never on `n_threads`.
+    chunk_rows : int or None
+        Rows per chunk (None: the shape's default, as the EM layer uses).
+        Results depend on it (it fixes the summation order), never on `n_threads`.
     n_threads : int
         OpenMP threads.
 
@@ -523,8 +528,8 @@ def accumulate(
         (K, D, D), (D, D) or (K, D) as `stats` says; only the upper triangle
         of the square blocks is filled.
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
-    means_arr = _checked_means(means, d, chunk_rows, n_threads)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k, rows
+    means_arr, rows = _checked_means(means, d, n, chunk_rows, n_threads)
     k = means_arr.shape[0]
     cdef const double[::1] w = _flat(sample_weight)
     if w is not None and w.shape[0] != n:
@@ -542,7 +547,7 @@ def accumulate(
     cdef int status = 0
     if n > 0:
         with nogil:
-            status = accumulate_stats(&X[0, 0], n, d, w_ptr, &p, chunk_rows, n_threads, &out[0])
+            status = accumulate_stats(&X[0, 0], n, d, w_ptr, &p, rows, n_threads, &out[0])
     else:
         out[:] = 0.0
     if status == -1:
@@ -573,7 +578,7 @@ def score(
     bint want_log_prob=True,
     bint want_resp=False,
     bint want_labels=False,
-    Py_ssize_t chunk_rows=1024,
+    chunk_rows=None,
     int n_threads=1,
 ):
     """Per-row E-step outputs without accumulating anything.
@@ -587,8 +592,8 @@ def score(
     resp : ndarray of shape (n_samples, n_components) or None
     labels : ndarray of shape (n_samples,), int64, or None
     """
-    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k
-    means_arr = _checked_means(means, d, chunk_rows, n_threads)
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k, rows
+    means_arr, rows = _checked_means(means, d, n, chunk_rows, n_threads)
     k = means_arr.shape[0]
     if assign == ASSIGN_GIVEN:
         raise ValueError("score needs a Gaussian or nearest-mean assignment")
@@ -607,7 +612,7 @@ def score(
     cdef int status = 0
     if n > 0:
         with nogil:
-            status = score_rows(&X[0, 0], n, d, &p, chunk_rows, n_threads, lp_ptr, resp_ptr, label_ptr)
+            status = score_rows(&X[0, 0], n, d, &p, rows, n_threads, lp_ptr, resp_ptr, label_ptr)
     if status == -1:
         raise MemoryError("fastem: could not allocate the per-thread buffers")
     if status != 0:
