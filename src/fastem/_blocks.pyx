@@ -228,6 +228,31 @@ cdef void _block_log_densities(
             _expanded_densities(X, rows, p, sh, Y, dens)
 
 
+# Moving a chunk's moments from the centre c they were taken about to a
+# component's mean m = c + nu (y = x - c, sums weighted by w r over the chunk,
+# N = sum w r, G1 = sum w r y, G2 = sum w r y y^T):
+#   sum w r (x - m)               = G1 - N nu
+#   sum w r (x - m)_i (x - m)_j   = G2_ij - nu_i G1_j - G1_i nu_j + N nu_i nu_j
+#   sum w r (x - m)_i^2           = G2_ii - 2 nu_i G1_i + N nu_i^2
+# The corrections are small when c is near the means (the mean of the means),
+# so no digits are lost to data far from the origin.  Each keeps the order of
+# its operations: the square is not the product with i = j (a - x - x is not
+# a - 2x in floating point).
+
+cdef inline double _moved_first(double g1, double count, double nu) noexcept nogil:
+    return g1 - count * nu
+
+
+cdef inline double _moved_product(
+    double g2, double g1_i, double g1_j, double nu_i, double nu_j, double count,
+) noexcept nogil:
+    return g2 - nu_i * g1_j - g1_i * nu_j + count * nu_i * nu_j
+
+
+cdef inline double _moved_square(double g2, double g1, double nu, double count) noexcept nogil:
+    return g2 - 2.0 * nu * g1 + count * nu * nu
+
+
 cdef void _add_outer_moments(
     const MixtureParams* p,
     Py_ssize_t rows,
@@ -270,14 +295,12 @@ cdef void _add_outer_moments(
         g = moments + k * width
         for i in range(d):
             nu[i] = p.means[k * d + i] - sh.center[i]
-            first[k * d + i] += g[i] - chunk_count * nu[i]
-        # sum r (y - nu)(y - nu)^T = G2 - nu G1^T - G1 nu^T + N nu nu^T
+            first[k * d + i] += _moved_first(g[i], chunk_count, nu[i])
         col = d
         for i in range(d):
             for j in range(i, d):
-                second[(k * d + i) * d + j] += (
-                    g[col] - nu[i] * g[j] - g[i] * nu[j] + chunk_count * nu[i] * nu[j]
-                )
+                second[(k * d + i) * d + j] += _moved_product(
+                    g[col], g[i], g[j], nu[i], nu[j], chunk_count)
                 col += 1
 
 
@@ -409,7 +432,8 @@ cdef void _add_tied_scatter(
         chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
         for i in range(d):
-            first[k * d + i] += moments[k * d + i] - chunk_count * (p.means[k * d + i] - p.tied_shift[i])
+            first[k * d + i] += _moved_first(
+                moments[k * d + i], chunk_count, p.means[k * d + i] - p.tied_shift[i])
 
 
 cdef void _add_diag_moments(
@@ -433,8 +457,8 @@ cdef void _add_diag_moments(
         for i in range(d):
             nu = p.means[k * d + i] - sh.center[i]
             c = moments[k * 2 * d + i]
-            first[k * d + i] += c - chunk_count * nu
-            second[k * d + i] += moments[k * 2 * d + d + i] - 2.0 * nu * c + chunk_count * nu * nu
+            first[k * d + i] += _moved_first(c, chunk_count, nu)
+            second[k * d + i] += _moved_square(moments[k * 2 * d + d + i], c, nu, chunk_count)
 
 
 cdef void _block_moments(
