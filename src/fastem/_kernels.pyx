@@ -29,8 +29,14 @@ stays float64.
 
 Reproducibility: every floating-point addition happens in an order fixed by
 the data's shape (chunks summed into a fixed number of "lanes", lanes summed in
-order; see accumulate_stats).  Threads only change *who* computes a lane, so
-the result is bitwise identical for any number of threads.
+order; see _pass.pxd).  Threads only change *who* computes a lane, so the
+result is bitwise identical for any number of threads.  accumulate_lanes lets a
+caller keep the lanes across calls over consecutive row blocks.
+
+Where things are: this module chooses a chunk's path and runs the passes on
+the driver of _pass; the paths themselves are in _columns (below 8 features),
+_blocks (BLAS) and _rows (row by row); the fixed-order reductions and the SIMD
+helpers in _simd.pxd; the sizes of every statistic in _covariance_shapes.pxd.
 """
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
@@ -51,7 +57,7 @@ from fastem._columns cimport (
 from fastem._rows cimport accumulate_rows, row_work_size
 from fastem._covariance_shapes cimport factor_size, statistics_size
 from fastem._pass cimport (
-    chunk_function, clamp_threads, contiguous_chunk, lane_count, n_chunks, padded,
+    clamp_threads, contiguous_chunk, lane_count, n_chunks, padded,
     reduce_lanes, run_chunks, run_lanes,
 )
 from fastem._simd cimport fastem_simd_level
