@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from fastem import _gaussian_params as gp
+from fastem import _covariance as cov_table
 from fastem._blas_threads import single_threaded_blas
 from fastem._em import ModelArrays, chunk_rows, m_step_from, weights_total
 from fastem._kernels import Assign, Stats, accumulate
@@ -256,7 +256,7 @@ class GaussianMixture:
         integer("verbose_interval", 1)
         real("tol")
         real("reg_covar")
-        choice("covariance_type", gp.COVARIANCE_TYPES)
+        choice("covariance_type", cov_table.COVARIANCE_NAMES)
         choice("init_params", INIT_METHODS)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be a bool, got {self.warm_start!r}.")
@@ -281,12 +281,12 @@ class GaussianMixture:
                 raise ValueError("The parameter 'means_init' contains NaN or infinity.")
         if self.precisions_init is not None:
             precisions = np.array(self.precisions_init, dtype=np.float64)
-            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[cov]
+            shape = cov_table.covariance_type(cov).shape(k, d)
             if precisions.shape != shape:
                 raise ValueError(f"The parameter '{cov} precision' should have the shape of {shape}, but got {precisions.shape}")
             if not np.all(np.isfinite(precisions)):
                 raise ValueError("The parameter 'precisions_init' contains NaN or infinity.")
-            factor = gp.precision_cholesky_from_precisions(precisions, cov)
+            factor = cov_table.precision_cholesky_from_precisions(precisions, cov)
         return weights, means, factor
 
     def _validate_fit_data(self, X, sample_weight):
@@ -320,10 +320,7 @@ class GaussianMixture:
     # ------------------------------------------------------------------
     def _model(self, weights, means, factor, covariances=None):
         """The parameters as the C-level EM reads them (a lower factor turned upper)."""
-        if self.covariance_type in ("full", "tied"):
-            factor = np.asarray(factor, dtype=np.float64)
-            factor = (np.stack([gp.upper_factor(f) for f in factor])
-                      if self.covariance_type == "full" else gp.upper_factor(factor))
+        factor = cov_table.upper_factors(factor, self.covariance_type)
         return ModelArrays(self.covariance_type, weights, means, factor, covariances)
 
     def _initial_parameters(self, X, sample_weight, total_weight, random_state, context, given):
@@ -331,7 +328,7 @@ class GaussianMixture:
         weights_init, means_init, factor_init = given
         n_samples, n_features = X.shape
         k = self.n_components
-        stats_kind = gp.stats_kind(self.covariance_type)
+        stats_kind = getattr(Stats, "STATS_" + cov_table.covariance_type(self.covariance_type).statistic.upper())
         need_data = weights_init is None or means_init is None or factor_init is None
         covariances = factor = weights = means = None
         if need_data:
@@ -376,7 +373,7 @@ class GaussianMixture:
             means = means_init
         if factor_init is not None:
             factor = factor_init
-            covariances = gp.covariances_from_precisions(factor, self.covariance_type)
+            covariances = cov_table.covariances_from_precisions(factor, self.covariance_type)
         return weights, means, factor, covariances
 
     def _add_unseen_tied_scatter(self, X, sample_weight, stats, indices, tied_shift, context):
@@ -527,7 +524,7 @@ class GaussianMixture:
         self.means_ = np.asarray(means, dtype=dtype)
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(factor, dtype=dtype)
-        self.precisions_ = np.asarray(gp.precisions_from_cholesky(factor, self.covariance_type), dtype=dtype)
+        self.precisions_ = np.asarray(cov_table.precisions_from_cholesky(factor, self.covariance_type), dtype=dtype)
         self.converged_ = bool(converged_best)
         self.n_iter_ = best_iter
         self.lower_bound_ = dtype.type(best_bound)
@@ -686,7 +683,7 @@ class GaussianMixture:
         return X, y
 
     def _n_parameters(self):
-        return gp.n_free_parameters(self.n_components, self.means_.shape[1], self.covariance_type)
+        return cov_table.covariance_type(self.covariance_type).n_parameters(self.n_components, self.means_.shape[1])
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion for the current model on X (lower is better).
