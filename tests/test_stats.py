@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fastem import _em
-from fastem._stats import GaussianParameters, SufficientStatistics, mixture_mean
+from fastem._stats import GaussianParameters, SufficientStatistics
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 # One feature count per engine code path: columns, one GEMM for all
@@ -123,7 +123,7 @@ def test_statistics_and_m_step_reproduce_the_em_step_bit_for_bit(rng, covariance
     X = rng.normal(size=(3000, n_features)) + 3.0
     weights = rng.uniform(0.5, 1.5, size=len(X))
     model = _em.ModelArrays(covariance_type, *params[:2], params.precisions_cholesky, params.covariances)
-    stats = SufficientStatistics.of_model(covariance_type, params)
+    stats = SufficientStatistics.of_model(model)
     stats.add(X, weights, model=model, n_threads=2)
     new = stats.m_step(1e-6)
     bound = model.em_step(X, weights, _em.weights_total(weights, len(X)), 1e-6, 2)
@@ -134,7 +134,30 @@ def test_statistics_and_m_step_reproduce_the_em_step_bit_for_bit(rng, covariance
     np.testing.assert_array_equal(new.precisions_cholesky, model.precisions_cholesky)
 
 
-def test_mixture_mean_is_the_weighted_mean_of_the_means(rng):
-    means = rng.normal(size=(4, 3))
-    weights = rng.dirichlet(np.ones(4))
-    np.testing.assert_allclose(mixture_mean(weights, means), weights @ means, rtol=1e-14)
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", FEATURE_COUNTS)
+@pytest.mark.parametrize("source", ["model", "responsibilities", "nearest"])
+def test_chunk_aligned_blocks_add_up_to_one_pass_bit_for_bit(rng, covariance_type, n_features, source):
+    params = _random_model(rng, covariance_type, 3, n_features)
+    model = _em.ModelArrays(covariance_type, *params[:2], params.precisions_cholesky, params.covariances)
+    stats = SufficientStatistics.of_model(model)
+    rows = stats.chunk_rows
+    X = rng.normal(size=(37 * rows + 5, n_features)) + 3.0
+    weights = rng.uniform(0.0, 2.0, size=len(X))
+    resp = rng.dirichlet(np.ones(3), size=len(X))
+
+    def add(target, lo, hi, n_threads):
+        extra = {"model": dict(model=model), "nearest": {},
+                 "responsibilities": dict(responsibilities=resp[lo:hi])}[source]
+        target.add(X[lo:hi], weights[lo:hi], n_threads=n_threads, **extra)
+
+    whole = SufficientStatistics.of_model(model)
+    add(whole, 0, len(X), 1)
+    blocks = SufficientStatistics.of_model(model)
+    bounds = [0, rows, 4 * rows, 4 * rows, 20 * rows, len(X)]   # an empty block too
+    for lo, hi in zip(bounds, bounds[1:]):
+        add(blocks, lo, hi, 2)
+    np.testing.assert_array_equal(blocks.lanes, whole.lanes)
+    np.testing.assert_array_equal(blocks.flat(), whole.flat())
+    assert blocks.total_weight == whole.total_weight
+    assert blocks.next_chunk == whole.next_chunk == 38

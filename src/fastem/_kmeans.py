@@ -30,7 +30,7 @@ X: the subsample is at most a few hundred rows per cluster.
 """
 import numpy as np
 
-from fastem import _door_shim as _engine
+from fastem import _em as _engine
 from fastem._stats import SufficientStatistics
 
 # Rows seen by k-means++: enough for good seeds, few enough that seeding costs

@@ -34,7 +34,7 @@ import operator
 import numpy as np
 
 from fastem import _covariance
-from fastem import _door_shim as _engine
+from fastem import _em as _engine
 from fastem._em import m_step_from
 
 Totals = collections.namedtuple("Totals", "log_likelihood counts first second")
@@ -44,18 +44,6 @@ GaussianParameters = collections.namedtuple(
     "GaussianParameters", "weights means covariances precisions_cholesky"
 )
 GaussianParameters.__doc__ = """A Gaussian mixture in scikit-learn's storage (fastem._covariance)."""
-
-
-def mixture_mean(weights, means):
-    """sum_k w_k mu_k, added in component order exactly as the compiled EM step does.
-
-    The tied scatter of an EM step is taken about this point; statistics
-    meant to reproduce that step bit for bit must use the same bits.
-    """
-    centre = np.zeros(means.shape[1])
-    for weight, mean in zip(weights, means):
-        centre += weight * mean
-    return centre
 
 
 class SufficientStatistics:
@@ -133,22 +121,21 @@ class SufficientStatistics:
 
     # -- adding rows -------------------------------------------------------
     @classmethod
-    def of_model(cls, covariance_type, parameters):
-        """Empty statistics about a model's means, as its EM step takes them.
+    def of_model(cls, model):
+        """Empty statistics about a model's means, as its compiled EM step takes them.
 
         Parameters
         ----------
-        covariance_type : str
-        parameters : GaussianParameters
+        model : fastem._em.ModelArrays
 
         Returns
         -------
         SufficientStatistics
+            Centred on the model's means and, for tied, on the mixture's mean
+            with the engine's own bits, so that ``add(X, model=model)`` then
+            :meth:`m_step` is exactly the model's EM step.
         """
-        return cls(
-            covariance_type, parameters.means,
-            mixture_mean(parameters.weights, parameters.means),
-        )
+        return cls(model.covariance_type, model.means, model.tied_centre())
 
     def add(self, X, sample_weight=None, *, model=None, responsibilities=None, n_threads=1):
         """Add the statistics of rows of X, in place.
