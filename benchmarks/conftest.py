@@ -2,7 +2,7 @@
 
 Run with ``python -m pytest benchmarks --benchmark-only`` (the test suite's
 ``testpaths`` leave this folder out).  Every problem is built by the same code
-as ``fastem bench`` (``fastem._bench``): blobs, and a shared starting point
+as ``fastem bench`` (``fastem.bench``): blobs, and a shared starting point
 from a random partition of X, so fastem and scikit-learn start from the same
 parameters.  ``FASTEM_BENCH_THREADS`` sets the thread count (default 2):
 fastem's ``n_threads``, and a threadpoolctl limit on BLAS and OpenMP around
@@ -13,7 +13,7 @@ import os
 import pytest
 import threadpoolctl
 
-from fastem import _bench
+from fastem import bench as _bench
 
 DEFAULT_THREADS = 2
 

@@ -16,7 +16,7 @@ Whole fit: default settings (k-means initialisation, tol=1e-3), random_state=0.
 import pytest
 
 import fastem
-from fastem import _bench
+from fastem import bench as _bench
 
 IMPLEMENTATIONS = ["fastem", "sklearn"]
 

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastem import _bench
+from fastem import bench as _bench
 from fastem.cli import main
 
 TINY_CASES = ["full:600:2:3", "diag:800:3:4", "tied:600:3:2", "spherical:500:2:2"]
