@@ -82,7 +82,7 @@ def _trim_heap():
 
 
 def _fill_blobs(n_samples, n_features, n_components, dtype, seed=0):
-    """Blobs like ``fastem.bench.make_data``, written into X one block at a time."""
+    """Blobs like ``fastem.bench.cases.make_data``, written into X one block at a time."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=4.0, size=(n_components, n_features))
     scales = rng.uniform(0.5, 1.5, size=(n_components, n_features))
