@@ -13,7 +13,8 @@ import os
 import pytest
 import threadpoolctl
 
-from fastem.bench.cases import COVARIANCE_TYPES, Case, make_data, partition_start
+from fastem._covariance import COVARIANCE_NAMES
+from fastem.bench.cases import Case, make_data, partition_start
 
 DEFAULT_THREADS = 2
 
@@ -59,7 +60,7 @@ def _limit_thread_pools(threads):
         yield
 
 
-@pytest.fixture(scope="session", params=COVARIANCE_TYPES)
+@pytest.fixture(scope="session", params=COVARIANCE_NAMES)
 def problem(request):
     """(case, X, start) for one covariance type; built once per session."""
     case = Case(request.param, N_SAMPLES, N_FEATURES, N_COMPONENTS)

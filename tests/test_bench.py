@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from fastem._covariance import COVARIANCE_NAMES, covariance_type
 from fastem.bench import cases, probes, report, requirements, runners
 from fastem.cli import main
 
@@ -110,6 +111,7 @@ def test_header_reports_versions_threads_blas_and_environment(bench):
     machine = results["machine"]
     assert machine["exp_rate"] == pytest.approx(2 * machine["exp_rate_one_thread"])
     assert "tracemalloc" in out
+    assert "flops 4 N K D^2 (full), 2 N D^2 + 4 N K D (tied), 6 N K D (diag, spherical)" in out
 
 
 def test_json_holds_the_numbers_of_the_table(bench):
@@ -211,25 +213,27 @@ def test_select_cases_by_index_name_and_spec():
     ]
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-def test_partition_start_is_a_fair_shared_start(covariance_type):
+@pytest.mark.parametrize("name", COVARIANCE_NAMES)
+def test_partition_start_is_a_fair_shared_start(name):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-    case = cases.Case(covariance_type, 900, 3, 3)
+    case = cases.Case(name, 900, 3, 3)
     X = cases.make_data(case)
     assert X.shape == (900, 3) and X.dtype == np.float64 and X.flags.c_contiguous
-    start = cases.partition_start(X, 3, covariance_type)
+    start = cases.partition_start(X, 3, name)
     np.testing.assert_array_equal(start.weights, np.full(3, 1 / 3))
     # Each share is a random third of X, so its mean is near the overall mean.
     spread = X.std(axis=0)
     assert np.all(np.abs(start.means - X.mean(axis=0)) < 0.25 * spread)
-    if covariance_type in ("full", "tied"):
+    kind = covariance_type(name)
+    assert start.covariances.shape == start.precisions.shape == kind.shape(3, 3)
+    if kind.matrix:
         identity = np.broadcast_to(np.eye(3), start.precisions.shape)
         np.testing.assert_allclose(start.precisions @ start.covariances, identity, atol=1e-10)
     else:
         np.testing.assert_allclose(start.precisions * start.covariances, 1.0)
     # scikit-learn accepts the start as it is.
-    model = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=1, tol=0.0,
+    model = SklearnGaussianMixture(3, covariance_type=name, max_iter=1, tol=0.0,
                                    **start.init_kwargs())
     with pytest.warns(Warning):  # stopped by max_iter=1
         model.fit(X)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from fastem._covariance import COVARIANCE_NAMES
 from fastem.bench.requirements import BenchError
 from fastem.datasets import motivating_example
 
@@ -21,8 +22,6 @@ __all__ = [
     "partition_start",
     "select_cases",
 ]
-
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # --quick divides every case's N by 10.
 QUICK_SCALE = 0.1
@@ -109,8 +108,8 @@ def _parse_spec(item):
             "case name nor a spec covariance_type:N:D:K (e.g. full:2000:2:3)"
         )
     cov, n, d, k = (part.strip() for part in parts)
-    if cov not in COVARIANCE_TYPES:
-        raise BenchError(f"--cases {item!r}: covariance type must be one of {', '.join(COVARIANCE_TYPES)}")
+    if cov not in COVARIANCE_NAMES:
+        raise BenchError(f"--cases {item!r}: covariance type must be one of {', '.join(COVARIANCE_NAMES)}")
     n, d, k = (_positive_int(text, what, item) for text, what in ((n, "N"), (d, "D"), (k, "K")))
     if n < 2 * k:
         raise BenchError(f"--cases {item!r}: N must be at least 2 K (2 rows per component)")
@@ -198,8 +197,8 @@ class StartingPoint:
     weights : ndarray of shape (K,)
     means : ndarray of shape (K, D)
     covariances, precisions : ndarray
-        Shaped as scikit-learn's ``covariances_`` for the covariance type:
-        (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
+        Shaped as scikit-learn's ``covariances_`` for the covariance type,
+        ``fastem._covariance.covariance_type(name).shape(K, D)``.
     """
 
     weights: np.ndarray

@@ -18,11 +18,13 @@ import numpy as np
 import threadpoolctl
 
 import fastem
+from fastem._covariance import COVARIANCE_NAMES
 
 __all__ = [
     "OtherLoad",
     "environment",
     "flop_count",
+    "flop_formulas",
     "iteration_limit",
     "measure_machine",
     "thread_pools",
@@ -47,6 +49,16 @@ EXP_INPUT_RANGE = (-30.0, 0.0)
 
 # Environment variables that override OpenBLAS's CPU detection: reported, never changed.
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+# One iteration's dense flop count per covariance type (derived in
+# flop_count's docstring), with the formula as the report prints it.
+_FLOPS = {
+    "full": ("4 N K D^2", lambda n, d, k: 4 * n * k * d * d),
+    "tied": ("2 N D^2 + 4 N K D", lambda n, d, k: 2 * n * d * d + 4 * n * k * d),
+    "diag": ("6 N K D", lambda n, d, k: 6 * n * k * d),
+    "spherical": ("6 N K D", lambda n, d, k: 6 * n * k * d),
+}
+
 
 def flop_count(covariance_type, n_samples, n_features, n_components):
     """Floating-point operations of one EM iteration (E-step and M-step statistics).
@@ -73,14 +85,26 @@ def flop_count(covariance_type, n_samples, n_features, n_components):
     -------
     int
     """
-    n, d, k = n_samples, n_features, n_components
-    if covariance_type == "full":
-        return 4 * n * k * d * d
-    if covariance_type == "tied":
-        return 2 * n * d * d + 4 * n * k * d
-    if covariance_type in ("diag", "spherical"):
-        return 6 * n * k * d
-    raise ValueError(f"unknown covariance_type {covariance_type!r}")
+    if covariance_type not in _FLOPS:
+        raise ValueError(f"unknown covariance_type {covariance_type!r}")
+    _, count = _FLOPS[covariance_type]
+    return count(n_samples, n_features, n_components)
+
+
+def flop_formulas():
+    """The formulas of :func:`flop_count`, as the report prints them.
+
+    Returns
+    -------
+    str
+        "4 N K D^2 (full), 2 N D^2 + 4 N K D (tied), 6 N K D (diag, spherical)":
+        one formula per distinct count, with the covariance types it serves.
+    """
+    names_by_formula = {}
+    for name in COVARIANCE_NAMES:
+        formula, _ = _FLOPS[name]
+        names_by_formula.setdefault(formula, []).append(name)
+    return ", ".join(f"{formula} ({', '.join(names)})" for formula, names in names_by_formula.items())
 
 
 def iteration_limit(case, machine, itemsize=8):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from fastem.bench.probes import EXP_REPEATS, GEMM_REPEATS
+from fastem.bench.probes import EXP_REPEATS, GEMM_REPEATS, flop_formulas
 from fastem.bench.requirements import check_requirements
 from fastem.bench.runners import seconds_per_iteration
 
@@ -163,7 +163,7 @@ def _header(results):
         f"(np.exp is single-threaded: scaled by {threads} threads to "
         f"{_fmt(machine['exp_rate'] / 1e6)} M/s)",
         "- limit = max(bytes of X / read bandwidth, flops / GEMM peak, N K exps / exp rate) per "
-        "iteration; flops 4 N K D^2 (full), 2 N D^2 + 4 N K D (tied), 6 N K D (diag, spherical)",
+        f"iteration; flops {flop_formulas()}",
         "- s/iter: one EM iteration from the same start for every implementation (a random "
         "partition's means and covariances, weights 1/K), measured as (t(1 + m) - t(1)) / m "
         "so that once-per-fit work (input checks, scikit-learn's KMeans run even when all "

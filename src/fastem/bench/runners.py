@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from fastem._covariance import covariance_type
 from fastem.bench.cases import REG_COVAR
 
 __all__ = [
@@ -134,7 +135,7 @@ class Daal4pyRunner(_Runner):
         # em_gmm takes weights as a 1 x K table and the covariances as a list
         # of K tables: D x D matrices ("full") or 1 x D rows ("diagonal").
         weights = start.weights[None, :].copy()
-        if storage == "full":
+        if covariance_type(case.covariance_type).matrix:
             covariances = [np.ascontiguousarray(c) for c in start.covariances]
         else:
             covariances = [c[None, :].copy() for c in start.covariances]
