@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from fastem._covariance import COVARIANCE_NAMES
+from fastem._covariance import COVARIANCE_NAMES, precisions_from_cholesky
+from fastem._stats import SufficientStatistics
 from fastem.bench.requirements import BenchError
 from fastem.datasets import motivating_example
 
@@ -216,12 +217,8 @@ class StartingPoint:
         )
 
 
-def _inverse_spd(matrix):
-    # Through the Cholesky factor, then symmetrised: scikit-learn refuses a
-    # precisions_init that is not symmetric to rounding.
-    inv_factor = np.linalg.inv(np.linalg.cholesky(matrix))
-    inverse = inv_factor.T @ inv_factor
-    return (inverse + inverse.T) / 2.0
+# Rows of one-hot responsibilities drawn up at a time by partition_start.
+_PARTITION_BLOCK_ROWS = 16384
 
 
 def partition_start(X, n_components, covariance_type, seed=DATA_SEED, reg_covar=REG_COVAR):
@@ -250,27 +247,15 @@ def partition_start(X, n_components, covariance_type, seed=DATA_SEED, reg_covar=
     k = n_components
     rng = np.random.default_rng(seed)
     labels = rng.permutation(n) % k
-    means = np.empty((k, d))
-    scatters = np.empty((k, d, d)) if covariance_type in ("full", "tied") else np.empty((k, d))
-    counts = np.bincount(labels, minlength=k).astype(np.float64)
-    for j in range(k):
-        centred = X[labels == j]
-        means[j] = centred.mean(axis=0)
-        centred -= means[j]
-        if covariance_type in ("full", "tied"):
-            scatters[j] = centred.T @ centred
-        else:
-            scatters[j] = np.einsum("ij,ij->j", centred, centred)
-    if covariance_type == "full":
-        covariances = scatters / counts[:, None, None] + reg_covar * np.eye(d)
-        precisions = np.stack([_inverse_spd(c) for c in covariances])
-    elif covariance_type == "tied":
-        covariances = scatters.sum(axis=0) / n + reg_covar * np.eye(d)
-        precisions = _inverse_spd(covariances)
-    elif covariance_type == "diag":
-        covariances = scatters / counts[:, None] + reg_covar
-        precisions = 1.0 / covariances
-    else:
-        covariances = scatters.mean(axis=1) / counts + reg_covar
-        precisions = 1.0 / covariances
-    return StartingPoint(np.full(k, 1.0 / k), means, covariances, precisions)
+    # The engine's own M-step on the partition's hard responsibilities, drawn up
+    # a block at a time; moments about the data's mean keep them accurate.
+    centre = X.mean(axis=0)
+    stats = SufficientStatistics(covariance_type, np.repeat(centre[None], k, axis=0), centre)
+    for start in range(0, n, _PARTITION_BLOCK_ROWS):
+        part = labels[start:start + _PARTITION_BLOCK_ROWS]
+        resp = np.zeros((len(part), k))
+        resp[np.arange(len(part)), part] = 1.0
+        stats.add(X[start:start + len(part)], responsibilities=resp)
+    params = stats.m_step(reg_covar)
+    precisions = precisions_from_cholesky(params.precisions_cholesky, covariance_type)
+    return StartingPoint(np.full(k, 1.0 / k), params.means, params.covariances, precisions)
