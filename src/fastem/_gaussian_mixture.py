@@ -368,7 +368,7 @@ class GaussianMixture:
                 )
                 stats = self._add_unseen_tied_scatter(X, sample_weight, stats, indices, tied_shift, context)
             nk, means, covariances, factor = m_step_from(
-                stats, shift, tied_shift, self.covariance_type, self.reg_covar)
+                stats, shift, tied_shift, self.covariance_type, self.reg_covar, X.dtype)
             weights = nk / total_weight
         if weights_init is not None:
             weights = weights_init
