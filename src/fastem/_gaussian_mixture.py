@@ -1,6 +1,5 @@
 """The GaussianMixture estimator: a drop-in for scikit-learn's, on fused kernels."""
 import inspect
-import numbers
 import time
 
 import numpy as np
@@ -12,12 +11,18 @@ from fastem._kernels import Assign, Stats, accumulate
 from fastem._kmeans import data_mean_and_variance, kmeans, kmeans_plusplus, seed_rows
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
-    check_array,
+    GAUSSIAN_MIXTURE_PARAMETERS,
     check_feature_names,
+    check_initial_parameters,
+    check_parameters,
     check_random_state,
+    check_sample_count,
     check_sample_weight,
+    check_storable,
+    validate_fit_data,
+    validate_predict_data,
 )
-from fastem.exceptions import not_fitted_error, warn_convergence
+from fastem.exceptions import EM_NOT_CONVERGED, not_fitted_error, warn_convergence
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -191,7 +196,7 @@ class GaussianMixture:
         for name, value in params.items():
             if name not in valid:
                 raise ValueError(
-                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Invalid parameter {name!r} for estimator {self}. "
                     f"Valid parameters are: {valid!r}."
                 )
             setattr(self, name, value)
@@ -234,86 +239,18 @@ class GaussianMixture:
     # validation
     # ------------------------------------------------------------------
     def _check_parameters(self):
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be an int >= {minimum}, got {value!r}.")
-
-        def real(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be a finite float >= 0, got {value!r}.")
-
-        def choice(name, options):
-            value = getattr(self, name)
-            if not isinstance(value, str) or value not in options:
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be one of {set(options)}, got {value!r}.")
-
-        integer("n_components", 1)
-        integer("max_iter", 0)
-        integer("n_init", 1)
-        integer("verbose", 0)
-        integer("verbose_interval", 1)
-        real("tol")
-        real("reg_covar")
-        choice("covariance_type", gp.COVARIANCE_TYPES)
-        choice("init_params", INIT_METHODS)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be a bool, got {self.warm_start!r}.")
-        effective_n_threads(self.n_threads)  # raises for a bad value
+        check_parameters(self, GAUSSIAN_MIXTURE_PARAMETERS)
 
     def _check_initial_parameters(self, n_features):
-        k, d, cov = self.n_components, n_features, self.covariance_type
-        weights = means = factor = None
-        if self.weights_init is not None:
-            weights = np.array(self.weights_init, dtype=np.float64)
-            if weights.shape != (k,):
-                raise ValueError(f"The parameter 'weights_init' should have the shape of ({k},), but got {weights.shape}")
-            if not np.all(np.isfinite(weights)) or np.any(weights < 0) or np.any(weights > 1):
-                raise ValueError("The parameter 'weights_init' should be in the range [0, 1].")
-            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
-                raise ValueError(f"The parameter 'weights_init' should be normalized, but got sum(weights) = {weights.sum():.5f}")
-        if self.means_init is not None:
-            means = np.array(self.means_init, dtype=np.float64)
-            if means.shape != (k, d):
-                raise ValueError(f"The parameter 'means_init' should have the shape of ({k}, {d}), but got {means.shape}")
-            if not np.all(np.isfinite(means)):
-                raise ValueError("The parameter 'means_init' contains NaN or infinity.")
-        if self.precisions_init is not None:
-            precisions = np.array(self.precisions_init, dtype=np.float64)
-            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[cov]
-            if precisions.shape != shape:
-                raise ValueError(f"The parameter '{cov} precision' should have the shape of {shape}, but got {precisions.shape}")
-            if not np.all(np.isfinite(precisions)):
-                raise ValueError("The parameter 'precisions_init' contains NaN or infinity.")
-            factor = gp.precision_cholesky_from_precisions(precisions, cov)
-        return weights, means, factor
+        return check_initial_parameters(
+            self.weights_init, self.means_init, self.precisions_init, n_components=self.n_components,
+            n_features=n_features, covariance_type=self.covariance_type)
 
     def _validate_fit_data(self, X, sample_weight):
-        X = check_array(X, estimator_name=type(self).__name__, ensure_min_samples=2)
-        if X.shape[0] < self.n_components:
-            raise ValueError(
-                f"n_components = {self.n_components} exceeds n_samples = {X.shape[0]}: "
-                "a mixture needs at least as many rows as components."
-            )
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None and np.count_nonzero(sample_weight) < self.n_components:
-            raise ValueError(
-                f"Expected at least n_components = {self.n_components} rows with a positive "
-                f"sample_weight, got {np.count_nonzero(sample_weight)}"
-            )
-        return X, sample_weight
+        return validate_fit_data(X, sample_weight, self.n_components, type(self).__name__)
 
     def _validate_predict_data(self, X):
-        self._check_is_fitted()
-        check_feature_names(self, X, reset=False)
-        X = check_array(X, estimator_name=type(self).__name__)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        return X
+        return validate_predict_data(self, X)
 
     # ------------------------------------------------------------------
     # EM
@@ -515,19 +452,17 @@ class GaussianMixture:
                 best_iter, best_bounds, converged_best = n_iter, bounds, converged
 
         if not converged_best and self.max_iter > 0:
-            warn_convergence(
-                f"EM did not converge: the best of {n_init} initialisation(s) was still "
-                f"changing its lower bound by tol={self.tol} or more after max_iter="
-                f"{self.max_iter} iterations. Raise max_iter or tol, try other initial "
-                "parameters, or check the data for degenerate features."
-            )
+            warn_convergence(EM_NOT_CONVERGED)
         dtype = X.dtype
         weights, means, factor, covariances = best
+        precisions = gp.precisions_from_cholesky(factor, self.covariance_type)
+        check_storable(dtype, weights_=weights, means_=means, covariances_=covariances,
+                       precisions_cholesky_=factor, precisions_=precisions)
         self.weights_ = np.asarray(weights, dtype=dtype)
         self.means_ = np.asarray(means, dtype=dtype)
         self.covariances_ = np.asarray(covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(factor, dtype=dtype)
-        self.precisions_ = np.asarray(gp.precisions_from_cholesky(factor, self.covariance_type), dtype=dtype)
+        self.precisions_ = np.asarray(precisions, dtype=dtype)
         self.converged_ = bool(converged_best)
         self.n_iter_ = best_iter
         self.lower_bound_ = dtype.type(best_bound)
@@ -660,10 +595,7 @@ class GaussianMixture:
             If `n_samples` < 1.
         """
         self._check_is_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
-            )
+        check_sample_count(n_samples, self.n_components)
         rng = check_random_state(self.random_state)
         weights = np.asarray(self.weights_, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())
