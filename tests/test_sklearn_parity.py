@@ -20,7 +20,8 @@ case below is run through both libraries and the outcomes are compared:
 
 The cases come from walking scikit-learn 1.9's GaussianMixture, BaseMixture,
 ``check_array``, ``validate_data``, ``_check_feature_names`` and the parameter
-constraints.  Every case is small, so the module runs in a few seconds.
+constraints.  Every case is small, so the module runs in a few seconds.  The
+feature-name cases need pandas (not a test requirement) and skip without it.
 """
 import contextlib
 import functools
@@ -373,6 +374,11 @@ for _cov in ("full", "diag", "spherical"):
     case(f"empty-component-{_cov}-reg0", fit(X, covariance_type=_cov, precisions_init=_prec,
                                              reg_covar=0.0, max_iter=3, **_FAR))
 
+# A component so far away that its squared distances overflow: its
+# log-densities are -inf, the other component takes every row.
+_SPLIT = dict(weights_init=[0.5, 0.5], precisions_init=np.stack([np.eye(2)] * 2))
+case("component-at-1e160", fit(X, means_init=[[1e160, 0.0], [0.0, 0.0]], **_SPLIT))
+
 # Warm start continues; n_init is ignored after the first fit.
 case("warm-start-twice", lambda cls: cls(**_params(warm_start=True, max_iter=3, tol=0.0))
      .fit(X).fit(X))
@@ -429,6 +435,12 @@ for _cov in COVARIANCE_TYPES:
          sklearn_check=(raises(ValueError, "infs or NaNs") if _cov in ("full", "tied")
                         else fits_with_nan),
          fastem_check=raises(ValueError, "do not fit in float32", "Rescale"))
+case("log-likelihood-not-finite", fit(X, means_init=[[1e200, 1e200], [-1e200, -1e200]], **_SPLIT),
+     kept="every component's log-density overflows to -inf: scikit-learn goes on with NaN "
+          "responsibilities until SciPy refuses them; fastem stops at the non-finite "
+          "log-likelihood and says so",
+     sklearn_check=raises(ValueError, "infs or NaNs"),
+     fastem_check=raises(ValueError, "The log-likelihood is not finite"))
 case("sample_weight", lambda cls: cls(**_params()).fit(X, sample_weight=np.ones(len(X))),
      kept="fastem accepts sample_weight in fit, fit_predict, score, bic and aic",
      sklearn_check=raises(TypeError, "sample_weight"), fastem_check=fits)
