@@ -418,6 +418,21 @@ case("names-integers-are-not-names", lambda cls: cls(**_params()).fit(_frame(X, 
      .predict(X), pandas=True)
 case("series-at-fit", lambda cls: cls(**_params()).fit(_frame(X, ["a", "b"])["a"]),
      pandas=True)
+def _nullable_frame(kind, with_na):
+    def action(cls):
+        import pandas as pd
+
+        first = pd.array([1, None if with_na else 2] + list(range(38)), dtype=kind)
+        frame = pd.DataFrame({"a": first, "b": X[:, 1]})
+        return cls(**_params()).fit(frame).predict(frame)
+    return action
+
+
+for _kind in ("Int64", "Float64"):
+    case(f"frame-{_kind}", _nullable_frame(_kind, False), pandas=True)
+    case(f"frame-{_kind}-with-NA", _nullable_frame(_kind, True), pandas=True)
+case("frame-string-column", lambda cls: cls(**_params()).fit(
+    _frame(np.column_stack([["x"] * 40, X[:, 1]]).astype(object), ["a", "b"])), pandas=True)
 case("frame-float32", lambda cls: cls(**_params()).fit(_frame(X.astype(np.float32), ["a", "b"]))
      .means_.dtype, pandas=True)
 

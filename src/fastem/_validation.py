@@ -254,7 +254,8 @@ def check_random_state(seed):
 
 def _assert_all_finite(X, input_name, estimator_name):
     # np.sum is one buffered pass with no temporary; only when it is not finite
-    # (NaN/inf in X, or finite values whose sum overflows) are rows checked.
+    # (NaN/inf in X, or finite values whose sum overflows) is X checked, in
+    # blocks of rows so that no boolean copy of all of X is made.
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.sum(X, dtype=np.float64)):
             return
@@ -284,8 +285,14 @@ def _numeric_array(X, for_fit):
         dtype = None  # e.g. a DataFrame column named "dtype"
     column_dtypes = getattr(X, "dtypes", None)
     if dtype is None and column_dtypes is not None and hasattr(X, "columns"):
-        # A DataFrame: the common dtype of its columns, when they are NumPy dtypes.
+        # A DataFrame. Nullable numeric columns (pandas Int64, Float64, boolean)
+        # become float64 first, so that pd.NA is NaN and reported as such.
         column_dtypes = list(column_dtypes)
+        if any(not isinstance(d, np.dtype) and getattr(d, "kind", "O") in "biuf"
+               for d in column_dtypes):
+            X = X.astype(np.float64)
+            column_dtypes = list(X.dtypes)
+        # Then the common dtype of its columns, when they are NumPy dtypes.
         if column_dtypes and all(isinstance(d, np.dtype) for d in column_dtypes):
             dtype = np.result_type(*column_dtypes)
     if dtype is not None and dtype.kind == "c":
