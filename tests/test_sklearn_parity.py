@@ -26,6 +26,9 @@ feature-name cases need pandas (not a test requirement) and skip without it.
 import contextlib
 import functools
 import io
+import subprocess
+import sys
+import textwrap
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -571,6 +574,25 @@ def test_invalid_parameter_error_is_sklearns():
         fastem.GaussianMixture(tol=-1).fit(X)
     assert isinstance(info.value, fastem.exceptions.InvalidParameterError)
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+
+
+def test_invalid_parameter_error_is_sklearns_when_sklearn_comes_second():
+    # fastem imported first, scikit-learn's class only afterwards: the error
+    # raised later is still an instance of it.
+    code = textwrap.dedent("""
+        import fastem
+        import numpy as np
+        from sklearn.utils._param_validation import InvalidParameterError
+        try:
+            fastem.GaussianMixture(tol=-1).fit(np.zeros((4, 2)))
+        except InvalidParameterError as error:
+            assert str(error).startswith("The 'tol' parameter of GaussianMixture must be")
+        else:
+            raise AssertionError("no InvalidParameterError")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_float32_data_at_1e30_never_gives_non_finite_parameters():
