@@ -61,6 +61,12 @@ cdef int accumulate_model(
     const GaussianModel* model, int n_threads, double* stats,
 ) noexcept nogil
 
+cdef int accumulate_given_model(
+    const floating* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
+    const double* resp, int64_t ld_resp, const GaussianModel* model, int n_threads,
+    double* stats,
+) noexcept nogil
+
 cdef int log_densities_model(
     const floating* X, int64_t n_rows, int64_t ldx, const GaussianModel* model,
     int n_threads, double* log_dens, int64_t ld_log_dens,

@@ -19,9 +19,14 @@ import numpy as np
 
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
+from fastem._covariance_shapes cimport (
+    STATISTIC_DIAG, STATISTIC_FULL, STATISTIC_NONE, STATISTIC_TIED,
+    covariance_size, is_covariance_type, statistic_of, statistics_size as _statistics_size,
+)
 from fastem._kernels cimport (
-    Assign, MixtureParams, Stats, accumulate_stats, default_chunk_rows,
-    log_density_rows, normalise_rows, score_rows, stats_size,
+    Assign, MixtureParams, Stats, accumulate_lanes, accumulate_stats, default_chunk_rows,
+    lane_count as _lane_count, log_density_rows, normalise_rows, reduce_lanes as _reduce_lanes,
+    score_rows,
 )
 from fastem._openmp cimport omp_get_max_threads
 
@@ -42,16 +47,6 @@ cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil:
     return default_chunk_rows(n_features)
 
 
-cdef inline int64_t _covariance_size(int cov_type, int64_t k, int64_t d) noexcept nogil:
-    if cov_type == COVARIANCE_FULL:
-        return k * d * d
-    if cov_type == COVARIANCE_TIED:
-        return d * d
-    if cov_type == COVARIANCE_DIAG:
-        return k * d
-    return k
-
-
 cdef int check_model(const GaussianModel* m) noexcept nogil:
     """STATUS_BAD_ARGUMENT unless sizes, pointers, weights and factors make a valid model.
 
@@ -63,7 +58,7 @@ cdef int check_model(const GaussianModel* m) noexcept nogil:
     cdef const double* U
     if m == NULL or m.n_components < 1 or m.n_features < 1:
         return STATUS_BAD_ARGUMENT
-    if not COVARIANCE_FULL <= m.covariance_type <= COVARIANCE_SPHERICAL:
+    if not is_covariance_type(m.covariance_type):
         return STATUS_BAD_ARGUMENT
     if m.weights == NULL or m.means == NULL or m.precisions_cholesky == NULL:
         return STATUS_BAD_ARGUMENT
@@ -83,27 +78,15 @@ cdef int check_model(const GaussianModel* m) noexcept nogil:
                     if U[i * d + j] != 0.0:
                         return STATUS_BAD_ARGUMENT
     else:
-        for i in range(_covariance_size(m.covariance_type, k, d)):
+        for i in range(covariance_size(m.covariance_type, k, d)):
             if not (isfinite(m.precisions_cholesky[i]) and m.precisions_cholesky[i] > 0.0):
                 return STATUS_BAD_ARGUMENT
     return STATUS_OK
 
 
-cdef inline int _stats_kind(int cov_type) noexcept nogil:
-    if cov_type == COVARIANCE_FULL:
-        return Stats.STATS_FULL
-    if cov_type == COVARIANCE_TIED:
-        return Stats.STATS_TIED
-    return Stats.STATS_DIAG
-
-
 cdef int64_t model_stats_size(const GaussianModel* m) noexcept nogil:
     # 1 + K + K D + the second-order statistic of the covariance type
-    cdef int64_t k = m.n_components, d = m.n_features
-    cdef int cov_type = m.covariance_type
-    if cov_type == COVARIANCE_SPHERICAL:
-        cov_type = COVARIANCE_DIAG
-    return 1 + k + k * d + _covariance_size(cov_type, k, d)
+    return _statistics_size(statistic_of(m.covariance_type), m.n_components, m.n_features)
 
 
 cdef double total_weight(const double* sample_weight, int64_t n_rows) noexcept nogil:
@@ -175,6 +158,7 @@ cdef int _derive(const GaussianModel* m, int stats, _Derived* out) noexcept nogi
     out.params.log_norm = log_norm
     out.params.tied_shift = NULL
     out.params.given_resp = NULL
+    out.params.ld_given_resp = 0
     for c in range(k):
         log_det = 0.0
         if m.covariance_type == COVARIANCE_FULL:
@@ -227,7 +211,7 @@ cdef int precision_cholesky(
     double* factors,               # OUT same shape
 ) noexcept nogil:
     """Precision Cholesky factors; STATUS_ILL_DEFINED if a covariance is not positive definite."""
-    cdef int64_t size = _covariance_size(cov_type, n_components, n_features)
+    cdef int64_t size = covariance_size(cov_type, n_components, n_features)
     cdef int64_t n_blocks, b, i, j
     cdef int d = <int>n_features, info = 0
     cdef double* a
@@ -343,7 +327,7 @@ cdef int m_step_about(
 cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcept nogil:
     """Replace `m` by the M-step from `stats` (a pass over `m`); unchanged on error."""
     cdef int64_t k = m.n_components, d = m.n_features, c
-    cdef int64_t cov_size = _covariance_size(m.covariance_type, k, d)
+    cdef int64_t cov_size = covariance_size(m.covariance_type, k, d)
     cdef double total = 0.0
     cdef double* buf
     cdef int status = check_model(m)
@@ -403,7 +387,7 @@ cdef int accumulate_model(
     cdef int status = _check_pass(X, n_rows, ldx, m)
     if status != STATUS_OK or stats == NULL:
         return STATUS_BAD_ARGUMENT
-    status = _derive(m, _stats_kind(m.covariance_type), &derived)
+    status = _derive(m, statistic_of(m.covariance_type), &derived)
     if status != STATUS_OK:
         return status
     status = _kernel_status(accumulate_stats(
@@ -411,6 +395,60 @@ cdef int accumulate_model(
         _threads(n_threads), stats))
     free(derived.buffer)
     return status
+
+
+cdef int accumulate_given_model(
+    const floating* X,             # IN (n_rows, ldx) row-major; columns past D are ignored
+    int64_t n_rows,
+    int64_t ldx,
+    const double* sample_weight,   # IN (n_rows,) or NULL
+    const double* resp,            # IN (n_rows, ld_resp) responsibilities the caller supplies
+    int64_t ld_resp,
+    const GaussianModel* m,        # its means (and, tied, its centre) place the moments
+    int n_threads,
+    double* stats,                 # OUT model_stats_size(m), layout as accumulate_model
+) noexcept nogil:
+    """The statistics of a pass whose E-step the caller did (an HMM's posteriors).
+
+    stats[0] is 0: no log-likelihood is computed.
+    """
+    cdef MixtureParams params
+    cdef double* centre = NULL
+    cdef int status = _check_pass(X, n_rows, ldx, m)
+    if (status != STATUS_OK or stats == NULL or ld_resp < m.n_components
+            or (n_rows > 0 and resp == NULL)):
+        return STATUS_BAD_ARGUMENT
+    _given_params(m.n_components, m.n_features, statistic_of(m.covariance_type), m.means,
+                  resp, ld_resp, &params)
+    if params.stats == Stats.STATS_TIED:
+        centre = <double*>malloc(m.n_features * sizeof(double))
+        if centre == NULL:
+            return STATUS_NO_MEMORY
+        _tied_centre(m, centre)
+        params.tied_shift = centre
+    status = _kernel_status(accumulate_stats(
+        X, n_rows, ldx, sample_weight, &params, chunk_rows_for(m.n_features),
+        _threads(n_threads), stats))
+    free(centre)
+    return status
+
+
+cdef void _given_params(
+    int64_t k, int64_t d, int statistic, const double* centres, const double* resp,
+    int64_t ld_resp, MixtureParams* p,
+) noexcept nogil:
+    # A pass over supplied responsibilities (resp NULL: over the nearest centre).
+    p.n_features = d
+    p.n_components = k
+    p.assign = Assign.ASSIGN_NEAREST if resp == NULL else Assign.ASSIGN_GIVEN
+    p.stats = statistic
+    p.means = centres
+    p.precision_factor = NULL
+    p.whitened_means = NULL
+    p.log_norm = NULL
+    p.tied_shift = NULL
+    p.given_resp = resp
+    p.ld_given_resp = ld_resp
 
 
 cdef int log_densities_model(
@@ -512,7 +550,8 @@ cdef int em_fit(
     says how many iterations had succeeded.
     """
     cdef double previous, current = -INFINITY, total = total_weight(sample_weight, n_rows)
-    cdef int it, status = STATUS_OK
+    cdef int status = STATUS_OK
+    cdef int64_t it
     cdef int64_t k, d, cov_size
     cdef double* saved
     if max_iter < 0 or not tol >= 0.0 or n_iter == NULL or converged == NULL or lower_bound == NULL:
@@ -525,19 +564,21 @@ cdef int em_fit(
     lower_bound[0] = -INFINITY
     k = m.n_components
     d = m.n_features
-    cov_size = _covariance_size(m.covariance_type, k, d)
+    cov_size = covariance_size(m.covariance_type, k, d)
     saved = <double*>malloc((k + k * d + 2 * cov_size) * sizeof(double))
     if saved == NULL:
         return STATUS_NO_MEMORY
     _copy_model(m, saved, True)
-    for it in range(1, max_iter + 1):
+    # A 64-bit count from 1 to max_iter: `range(1, max_iter + 1)` in int would
+    # overflow for max_iter = INT_MAX and run no iteration at all.
+    for it in range(1, <int64_t>max_iter + 1):
         previous = current
         status = em_step(X, n_rows, ldx, sample_weight, total, m, reg_covar, n_threads, &current)
         if status != STATUS_OK:
             _copy_model(m, saved, False)
             lower_bound[0] = -INFINITY
             break
-        n_iter[0] = it
+        n_iter[0] = <int>it
         lower_bound[0] = current
         if lower_bounds != NULL:
             lower_bounds[it - 1] = current
@@ -551,7 +592,7 @@ cdef int em_fit(
 cdef void _copy_model(GaussianModel* m, double* saved, bint save) noexcept nogil:
     # The model's four arrays to (save) or from (restore) one flat buffer.
     cdef int64_t k = m.n_components, d = m.n_features
-    cdef int64_t cov_size = _covariance_size(m.covariance_type, k, d)
+    cdef int64_t cov_size = covariance_size(m.covariance_type, k, d)
     cdef double* arrays[4]
     cdef int64_t sizes[4]
     cdef int a
@@ -648,7 +689,7 @@ cdef class ModelArrays:
             covariances = np.zeros_like(self.precisions_cholesky)
         self.covariances = np.array(covariances, dtype=np.float64, order="C")
         code = COVARIANCE_CODES[covariance_type]
-        size = _covariance_size(code, k, d)
+        size = covariance_size(code, k, d)
         if (self.weights.shape != (k,) or self.precisions_cholesky.size != size
                 or self.covariances.size != size):
             raise ValueError("model arrays do not match n_components, n_features and covariance_type")
@@ -721,6 +762,14 @@ cdef class ModelArrays:
             status = m_step(&self.model, &s[0], reg_covar)
         raise_for_status(status)
 
+    def tied_centre(self):
+        """(D,) sum_k weights_k means_k, summed in component order: the centre about
+        which the C passes (accumulate, em_step) take the tied scatter."""
+        out = np.empty(self.model.n_features)
+        cdef double[::1] o = out
+        _tied_centre(&self.model, &o[0])
+        return out
+
     def _check_columns(self, int64_t n_columns):
         if n_columns < self.model.n_features:
             raise ValueError("X has fewer columns than the model has features")
@@ -755,9 +804,13 @@ cdef const double* _weights_pointer(sample_weight, int64_t n) except? NULL:
 
 
 cdef double* _out_pointer(array) except? NULL:
+    # A pointer into `array` itself: reshape(-1) of a non-contiguous array would be
+    # a temporary copy, and the kernel's output would vanish with it.
     cdef double[::1] flat
     if array is None or array.size == 0:
         return NULL
+    if array.dtype != np.float64 or not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError("an output array must be writeable, C-contiguous float64")
     flat = array.reshape(-1)
     return &flat[0]
 
@@ -816,8 +869,9 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
 
     Parameters
     ----------
-    stats : tuple
-        ``(log_lik, counts, first, second)`` as ``fastem._kernels.accumulate`` returns.
+    stats : ndarray of shape (statistics_size(...),) or tuple
+        A flat statistics array (``reduce_lanes``; the statistic of
+        `covariance_type`), or ``(log_lik, counts, first, second)``.
     shift_means : ndarray of shape (n_components, n_features)
     tied_shift : ndarray of shape (n_features,) or None
     covariance_type : str
@@ -834,11 +888,16 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     ValueError
         If a covariance is ill-defined.
     """
-    log_lik, counts, first, second = stats
     shift = np.ascontiguousarray(shift_means, dtype=np.float64)
     cdef int64_t k = shift.shape[0], d = shift.shape[1]
     cdef int code = COVARIANCE_CODES[covariance_type]
-    flat = np.concatenate([[log_lik], counts, np.ravel(first), np.ravel(second)])
+    if isinstance(stats, tuple):
+        log_lik, counts, first, second = stats
+        flat = np.concatenate([[log_lik], counts, np.ravel(first), np.ravel(second)])
+    else:
+        flat = np.array(stats, dtype=np.float64).reshape(-1)
+    if flat.shape[0] != _statistics_size(statistic_of(code), k, d):
+        raise ValueError("stats do not have the size this covariance_type and shift_means need")
     centre = np.zeros(d) if tied_shift is None else np.ascontiguousarray(tied_shift, dtype=np.float64)
     shape = {COVARIANCE_FULL: (k, d, d), COVARIANCE_TIED: (d, d), COVARIANCE_DIAG: (k, d)}.get(code, (k,))
     nk = np.empty(k)
@@ -863,3 +922,169 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
 def chunk_rows(int64_t n_features):
     """Rows per kernel chunk for data with `n_features` columns (fixes the summation order)."""
     return chunk_rows_for(n_features)
+
+
+# ---------------------------------------------------------------------------
+# The door from Python into the engine: statistics in lanes the caller keeps.
+# ---------------------------------------------------------------------------
+
+STATISTIC_CODES = {
+    "none": STATISTIC_NONE,
+    "full": STATISTIC_FULL,
+    "tied": STATISTIC_TIED,
+    "diag": STATISTIC_DIAG,
+}
+
+
+def _statistic_code(statistic):
+    try:
+        return STATISTIC_CODES[statistic]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"statistic must be one of {sorted(STATISTIC_CODES)}, got {statistic!r}") from None
+
+
+def statistics_size(statistic, int64_t n_components, int64_t n_features):
+    """Length of a pass's flat statistics.
+
+    ``1 + K + K D`` (log-likelihood or inertia, counts, first moments) plus the
+    second-order block of `statistic`: full (K, D, D), tied (D, D), diag (K, D),
+    none nothing.  Layout as in fastem.h.
+    """
+    return _statistics_size(_statistic_code(statistic), n_components, n_features)
+
+
+def lane_count(int64_t n_stats):
+    """Lanes of statistics of length `n_stats` (a function of that length only)."""
+    if n_stats < 1:
+        raise ValueError(f"n_stats must be >= 1, got {n_stats}")
+    return _lane_count(n_stats)
+
+
+def accumulate(
+    const floating[:, ::1] X,
+    sample_weight,
+    double[:, ::1] lanes,
+    *,
+    statistic,
+    centres,
+    Py_ssize_t first_chunk=0,
+    ModelArrays model=None,
+    responsibilities=None,
+    tied_centre=None,
+    int n_threads=1,
+):
+    """Add one pass over `X` into the caller's lane sums.
+
+    Rows are cut into chunks of ``chunk_rows(D)`` rows; chunk j of this call is
+    global chunk ``first_chunk + j`` and goes to lane
+    ``(first_chunk + j) % lane_count(n_stats)``.  Consecutive calls over row
+    blocks whose sizes (all but the last) are multiples of ``chunk_rows(D)``,
+    each with ``first_chunk`` advanced by what the previous calls returned,
+    leave the lanes bit for bit as one call over all the rows would;
+    ``reduce_lanes`` then gives the statistics.  The result never depends on
+    `n_threads`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, >= D), float32 or float64, C-contiguous
+        Only the first D columns are read.
+    sample_weight : ndarray of shape (n_rows,), float64, or None
+        Non-negative row weights (None: ones); a zero weight drops the row.
+    lanes : ndarray of shape (lane_count(n_stats), n_stats), float64, C-contiguous
+        INOUT: the pass is added into it.  ``n_stats = statistics_size(statistic, K, D)``.
+    statistic : {"none", "full", "tied", "diag"}
+        The second-order statistic (spherical models use "diag").
+    centres : ndarray of shape (K, D)
+        The points the moments of each component are taken about.
+    first_chunk : int
+        Global index of this call's first chunk.
+    model : ModelArrays or None
+        Responsibilities from this Gaussian model's E-step (`centres` must be its
+        means); ``stats[0]`` gains ``sum_n w_n log p(x_n)``.
+    responsibilities : ndarray of shape (n_rows, K), float64, C-contiguous, or None
+        Responsibilities the caller supplies; ``stats[0]`` is unchanged.
+        With neither `model` nor `responsibilities`: each row goes to its nearest
+        centre (k-means) and ``stats[0]`` gains the weighted squared distances.
+    tied_centre : ndarray of shape (D,) or None
+        The centre of the tied scatter; required for ``statistic="tied"``.
+    n_threads : int
+        OpenMP threads (<= 0: OpenMP's default).
+
+    Returns
+    -------
+    int
+        The number of chunks consumed (the next call's ``first_chunk`` offset).
+    """
+    cdef int stat = _statistic_code(statistic)
+    cdef const double[:, ::1] c = np.ascontiguousarray(centres, dtype=np.float64)
+    cdef Py_ssize_t n = X.shape[0], k = c.shape[0], d = c.shape[1]
+    cdef Py_ssize_t n_stats, chunk = chunk_rows_for(d), n_chunks
+    cdef const double[:, ::1] given
+    cdef const double[::1] centre
+    cdef const double* w
+    cdef MixtureParams params
+    cdef _Derived derived
+    cdef int status = STATUS_OK
+    derived.buffer = NULL
+    if k < 1 or d < 1:
+        raise ValueError("centres must have shape (n_components, n_features), both >= 1")
+    if X.shape[1] < d:
+        raise ValueError("X has fewer columns than the centres have features")
+    if first_chunk < 0:
+        raise ValueError(f"first_chunk must be >= 0, got {first_chunk}")
+    if model is not None and responsibilities is not None:
+        raise ValueError("pass a model or responsibilities, not both")
+    n_stats = _statistics_size(stat, k, d)
+    if lanes.shape[0] != _lane_count(n_stats) or lanes.shape[1] != n_stats:
+        raise ValueError(
+            f"lanes must have shape ({_lane_count(n_stats)}, {n_stats}), "
+            f"got ({lanes.shape[0]}, {lanes.shape[1]})")
+    w = _weights_pointer(sample_weight, n)
+    if model is not None:
+        if (model.model.n_components != k or model.model.n_features != d
+                or not np.array_equal(model.means, np.asarray(c))):
+            raise ValueError("centres must be the model's means")
+    elif responsibilities is not None:
+        given = responsibilities
+        if given.shape[0] != n or given.shape[1] != k:
+            raise ValueError("responsibilities must have shape (n_rows, n_components)")
+    if stat == STATISTIC_TIED:
+        if tied_centre is None:
+            raise ValueError('statistic="tied" needs tied_centre')
+        centre = np.ascontiguousarray(tied_centre, dtype=np.float64)
+        if centre.shape[0] != d:
+            raise ValueError("tied_centre must have n_features entries")
+    if n == 0:
+        return 0
+    n_chunks = (n - 1) // chunk + 1
+    if model is not None:
+        status = check_model(&model.model)
+        if status == STATUS_OK:
+            status = _derive(&model.model, stat, &derived)
+        params = derived.params
+    else:
+        _given_params(k, d, stat, &c[0, 0],
+                      &given[0, 0] if responsibilities is not None else NULL, k, &params)
+    if stat == STATISTIC_TIED:
+        params.tied_shift = &centre[0]
+    if status == STATUS_OK:
+        with nogil:
+            status = _kernel_status(accumulate_lanes(
+                &X[0, 0], n, X.shape[1], w, &params, chunk, first_chunk, _threads(n_threads),
+                &lanes[0, 0], n_stats))
+    free(derived.buffer)
+    raise_for_status(status)
+    return n_chunks
+
+
+def reduce_lanes(const double[:, ::1] lanes):
+    """(n_stats,) float64: the lanes of `accumulate` added in lane order (fixed, so
+    the statistics never depend on the thread count)."""
+    out = np.empty(lanes.shape[1])
+    cdef double[::1] o = out
+    if lanes.shape[1] == 0:
+        return out
+    with nogil:
+        _reduce_lanes(&lanes[0, 0], lanes.shape[0], lanes.shape[1], lanes.shape[1], &o[0])
+    return out

@@ -40,12 +40,14 @@ ctypedef struct MixtureParams:
     const double* whitened_means    # TIED only: (K, D), means[k] @ precision_factor
     const double* log_norm          # (K,) log weight_k + log det factor_k - D/2 log(2 pi)
     const double* tied_shift        # TIED stats only: (D,) the centre c of the tied scatter
-    const double* given_resp        # GIVEN only: (n_samples, K) responsibilities
+    const double* given_resp        # GIVEN only: (n_samples, ld_given_resp) responsibilities
+    Py_ssize_t ld_given_resp        # GIVEN only: distance between rows of given_resp (>= K)
 
 
 cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil
-cdef Py_ssize_t stats_size(const MixtureParams* params) noexcept nogil
-cdef Py_ssize_t work_size(const MixtureParams* params) noexcept nogil
+cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil
+cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil
+cdef Py_ssize_t lane_count(Py_ssize_t n_stats) noexcept nogil
 
 cdef void accumulate_rows(
     const floating* X,
@@ -66,6 +68,27 @@ cdef int accumulate_stats(
     const MixtureParams* params,
     Py_ssize_t chunk_rows,
     int n_threads,
+    double* stats,
+) noexcept nogil
+
+cdef int accumulate_lanes(
+    const floating* X,
+    Py_ssize_t n_samples,
+    Py_ssize_t ldx,
+    const double* sample_weight,
+    const MixtureParams* params,
+    Py_ssize_t chunk_rows,
+    Py_ssize_t first_chunk,
+    int n_threads,
+    double* lanes,
+    Py_ssize_t lane_stride,
+) noexcept nogil
+
+cdef void reduce_lanes(
+    const double* lanes,
+    Py_ssize_t n_lanes,
+    Py_ssize_t lane_stride,
+    Py_ssize_t n_stats,
     double* stats,
 ) noexcept nogil
 

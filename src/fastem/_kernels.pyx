@@ -45,6 +45,7 @@ from libc.stdint cimport int64_t
 from fastem._blas cimport (
     gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
 )
+from fastem._covariance_shapes cimport factor_size, statistics_size
 from fastem._openmp cimport omp_get_thread_num, omp_in_parallel
 
 
@@ -67,19 +68,11 @@ cdef extern from "_simd_math.h" nogil:
     int fastem_simd_level()
 
 
-cdef Py_ssize_t stats_size(const MixtureParams* params) noexcept nogil:
-    cdef Py_ssize_t d = params.n_features, k = params.n_components
-    cdef Py_ssize_t second = 0
-    if params.stats == STATS_FULL:
-        second = k * d * d
-    elif params.stats == STATS_TIED:
-        second = d * d
-    elif params.stats == STATS_DIAG:
-        second = k * d
-    return 1 + k + k * d + second
+cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil:
+    return statistics_size(params.stats, params.n_components, params.n_features)
 
 
-cdef Py_ssize_t work_size(const MixtureParams* params) noexcept nogil:
+cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil:
     # log-densities (K), a centred row (D) and a whitened row (D)
     return params.n_components + 2 * params.n_features
 
@@ -263,8 +256,8 @@ cdef void accumulate_rows(
     Py_ssize_t row_end,
     const double* sample_weight,   # IN (n_samples,) or NULL for unit weights
     const MixtureParams* p,
-    double* work,                  # scratch, work_size(p) doubles
-    double* stats,                 # INOUT stats_size(p) doubles; rows are added in order
+    double* work,                  # scratch, row_work_size(p) doubles
+    double* stats,                 # INOUT params_stats_size(p) doubles; rows are added in order
 ) noexcept nogil:
     """Any assign/stats pair, one row at a time (initialisation, given responsibilities)."""
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
@@ -280,7 +273,7 @@ cdef void accumulate_rows(
         x = X + n * ldx
         if p.assign == ASSIGN_GIVEN:
             for k in range(n_comp):
-                resp[k] = p.given_resp[n * n_comp + k]
+                resp[k] = p.given_resp[n * p.ld_given_resp + k]
             row_log_lik = 0.0
         else:
             _log_densities(x, p, resp, centred, centred + d)
@@ -344,7 +337,16 @@ ctypedef struct _Shared:
 
 
 cdef inline bint _full_outer(const MixtureParams* p) noexcept nogil:
+    # Densities of a small full model: one GEMM whitens the chunk for every component.
     return p.assign == ASSIGN_FULL and p.n_features <= OUTER_MAX_FEATURES
+
+
+cdef inline bint _outer_moments(const MixtureParams* p) noexcept nogil:
+    # Full scatters of a small model: one GEMM of the responsibilities with the
+    # rows' outer products (_add_outer_moments).  The k-means pass keeps its
+    # per-component SYRK (its bits are pinned by the initialisations).
+    return (p.stats == STATS_FULL and p.n_features <= OUTER_MAX_FEATURES
+            and (p.assign == ASSIGN_FULL or p.assign == ASSIGN_GIVEN))
 
 
 cdef inline Py_ssize_t _outer_width(Py_ssize_t d) noexcept nogil:
@@ -360,7 +362,7 @@ cdef inline Py_ssize_t _outer_offset(const MixtureParams* p) noexcept nogil:
 cdef inline Py_ssize_t _block_width(const MixtureParams* p) noexcept nogil:
     # Columns of the chunk-sized scratch block Y.
     cdef Py_ssize_t d = p.n_features
-    if _full_outer(p):
+    if _full_outer(p) or _outer_moments(p):
         return _outer_offset(p) + d   # whitened or outer-product block, then the centred chunk
     return 2 * d
 
@@ -369,8 +371,13 @@ cdef inline Py_ssize_t _moments_width(const MixtureParams* p) noexcept nogil:
     return max(2 * p.n_features, _outer_width(p.n_features))
 
 
+cdef inline bint _block_chunks(const MixtureParams* p) noexcept nogil:
+    # A chunked pass goes through BLAS (else through the column path).
+    return p.n_features >= BLAS_MIN_FEATURES
+
+
 cdef inline bint _blocked_density(const MixtureParams* p) noexcept nogil:
-    return p.n_features >= BLAS_MIN_FEATURES and p.assign != ASSIGN_GIVEN
+    return _block_chunks(p) and p.assign != ASSIGN_GIVEN
 
 
 cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
@@ -378,9 +385,12 @@ cdef inline bint _chunked_pass(const MixtureParams* p) noexcept nogil:
     # BLAS from BLAS_MIN_FEATURES on), and so does the k-means initialisation's
     # pass with covariance statistics (the column path takes any statistic; the
     # BLAS path all but DIAG, whose moments come from the DIAG densities'
-    # scratch).  Other pairs take the row path.
+    # scratch), and every pass over supplied responsibilities (an HMM's posteriors
+    # over millions of rows: never row by row, never an N x D temporary).  Other
+    # pairs take the row path.
     return (
-        (p.assign == ASSIGN_FULL and p.stats == STATS_FULL)
+        p.assign == ASSIGN_GIVEN
+        or (p.assign == ASSIGN_FULL and p.stats == STATS_FULL)
         or (p.assign == ASSIGN_TIED and p.stats == STATS_TIED)
         or (p.assign == ASSIGN_DIAG and p.stats == STATS_DIAG)
         or (p.assign == ASSIGN_NEAREST and p.stats != STATS_DIAG)
@@ -410,7 +420,7 @@ cdef Py_ssize_t _block_work_size(
     # responsibilities (_single_scratch), or for the chunk widened to float64.
     cdef Py_ssize_t k = p.n_components
     cdef Py_ssize_t size = (
-        rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + work_size(p)
+        rows * _block_width(p) + rows * k + k * _moments_width(p) + 4 * rows + row_work_size(p)
     )
     return size + max((k * rows + 1) // 2, rows * p.n_features) if single else size
 
@@ -919,117 +929,220 @@ cdef void _add_outer_moments(
                 col += 1
 
 
-cdef void _accumulate_block(
-    const floating* X,             # IN (rows, D): the chunk
+cdef void _weighted_given(
+    const double* given,      # IN (rows, ld) supplied responsibilities of the chunk
+    Py_ssize_t ld,
+    const double* weight,     # IN (rows,) or NULL
     Py_ssize_t rows,
-    const double* weight,          # IN (rows,) or NULL
-    const MixtureParams* p,
-    const _Shared* sh,
-    double* work,                  # scratch, _block_work_size(p, rows, X is float32) doubles
-    double* stats,                 # INOUT as accumulate_rows
+    Py_ssize_t n_comp,
+    double* resp_w,           # OUT (K, rows) w * responsibilities, component-major
 ) noexcept nogil:
+    # The layout the E-step leaves, so the moments code serves both.  A zero-weight
+    # row drops out even if its responsibilities are not finite.
+    cdef Py_ssize_t n, k
+    cdef double w
+    for n in range(rows):
+        w = 1.0 if weight == NULL else weight[n]
+        for k in range(n_comp):
+            resp_w[k * rows + n] = 0.0 if w == 0.0 else w * given[n * ld + k]
+
+
+cdef void _centre_for_moments(
+    const floating* X, Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
+    floating* Y,              # OUT what the Gaussian densities leave in Y for the moments
+) noexcept nogil:
+    # Supplied responsibilities skip the densities; the moments still need the
+    # chunk centred about c: after the outer block (small full) or as
+    # [x - c | (x - c)^2] (DIAG).  The other statistics centre their own rows.
+    cdef Py_ssize_t d = p.n_features, n, i
+    cdef floating* centred
+    cdef double c
+    if _outer_moments(p):
+        centred = Y + rows * _outer_offset(p)
+        for n in range(rows):
+            for i in range(d):
+                centred[n * d + i] = X[n * d + i] - sh.center[i]
+    elif p.stats == STATS_DIAG:
+        for n in range(rows):
+            for i in range(d):
+                c = X[n * d + i] - sh.center[i]
+                Y[n * 2 * d + i] = c
+                Y[n * 2 * d + d + i] = c * c
+
+
+cdef void _add_first_moments(
+    const floating* X, Py_ssize_t rows, const MixtureParams* p,
+    const double* resp_w,     # IN (K, rows)
+    double* stats,            # INOUT
+) noexcept nogil:
+    # Counts and first moments only (k-means): hard assignments are mostly zeros.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* cols = work                   # column path: the transposed chunk, float64
-    cdef floating* Y = <floating*>work         # block path: in X's precision
-    cdef double* dens = work + rows * _block_width(p)
-    cdef double* moments_region = dens + rows * n_comp
-    cdef floating* moments = <floating*>moments_region
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef const double* mean
+    cdef double rw
+    for k in range(n_comp):
+        mean = p.means + k * d
+        for n in range(rows):
+            rw = resp_w[k * rows + n]
+            if rw != 0.0:
+                counts[k] += rw
+                for i in range(d):
+                    first[k * d + i] += rw * (X[n * d + i] - mean[i])
+
+
+cdef void _add_component_scatters(
+    const floating* X, Py_ssize_t rows, const MixtureParams* p,
+    const double* resp_w,     # IN (K, rows)
+    floating* Y,              # scratch (rows, D)
+    floating* moments,        # scratch, float32: (D, D)
+    float* single,            # scratch, float32: (rows,) the roots
+    double* stats,            # INOUT
+) noexcept nogil:
+    # Full scatters, one SYRK of the rows sqrt(w r) (x - m_k) per component.
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
     cdef double* counts = stats + 1
     cdef double* first = stats + 1 + n_comp
     cdef double* second = stats + 1 + n_comp + n_comp * d
-    cdef double* tmp = moments_region + n_comp * _moments_width(p)
-    cdef float* single = _single_scratch(p, work, rows)
-    cdef double w, rw, c, root, chunk_count, nu
-    cdef bint by_product
-    cdef floating* roots
+    cdef bint by_product = _first_by_product(X)
+    cdef floating* roots = <floating*>single  # float32 only: sqrt(w r) of each row
     cdef const double* mean
-    cdef const floating* resp_op
-    cdef floating* centred
-    if floating is float:
-        if _blocked_density(p) and not _single_products(p):
-            _accumulate_block(_widened_chunk(X, rows, p, work), rows, weight, p, sh, work, stats)
-            return
-    # Responsibilities times weights; zero-weight rows drop out entirely.
-    if not _blocked_density(p):
-        _transpose_chunk(X, rows, d, cols)
-        _columns_log_densities(p, rows, cols, cols + rows * d, tmp, tmp + rows, dens)
-        stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-        _columns_add_stats(p, rows, cols, weight, dens, cols + rows * d, tmp, stats)
-        return
-    _block_log_densities(X, rows, p, sh, Y, single, dens)
-    stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
-    # Moments, by the statistic wanted (hard k-means assignments included).
-    if p.stats == STATS_NONE:
-        for k in range(n_comp):
-            for n in range(rows):
-                rw = dens[k * rows + n]
-                if rw != 0.0:
-                    counts[k] += rw
-                    mean = p.means + k * d
-                    for i in range(d):
-                        first[k * d + i] += rw * (X[n * d + i] - mean[i])
-        return
-    if _full_outer(p):
-        resp_op = _resp_operand(dens, n_comp * rows, single, X)
-        _add_outer_moments(
-            p, rows, sh, Y + rows * _outer_offset(p), dens, resp_op, Y, moments, stats)
-        return
-    if p.stats == STATS_FULL:
-        by_product = _first_by_product(X)
-        roots = <floating*>single  # float32 only: sqrt(w r) of each row
-        for k in range(n_comp):
-            mean = p.means + k * d
-            chunk_count = 0.0
-            for n in range(rows):
-                rw = dens[k * rows + n]
-                chunk_count += rw
-                root = sqrt(rw)
-                if by_product:
-                    roots[n] = root
-                    for i in range(d):
-                        Y[n * d + i] = root * (X[n * d + i] - mean[i])
-                else:
-                    for i in range(d):
-                        c = X[n * d + i] - mean[i]
-                        first[k * d + i] += rw * c
-                        Y[n * d + i] = root * c
-            counts[k] += chunk_count
-            if chunk_count != 0.0:  # the Gram update of an unused component adds zeros
-                _add_gram(second + k * d * d, first + k * d if by_product else NULL,
-                          Y, roots, rows, d, moments)
-        return
-    if p.stats == STATS_TIED:
-        # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
-        # one GEMM R^T (X - s), moved to each component's mean per chunk.
-        centred = Y + rows * d
-        for n in range(rows):
-            w = 1.0 if weight == NULL else weight[n]
-            root = sqrt(w)
-            for i in range(d):
-                c = X[n * d + i] - p.tied_shift[i]
-                centred[n * d + i] = c
-                Y[n * d + i] = root * c
-        _add_gram(second, NULL, Y, NULL, rows, d, moments)  # float32: `moments` as scratch
-        resp_op = _resp_operand(dens, n_comp * rows, single, X)
-        rows_times(moments, resp_op, centred, <int>n_comp, <int>d, <int>rows)
-        for k in range(n_comp):
-            chunk_count = _sum(dens + k * rows, rows)
-            counts[k] += chunk_count
-            for i in range(d):
-                first[k * d + i] += moments[k * d + i] - chunk_count * (p.means[k * d + i] - p.tied_shift[i])
-        return
-    # DIAG: Y still holds [x - c | (x - c)^2]; one GEMM gives this chunk's moments
-    # about c, which are moved to each component's mean m = c + nu.
-    resp_op = _resp_operand(dens, n_comp * rows, single, X)
-    rows_times(moments, resp_op, Y, <int>n_comp, <int>(2 * d), <int>rows)
+    cdef double rw, root, c, chunk_count
     for k in range(n_comp):
-        chunk_count = _sum(dens + k * rows, rows)
+        mean = p.means + k * d
+        chunk_count = 0.0
+        for n in range(rows):
+            rw = resp_w[k * rows + n]
+            chunk_count += rw
+            root = sqrt(rw)
+            if by_product:
+                roots[n] = root
+                for i in range(d):
+                    Y[n * d + i] = root * (X[n * d + i] - mean[i])
+            else:
+                for i in range(d):
+                    c = X[n * d + i] - mean[i]
+                    first[k * d + i] += rw * c
+                    Y[n * d + i] = root * c
+        counts[k] += chunk_count
+        if chunk_count != 0.0:  # the Gram update of an unused component adds zeros
+            _add_gram(second + k * d * d, first + k * d if by_product else NULL,
+                      Y, roots, rows, d, moments)
+
+
+cdef void _add_tied_scatter(
+    const floating* X, Py_ssize_t rows, const double* weight, const MixtureParams* p,
+    const double* resp_w,     # IN (K, rows)
+    floating* Y,              # scratch (rows, 2 D)
+    floating* moments,        # scratch (K, D)
+    float* single,            # scratch, float32: (K, rows)
+    double* stats,            # INOUT
+) noexcept nogil:
+    # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
+    # one GEMM R^T (X - s), moved to each component's mean per chunk.
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef floating* centred = Y + rows * d
+    cdef double w, root, c, chunk_count
+    for n in range(rows):
+        w = 1.0 if weight == NULL else weight[n]
+        root = sqrt(w)
+        for i in range(d):
+            c = X[n * d + i] - p.tied_shift[i]
+            centred[n * d + i] = c
+            Y[n * d + i] = root * c
+    _add_gram(second, NULL, Y, NULL, rows, d, moments)  # float32: `moments` as scratch
+    rows_times(moments, _resp_operand(resp_w, n_comp * rows, single, X), centred,
+               <int>n_comp, <int>d, <int>rows)
+    for k in range(n_comp):
+        chunk_count = _sum(resp_w + k * rows, rows)
+        counts[k] += chunk_count
+        for i in range(d):
+            first[k * d + i] += moments[k * d + i] - chunk_count * (p.means[k * d + i] - p.tied_shift[i])
+
+
+cdef void _add_diag_moments(
+    Py_ssize_t rows, const MixtureParams* p, const _Shared* sh,
+    const double* resp_w,     # IN (K, rows)
+    const floating* Y,        # IN (rows, 2 D) [x - c | (x - c)^2]
+    floating* moments,        # scratch (K, 2 D)
+    float* single,            # scratch, float32: (K, rows)
+    double* stats,            # INOUT
+) noexcept nogil:
+    # One GEMM gives this chunk's moments about c, which are moved to each
+    # component's mean m = c + nu.
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
+    cdef double* counts = stats + 1
+    cdef double* first = stats + 1 + n_comp
+    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double chunk_count, nu, c
+    rows_times(moments, _resp_operand(resp_w, n_comp * rows, single, Y), Y,
+               <int>n_comp, <int>(2 * d), <int>rows)
+    for k in range(n_comp):
+        chunk_count = _sum(resp_w + k * rows, rows)
         counts[k] += chunk_count
         for i in range(d):
             nu = p.means[k * d + i] - sh.center[i]
             c = moments[k * 2 * d + i]
             first[k * d + i] += c - chunk_count * nu
             second[k * d + i] += moments[k * 2 * d + d + i] - 2.0 * nu * c + chunk_count * nu * nu
+
+
+cdef void _accumulate_chunk(
+    const floating* X,             # IN (rows, D): the chunk
+    Py_ssize_t rows,
+    const double* weight,          # IN (rows,) or NULL
+    const double* given,           # IN (rows, p.ld_given_resp) for ASSIGN_GIVEN, else NULL
+    const MixtureParams* p,
+    const _Shared* sh,
+    double* work,                  # scratch, _block_work_size(p, rows, X is float32) doubles
+    double* stats,                 # INOUT as accumulate_rows
+) noexcept nogil:
+    """A chunk's responsibilities (E-step or supplied), then its moments."""
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    cdef double* cols = work                   # column path: the transposed chunk, float64
+    cdef floating* Y = <floating*>work         # block path: in X's precision
+    cdef double* dens = work + rows * _block_width(p)
+    cdef double* moments_region = dens + rows * n_comp
+    cdef floating* moments = <floating*>moments_region
+    cdef double* tmp = moments_region + n_comp * _moments_width(p)
+    cdef float* single = _single_scratch(p, work, rows)
+    if floating is float:
+        if _block_chunks(p) and not _single_products(p):
+            _accumulate_chunk(_widened_chunk(X, rows, p, work), rows, weight, given, p, sh,
+                              work, stats)
+            return
+    # `dens` ends up holding the responsibilities times the weights, (K, rows);
+    # zero-weight rows drop out entirely.
+    if not _block_chunks(p):
+        _transpose_chunk(X, rows, d, cols)
+        if given != NULL:
+            _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, dens)
+        else:
+            _columns_log_densities(p, rows, cols, cols + rows * d, tmp, tmp + rows, dens)
+            stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
+        _columns_add_stats(p, rows, cols, weight, dens, cols + rows * d, tmp, stats)
+        return
+    if given != NULL:
+        _weighted_given(given, p.ld_given_resp, weight, rows, n_comp, dens)
+        _centre_for_moments(X, rows, p, sh, Y)
+    else:
+        _block_log_densities(X, rows, p, sh, Y, single, dens)
+        stats[0] += _normalise_columns(p, dens, rows, weight, NULL, NULL, tmp)
+    # Moments, by the statistic wanted (hard k-means assignments included).
+    if p.stats == STATS_NONE:
+        _add_first_moments(X, rows, p, dens, stats)
+    elif _outer_moments(p):
+        _add_outer_moments(p, rows, sh, Y + rows * _outer_offset(p), dens,
+                           _resp_operand(dens, n_comp * rows, single, X), Y, moments, stats)
+    elif p.stats == STATS_FULL:
+        _add_component_scatters(X, rows, p, dens, Y, moments, single, stats)
+    elif p.stats == STATS_TIED:
+        _add_tied_scatter(X, rows, weight, p, dens, Y, moments, single, stats)
+    else:  # DIAG: Y holds [x - c | (x - c)^2] (from the DIAG densities or _centre_for_moments)
+        _add_diag_moments(rows, p, sh, dens, Y, moments, single, stats)
 
 
 # Lanes fix the order of summation.  Chunk c belongs to lane c % n_lanes and is
@@ -1047,7 +1160,7 @@ cdef Py_ssize_t MIN_LANES = 4
 cdef Py_ssize_t LANE_BUDGET_DOUBLES = 1 << 18
 
 
-cdef inline Py_ssize_t _n_lanes(Py_ssize_t n_stats) noexcept nogil:
+cdef Py_ssize_t lane_count(Py_ssize_t n_stats) noexcept nogil:
     # A power of two, so that 2, 4, 8 ... threads get equal numbers of lanes.
     cdef Py_ssize_t lanes = MAX_LANES
     while lanes > MIN_LANES and lanes * n_stats > LANE_BUDGET_DOUBLES:
@@ -1094,6 +1207,108 @@ cdef inline const floating* _contiguous_chunk(
     return packed
 
 
+cdef int accumulate_lanes(
+    const floating* X,             # IN (n_samples, ldx)
+    Py_ssize_t n_samples,
+    Py_ssize_t ldx,
+    const double* sample_weight,   # IN (n_samples,) or NULL
+    const MixtureParams* p,        # given_resp (if any) starts at X's first row
+    Py_ssize_t chunk_rows,
+    Py_ssize_t first_chunk,        # global index of this call's first chunk
+    int n_threads,
+    double* lanes,                 # INOUT (lane_count(n_stats), lane_stride) lane sums
+    Py_ssize_t lane_stride,        # >= params_stats_size(p)
+) noexcept nogil:
+    """Add a pass over X into lane sums the caller keeps across calls.
+
+    Chunk j of this call is global chunk first_chunk + j and is added to lane
+    (first_chunk + j) % n_lanes after that lane's earlier chunks.  Calls over
+    consecutive row blocks whose sizes (all but the last) are multiples of
+    chunk_rows, each starting where the previous one's chunks ended, thus fill
+    the lanes with the bits of one pass over all the rows; reduce_lanes then
+    gives that pass's statistics.
+
+    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows
+    < 1, ldx < D, first_chunk < 0 or lane_stride too small.
+    """
+    cdef Py_ssize_t n_stats = params_stats_size(p), n_work
+    cdef Py_ssize_t n_lanes = lane_count(n_stats)
+    cdef Py_ssize_t n_chunks, n_active, slot, chunk, row_start, row_end, d = p.n_features
+    cdef Py_ssize_t n_packed
+    cdef bint chunked = _chunked_pass(p)
+    cdef bint single = sizeof(floating) == sizeof(float)
+    cdef double* lane_sums
+    cdef double* work
+    cdef double* scratch
+    cdef floating* packed = NULL
+    cdef _Shared shared
+    if chunk_rows < 1 or ldx < d or first_chunk < 0 or lane_stride < n_stats:
+        return -2
+    if n_samples <= 0:
+        return 0
+    # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
+    chunk_rows = min(chunk_rows, n_samples)
+    n_packed = 0 if ldx == d else chunk_rows * d
+    n_work = _padded(_block_work_size(p, chunk_rows, single) if chunked else row_work_size(p))
+    n_chunks = _n_chunks(n_samples, chunk_rows)
+    n_active = min(n_lanes, n_chunks)
+    n_threads = _clamp_threads(n_threads, n_active)
+    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
+        return -1
+    work = <double*>calloc(n_threads * n_work, sizeof(double))
+    if chunked and n_packed > 0:
+        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
+    if work == NULL or (chunked and n_packed > 0 and packed == NULL):
+        free(work)
+        free(packed)
+        _free_shared(&shared)
+        return -1
+    # Slot s takes this call's chunks s, s + n_lanes, ..., all of one lane.  Slots
+    # go round-robin to threads (chunksize 1): they differ by at most one chunk,
+    # and interleaving spreads the longer ones evenly.
+    for slot in prange(n_active, num_threads=n_threads, schedule="static", chunksize=1):
+        scratch = work + omp_get_thread_num() * n_work
+        lane_sums = lanes + ((first_chunk + slot) % n_lanes) * lane_stride
+        chunk = slot
+        while chunk < n_chunks:
+            row_start = chunk * chunk_rows
+            row_end = min(row_start + chunk_rows, n_samples)
+            if chunked:
+                _accumulate_chunk(
+                    _contiguous_chunk(X + row_start * ldx, row_end - row_start, d, ldx,
+                                      packed + omp_get_thread_num() * n_packed),
+                    row_end - row_start,
+                    NULL if sample_weight == NULL else sample_weight + row_start,
+                    NULL if p.given_resp == NULL else p.given_resp + row_start * p.ld_given_resp,
+                    p, &shared, scratch, lane_sums,
+                )
+            else:
+                accumulate_rows(X, ldx, row_start, row_end, sample_weight, p, scratch, lane_sums)
+            # `chunk = chunk + ...`, never `chunk += ...`: inside prange Cython turns
+            # an in-place add into a reduction over the team.
+            chunk = chunk + n_lanes
+    free(work)
+    free(packed)
+    _free_shared(&shared)
+    return 0
+
+
+cdef void reduce_lanes(
+    const double* lanes,       # IN (n_lanes, lane_stride)
+    Py_ssize_t n_lanes,
+    Py_ssize_t lane_stride,
+    Py_ssize_t n_stats,
+    double* stats,             # OUT (n_stats,) the lanes added in lane order
+) noexcept nogil:
+    # Untouched lanes hold zeros, and s + 0.0 == s bitwise (the sum starts at +0.0,
+    # so it is never -0.0): adding them changes nothing.
+    cdef Py_ssize_t lane, i
+    memset(stats, 0, n_stats * sizeof(double))
+    for lane in range(n_lanes):
+        for i in range(n_stats):
+            stats[i] += lanes[lane * lane_stride + i]
+
+
 cdef int accumulate_stats(
     const floating* X,             # IN (n_samples, ldx)
     Py_ssize_t n_samples,
@@ -1102,72 +1317,30 @@ cdef int accumulate_stats(
     const MixtureParams* p,
     Py_ssize_t chunk_rows,
     int n_threads,
-    double* stats,                 # OUT stats_size(p) doubles, overwritten
+    double* stats,                 # OUT params_stats_size(p) doubles, overwritten
 ) noexcept nogil:
-    """One pass over X.
+    """One pass over X, its lanes kept here.
 
-    Returns 0, -1 if scratch memory could not be allocated, -2 for chunk_rows < 1.
+    Returns as accumulate_lanes.
     """
-    cdef Py_ssize_t n_stats = stats_size(p), n_work
-    cdef Py_ssize_t n_lanes = _n_lanes(n_stats), lane_stride = _padded(n_stats)
-    cdef Py_ssize_t n_chunks, n_active, lane, chunk, row_start, row_end, i, d = p.n_features
-    cdef Py_ssize_t n_packed = 0 if ldx == d else min(chunk_rows, n_samples) * d
-    cdef bint chunked = _chunked_pass(p)
-    cdef bint single = sizeof(floating) == sizeof(float)
-    cdef double* lane_sums
-    cdef double* work
-    cdef double* scratch
-    cdef floating* packed = NULL
-    cdef _Shared shared
-    if chunk_rows < 1 or ldx < d:
+    cdef Py_ssize_t n_stats = params_stats_size(p)
+    cdef Py_ssize_t n_lanes = lane_count(n_stats), lane_stride = _padded(n_stats)
+    cdef double* lanes
+    cdef int status
+    if chunk_rows < 1 or ldx < p.n_features:
         return -2
-    # A chunk never holds more rows than X: sizes stay sane for a huge chunk_rows.
-    n_work = _padded(
-        _block_work_size(p, min(chunk_rows, n_samples), single) if chunked else work_size(p))
-    n_chunks = _n_chunks(n_samples, chunk_rows)
-    n_active = min(n_lanes, n_chunks)
-    n_threads = _clamp_threads(n_threads, n_active)
-    if _prepare_shared(p, &shared, single and _single_products(p)) != 0:
+    # Lanes padded apart: threads that own neighbouring lanes never share a cache line.
+    lanes = <double*>calloc(n_lanes * lane_stride, sizeof(double))
+    if lanes == NULL:
         return -1
-    lane_sums = <double*>calloc(n_lanes * lane_stride, sizeof(double))
-    work = <double*>calloc(n_threads * n_work, sizeof(double))
-    if chunked and n_packed > 0:
-        packed = <floating*>malloc(n_threads * n_packed * sizeof(floating))
-    if lane_sums == NULL or work == NULL or (chunked and n_packed > 0 and packed == NULL):
-        free(lane_sums)
-        free(work)
-        free(packed)
-        _free_shared(&shared)
-        return -1
-    # Lanes go round-robin to threads (chunksize 1): lanes differ by at most one
-    # chunk, and interleaving spreads the longer ones evenly.
-    for lane in prange(n_active, num_threads=n_threads, schedule="static", chunksize=1):
-        scratch = work + omp_get_thread_num() * n_work
-        chunk = lane
-        while chunk < n_chunks:
-            row_start = chunk * chunk_rows
-            row_end = min(row_start + chunk_rows, n_samples)
-            if chunked:
-                _accumulate_block(
-                    _contiguous_chunk(X + row_start * ldx, row_end - row_start, d, ldx,
-                                      packed + omp_get_thread_num() * n_packed),
-                    row_end - row_start,
-                    NULL if sample_weight == NULL else sample_weight + row_start,
-                    p, &shared, scratch, lane_sums + lane * lane_stride,
-                )
-            else:
-                accumulate_rows(X, ldx, row_start, row_end, sample_weight, p, scratch,
-                                lane_sums + lane * lane_stride)
-            chunk = chunk + n_lanes
-    memset(stats, 0, n_stats * sizeof(double))
-    for lane in range(n_active):
-        for i in range(n_stats):
-            stats[i] += lane_sums[lane * lane_stride + i]
-    free(lane_sums)
-    free(work)
-    free(packed)
-    _free_shared(&shared)
-    return 0
+    status = accumulate_lanes(X, n_samples, ldx, sample_weight, p, chunk_rows, 0, n_threads,
+                              lanes, lane_stride)
+    if status == 0:
+        # Only the first min(n_lanes, chunks) lanes can hold anything.
+        reduce_lanes(lanes, min(n_lanes, _n_chunks(n_samples, chunk_rows)), lane_stride,
+                     n_stats, stats)
+    free(lanes)
+    return status
 
 
 cdef void _score_chunk(
@@ -1342,7 +1515,8 @@ cdef MixtureParams _make_params(
 ) except *:
     cdef MixtureParams p
     cdef Py_ssize_t d = n_features, k = n_components
-    factor_len = {ASSIGN_FULL: k * d * d, ASSIGN_TIED: d * d, ASSIGN_DIAG: k * d}.get(assign, 0)
+    # A Gaussian assignment's code is its covariance type's (spherical runs as DIAG).
+    factor_len = factor_size(assign, k, d) if assign <= ASSIGN_DIAG else 0
     if not 0 <= assign <= ASSIGN_GIVEN or not 0 <= stats <= STATS_DIAG:
         raise ValueError(f"unknown assign={assign} or stats={stats}")
     if k < 1:
@@ -1367,6 +1541,7 @@ cdef MixtureParams _make_params(
     p.log_norm = _data_or_null(log_norm)
     p.tied_shift = _data_or_null(tied_shift)
     p.given_resp = _data_or_null(given_resp)
+    p.ld_given_resp = k
     return p
 
 
@@ -1441,7 +1616,7 @@ def accumulate(
     cdef MixtureParams p = _make_params(
         d, k, assign, stats, _flat(means_arr), _flat(precision_factor),
         _flat(whitened_means), _flat(log_norm), _flat(tied_shift), given)
-    cdef double[::1] out = np.empty(stats_size(&p), dtype=np.float64)
+    cdef double[::1] out = np.empty(params_stats_size(&p), dtype=np.float64)
     cdef const double* w_ptr = _data_or_null(w)
     cdef int status = 0
     if n > 0:

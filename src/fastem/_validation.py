@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from scipy import sparse
 
-from fastem import _gaussian_params as gp
+from fastem import _covariance as cov_table
 from fastem.exceptions import invalid_parameter_error, not_fitted_error
 
 # Rows checked for NaN/inf at a time when the fast whole-array test fails; keeps
@@ -618,7 +618,7 @@ def check_initial_parameters(weights_init, means_init, precisions_init, *,
         means = _initial_array(means_init, "means", (n_components, n_features)).astype(np.float64)
     if precisions_init is not None:
         precisions = _check_precisions(precisions_init, covariance_type, n_components, n_features)
-        factor = gp.precision_cholesky_from_precisions(precisions, covariance_type)
+        factor = cov_table.precision_cholesky_from_precisions(precisions, covariance_type)
     return weights, means, factor
 
 

@@ -26,13 +26,12 @@ import numpy as np
 
 import fastem
 from fastem import GaussianMixture, _bench
+from fastem._covariance import COVARIANCE_NAMES as COVARIANCE_TYPES
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # Up to this many features, means and covariances are printed value by value;
 # wider models get the mean vector and covariance diagonal on one line each.
