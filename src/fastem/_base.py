@@ -27,7 +27,7 @@ import numpy as np
 
 from fastem._blas_threads import single_threaded_blas
 from fastem._validation import check_random_state
-from fastem.exceptions import not_fitted_error, warn_convergence
+from fastem.exceptions import EM_NOT_CONVERGED, not_fitted_error, warn_convergence
 
 FitData = collections.namedtuple("FitData", "X sample_weight total_weight")
 FitData.__doc__ = """Validated training data: X, its row weights (or None) and their sum."""
@@ -99,7 +99,7 @@ class EMEstimator:
         for name, value in params.items():
             if name not in valid:
                 raise ValueError(
-                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Invalid parameter {name!r} for estimator {self}. "
                     f"Valid parameters are: {valid!r}."
                 )
             setattr(self, name, value)
@@ -201,10 +201,7 @@ class EMEstimator:
                 best = (state, lower_bound, n_iter, bounds, converged)
         state, lower_bound, n_iter, bounds, converged = best
         if not converged and self.max_iter > 0:
-            warn_convergence(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data."
-            )
+            warn_convergence(EM_NOT_CONVERGED)
         self._store_fitted(state, data)
         dtype = data.X.dtype.type
         self.converged_ = bool(converged)

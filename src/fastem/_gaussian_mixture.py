@@ -7,7 +7,6 @@ through the compiled engine (fastem._em, the code the C API runs too) and
 inference.
 """
 import collections
-import numbers
 
 import numpy as np
 
@@ -18,10 +17,16 @@ from fastem._em import ModelArrays, weights_total
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
-    check_array,
+    GAUSSIAN_MIXTURE_PARAMETERS,
     check_feature_names,
+    check_initial_parameters,
+    check_parameters,
     check_random_state,
+    check_sample_count,
     check_sample_weight,
+    check_storable,
+    validate_fit_data,
+    validate_predict_data,
 )
 
 # The fit data, and the checked weights_init, means_init and precisions_init factors.
@@ -142,75 +147,16 @@ class GaussianMixture(EMEstimator):
     # validation
     # ------------------------------------------------------------------
     def _check_parameters(self):
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be an int >= {minimum}, got {value!r}.")
-
-        def real(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or not np.isfinite(value):
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be a finite float >= 0, got {value!r}.")
-
-        def choice(name, options):
-            value = getattr(self, name)
-            if not isinstance(value, str) or value not in options:
-                raise ValueError(f"The '{name}' parameter of {type(self).__name__} must be one of {set(options)}, got {value!r}.")
-
-        integer("n_components", 1)
-        integer("max_iter", 0)
-        integer("n_init", 1)
-        integer("verbose", 0)
-        integer("verbose_interval", 1)
-        real("tol")
-        real("reg_covar")
-        choice("covariance_type", cov_table.COVARIANCE_NAMES)
-        choice("init_params", INIT_METHODS)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"The 'warm_start' parameter of {type(self).__name__} must be a bool, got {self.warm_start!r}.")
-        effective_n_threads(self.n_threads)  # raises for a bad value
+        check_parameters(self, GAUSSIAN_MIXTURE_PARAMETERS)
 
     def _check_initial_parameters(self, n_features):
-        k, d, cov = self.n_components, n_features, self.covariance_type
-        weights = means = factor = None
-        if self.weights_init is not None:
-            weights = np.array(self.weights_init, dtype=np.float64)
-            if weights.shape != (k,):
-                raise ValueError(f"The parameter 'weights_init' should have the shape of ({k},), but got {weights.shape}")
-            if not np.all(np.isfinite(weights)) or np.any(weights < 0) or np.any(weights > 1):
-                raise ValueError("The parameter 'weights_init' should be in the range [0, 1].")
-            if not np.isclose(weights.sum(), 1.0, rtol=0, atol=1e-6):
-                raise ValueError(f"The parameter 'weights_init' should be normalized, but got sum(weights) = {weights.sum():.5f}")
-        if self.means_init is not None:
-            means = np.array(self.means_init, dtype=np.float64)
-            if means.shape != (k, d):
-                raise ValueError(f"The parameter 'means_init' should have the shape of ({k}, {d}), but got {means.shape}")
-            if not np.all(np.isfinite(means)):
-                raise ValueError("The parameter 'means_init' contains NaN or infinity.")
-        if self.precisions_init is not None:
-            precisions = np.array(self.precisions_init, dtype=np.float64)
-            shape = cov_table.covariance_type(cov).shape(k, d)
-            if precisions.shape != shape:
-                raise ValueError(f"The parameter '{cov} precision' should have the shape of {shape}, but got {precisions.shape}")
-            if not np.all(np.isfinite(precisions)):
-                raise ValueError("The parameter 'precisions_init' contains NaN or infinity.")
-            factor = cov_table.precision_cholesky_from_precisions(precisions, cov)
-        return weights, means, factor
+        return check_initial_parameters(
+            self.weights_init, self.means_init, self.precisions_init, n_components=self.n_components,
+            n_features=n_features, covariance_type=self.covariance_type)
 
     def _validate_fit_data(self, X, sample_weight):
         check_feature_names(self, X, reset=True)
-        X = check_array(X, estimator_name=type(self).__name__, ensure_min_samples=2)
-        if X.shape[0] < self.n_components:
-            raise ValueError(
-                f"n_components = {self.n_components} exceeds n_samples = {X.shape[0]}: "
-                "a mixture needs at least as many rows as components."
-            )
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        if sample_weight is not None and np.count_nonzero(sample_weight) < self.n_components:
-            raise ValueError(
-                f"Expected at least n_components = {self.n_components} rows with a positive "
-                f"sample_weight, got {np.count_nonzero(sample_weight)}"
-            )
+        X, sample_weight = validate_fit_data(X, sample_weight, self.n_components, type(self).__name__)
         if self.warm_start and self.__sklearn_is_fitted__() and self.means_.shape[1] != X.shape[1]:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the warm start holds a model with "
@@ -222,15 +168,7 @@ class GaussianMixture(EMEstimator):
         )
 
     def _validate_predict_data(self, X):
-        self._check_is_fitted()
-        check_feature_names(self, X, reset=False)
-        X = check_array(X, estimator_name=type(self).__name__)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
-        return X
+        return validate_predict_data(self, X)
 
     # ------------------------------------------------------------------
     # EM: the hooks of EMEstimator
@@ -262,13 +200,15 @@ class GaussianMixture(EMEstimator):
 
     def _store_fitted(self, model, data):
         dtype = data.X.dtype
+        precisions = cov_table.precisions_from_cholesky(model.precisions_cholesky, self.covariance_type)
+        check_storable(dtype, weights_=model.weights, means_=model.means,
+                       covariances_=model.covariances, precisions_cholesky_=model.precisions_cholesky,
+                       precisions_=precisions)
         self.weights_ = np.asarray(model.weights, dtype=dtype)
         self.means_ = np.asarray(model.means, dtype=dtype)
         self.covariances_ = np.asarray(model.covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(model.precisions_cholesky, dtype=dtype)
-        self.precisions_ = np.asarray(
-            cov_table.precisions_from_cholesky(model.precisions_cholesky, self.covariance_type),
-            dtype=dtype)
+        self.precisions_ = np.asarray(precisions, dtype=dtype)
         self.n_features_in_ = data.X.shape[1]
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -373,10 +313,7 @@ class GaussianMixture(EMEstimator):
             If `n_samples` < 1.
         """
         self._check_is_fitted()
-        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample."
-            )
+        check_sample_count(n_samples, self.n_components)
         rng = check_random_state(self.random_state)
         weights = np.asarray(self.weights_, dtype=np.float64)
         counts = rng.multinomial(n_samples, weights / weights.sum())

@@ -64,7 +64,8 @@ def initial_parameters(
     if weights_init is None or means_init is None or factor_init is None:
         stats = _initial_statistics(
             X, sample_weight, n_components, covariance_type, init_params, random_state, n_threads)
-        weights, means, covariances, factor = stats.m_step(reg_covar, total_weight=total_weight)
+        weights, means, covariances, factor = stats.m_step(
+            reg_covar, total_weight=total_weight, dtype=X.dtype)
     if weights_init is not None:
         weights = weights_init
     if means_init is not None:

@@ -321,7 +321,7 @@ class SufficientStatistics:
         return new
 
     # -- parameters --------------------------------------------------------
-    def m_step(self, reg_covar, total_weight=None):
+    def m_step(self, reg_covar, total_weight=None, dtype=None):
         """New mixture parameters from these statistics (the engine's M-step).
 
         Parameters
@@ -332,6 +332,9 @@ class SufficientStatistics:
             What the weights are divided by: None normalises the floored
             counts to sum to one, as an EM step does; scikit-learn's
             initialisation divides by the number of rows instead.
+        dtype : dtype, default=None
+            The data's dtype, for the error message (float32 data get
+            scikit-learn's float32 hint).
 
         Returns
         -------
@@ -343,7 +346,7 @@ class SufficientStatistics:
             If a covariance is not positive definite.
         """
         counts, means, covariances, factors = m_step_from(
-            self.totals(), self.centres, self.tied_centre, self.covariance_type, reg_covar)
+            self.totals(), self.centres, self.tied_centre, self.covariance_type, reg_covar, dtype)
         if total_weight is None:
             # component order, one addition at a time: the compiled M-step's rule
             total_weight = functools.reduce(operator.add, counts.tolist(), 0.0)
