@@ -161,3 +161,18 @@ def test_chunk_aligned_blocks_add_up_to_one_pass_bit_for_bit(rng, covariance_typ
     np.testing.assert_array_equal(blocks.flat(), whole.flat())
     assert blocks.total_weight == whole.total_weight
     assert blocks.next_chunk == whole.next_chunk == 38
+
+
+def test_readme_example_runs():
+    # The README's sufficient-statistics example, run as a newcomer would.
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## How fastem is built", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    stats, params = namespace["stats"], namespace["params"]
+    assert stats.total_weight == 10_000.0
+    np.testing.assert_allclose(params.weights.sum(), 1.0, rtol=1e-14)
