@@ -2,7 +2,7 @@
 
 Run with ``python -m pytest benchmarks --benchmark-only`` (the test suite's
 ``testpaths`` leave this folder out).  Every problem is built by the same code
-as ``fastem bench`` (``fastem._bench``): blobs, and a shared starting point
+as ``fastem bench`` (``fastem.bench.cases``): blobs, and a shared starting point
 from a random partition of X, so fastem and scikit-learn start from the same
 parameters.  ``FASTEM_BENCH_THREADS`` sets the thread count (default 2):
 fastem's ``n_threads``, and a threadpoolctl limit on BLAS and OpenMP around
@@ -13,7 +13,8 @@ import os
 import pytest
 import threadpoolctl
 
-from fastem import _bench
+from fastem._covariance import COVARIANCE_NAMES
+from fastem.bench.cases import Case, make_data, partition_start
 
 DEFAULT_THREADS = 2
 
@@ -59,10 +60,10 @@ def _limit_thread_pools(threads):
         yield
 
 
-@pytest.fixture(scope="session", params=_bench.COVARIANCE_TYPES)
+@pytest.fixture(scope="session", params=COVARIANCE_NAMES)
 def problem(request):
     """(case, X, start) for one covariance type; built once per session."""
-    case = _bench.Case(request.param, N_SAMPLES, N_FEATURES, N_COMPONENTS)
-    X = _bench.make_data(case)
-    start = _bench.partition_start(X, case.n_components, case.covariance_type)
+    case = Case(request.param, N_SAMPLES, N_FEATURES, N_COMPONENTS)
+    X = make_data(case)
+    start = partition_start(X, case.n_components, case.covariance_type)
     return case, X, start

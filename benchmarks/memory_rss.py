@@ -47,7 +47,9 @@ import warnings
 
 import numpy as np
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+from fastem._covariance import COVARIANCE_NAMES
+from fastem.bench.cases import BLOB_SPREAD
+
 TARGET_SHARE = 0.05
 # Rows generated at a time: 1 MB-sized temporaries at D = 8, float64.
 FILL_BLOCK_ROWS = 1 << 14
@@ -82,9 +84,9 @@ def _trim_heap():
 
 
 def _fill_blobs(n_samples, n_features, n_components, dtype, seed=0):
-    """Blobs like ``fastem._bench.make_data``, written into X one block at a time."""
+    """Blobs like ``fastem.bench.cases.make_data``, written into X one block at a time."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=4.0, size=(n_components, n_features))
+    centers = rng.normal(scale=BLOB_SPREAD, size=(n_components, n_features))
     scales = rng.uniform(0.5, 1.5, size=(n_components, n_features))
     X = np.empty((n_samples, n_features), dtype=dtype)
     for start in range(0, n_samples, FILL_BLOCK_ROWS):
@@ -150,7 +152,7 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--init-params", default="kmeans")
-    parser.add_argument("--covariance-types", default=",".join(COVARIANCE_TYPES))
+    parser.add_argument("--covariance-types", default=",".join(COVARIANCE_NAMES))
     parser.add_argument("--child", metavar="COVARIANCE_TYPE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     shape = (int(args.n_samples), args.n_features, args.n_components)

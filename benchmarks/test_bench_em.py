@@ -16,7 +16,8 @@ Whole fit: default settings (k-means initialisation, tol=1e-3), random_state=0.
 import pytest
 
 import fastem
-from fastem import _bench
+from fastem.bench.cases import REG_COVAR
+from fastem.bench.runners import quiet_fit
 
 IMPLEMENTATIONS = ["fastem", "sklearn"]
 
@@ -34,14 +35,14 @@ def _estimator(implementation, case, threads, **params):
 def test_em_iteration(benchmark, problem, implementation, threads):
     case, X, start = problem
     model = _estimator(
-        implementation, case, threads, max_iter=1, tol=0.0, reg_covar=_bench.REG_COVAR,
+        implementation, case, threads, max_iter=1, tol=0.0, reg_covar=REG_COVAR,
         **start.init_kwargs(),
     )
-    _bench._quiet_fit(model, X)
+    quiet_fit(model, X)
     model.set_params(warm_start=True)
     benchmark.group = f"EM iteration {case.covariance_type}"
     benchmark.extra_info.update(case=case.name, threads=threads)
-    benchmark(_bench._quiet_fit, model, X)
+    benchmark(quiet_fit, model, X)
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
@@ -50,5 +51,5 @@ def test_whole_fit(benchmark, problem, implementation, threads):
     model = _estimator(implementation, case, threads, random_state=0)
     benchmark.group = f"whole fit {case.covariance_type}"
     benchmark.extra_info.update(case=case.name, threads=threads)
-    fitted = benchmark(_bench._quiet_fit, model, X)
+    fitted = benchmark(quiet_fit, model, X)
     benchmark.extra_info["n_iter"] = int(fitted.n_iter_)

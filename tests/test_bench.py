@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastem import _bench
+from fastem._covariance import COVARIANCE_NAMES, covariance_type
+from fastem.bench import cases, probes, report, requirements, runners
 from fastem.cli import main
 
 TINY_CASES = ["full:600:2:3", "diag:800:3:4", "tied:600:3:2", "spherical:500:2:2"]
@@ -36,12 +37,12 @@ CELL_RTOL = 5e-3
 
 def _shrink_probes(monkeypatch):
     """Machine probes and timed iterations small enough for a unit test."""
-    monkeypatch.setattr(_bench, "GEMM_SIZE", 128)
-    monkeypatch.setattr(_bench, "BANDWIDTH_BYTES", 1 << 22)
-    monkeypatch.setattr(_bench, "EXP_SECONDS", 0.01)
-    monkeypatch.setattr(_bench, "ITER_TARGET_SECONDS", 0.005)
-    monkeypatch.setattr(_bench, "MAX_TIMED_ITERS", 3)
-    monkeypatch.setattr(_bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(probes, "GEMM_SIZE", 128)
+    monkeypatch.setattr(probes, "BANDWIDTH_BYTES", 1 << 22)
+    monkeypatch.setattr(probes, "EXP_SECONDS", 0.01)
+    monkeypatch.setattr(runners, "ITER_TARGET_SECONDS", 0.005)
+    monkeypatch.setattr(runners, "MAX_TIMED_ITERS", 3)
+    monkeypatch.setattr(runners, "SETTLE_SECONDS", 0.0)
 
 
 def _run_main(argv):
@@ -74,7 +75,7 @@ def bench(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     with pytest.MonkeyPatch.context() as monkeypatch:
         _shrink_probes(monkeypatch)
-        monkeypatch.setattr(_bench, "_import_daal4py", lambda: None)
+        monkeypatch.setattr(requirements, "import_daal4py", lambda: None)
         status, out, err = _run_main(
             ["bench", "--cases", ",".join(TINY_CASES), "--repeats", "1", "--threads", "2", "--json", path]
         )
@@ -110,6 +111,7 @@ def test_header_reports_versions_threads_blas_and_environment(bench):
     machine = results["machine"]
     assert machine["exp_rate"] == pytest.approx(2 * machine["exp_rate_one_thread"])
     assert "tracemalloc" in out
+    assert "flops 4 N K D^2 (full), 2 N D^2 + 4 N K D (tied), 6 N K D (diag, spherical)" in out
 
 
 def test_json_holds_the_numbers_of_the_table(bench):
@@ -174,62 +176,64 @@ def test_limit_of_a_known_case():
     # memory 32000 B -> 3.2 us; flops 4*1000*3*16 = 192000 -> 19.2 us;
     # exps 3000 -> 30 us: the exps bound it.
     machine = dict(gemm_flops=1e10, read_bandwidth=1e10, exp_rate=1e8)
-    limit = _bench.iteration_limit(_bench.Case("full", 1000, 4, 3), machine)
+    limit = probes.iteration_limit(cases.Case("full", 1000, 4, 3), machine)
     assert limit["bytes"] == 32000 and limit["flops"] == 192000 and limit["exps"] == 3000
     assert limit["memory_seconds"] == pytest.approx(3.2e-6)
     assert limit["flops_seconds"] == pytest.approx(1.92e-5)
     assert limit["seconds"] == pytest.approx(3e-5)
     assert limit["bound"] == "exp"
     # tied, N=1e6, D=64, K=2: 2*1e6*4096 + 4*1e6*2*64 = 8.704e9 flops -> 0.8704 s.
-    limit = _bench.iteration_limit(_bench.Case("tied", 1_000_000, 64, 2), machine)
+    limit = probes.iteration_limit(cases.Case("tied", 1_000_000, 64, 2), machine)
     assert limit["flops"] == 8_704_000_000
     assert limit["seconds"] == pytest.approx(0.8704) and limit["bound"] == "flops"
     # diag, N=1e6, D=1000, K=1: 8 GB of X -> 0.8 s; 6e9 flops -> 0.6 s; 1e6 exps -> 10 ms.
-    limit = _bench.iteration_limit(_bench.Case("diag", 1_000_000, 1000, 1), machine, itemsize=8)
+    limit = probes.iteration_limit(cases.Case("diag", 1_000_000, 1000, 1), machine, itemsize=8)
     assert limit["flops"] == 6_000_000_000
     assert limit["bound"] == "memory" and limit["seconds"] == pytest.approx(0.8)
-    assert _bench.flop_count("spherical", 10, 3, 2) == 6 * 10 * 2 * 3
+    assert probes.flop_count("spherical", 10, 3, 2) == 6 * 10 * 2 * 3
 
 
 # ------------------------------------------------------------------- cases
 
 def test_select_cases_by_index_name_and_spec():
-    grid = _bench.DEFAULT_GRID
-    assert _bench.select_cases() == list(grid)
-    assert _bench.select_cases("0,5") == [grid[0], grid[5]]
-    assert _bench.select_cases("diag:1e6:16:16") == [grid[5]]
+    grid = cases.DEFAULT_GRID
+    assert cases.select_cases() == list(grid)
+    assert cases.select_cases("0,5") == [grid[0], grid[5]]
+    assert cases.select_cases("diag:1e6:16:16") == [grid[5]]
     # A spec with a grid case's values is that case (with its data), whatever the spelling.
-    assert _bench.select_cases("full:1000000:1:2") == [grid[0]]
+    assert cases.select_cases("full:1000000:1:2") == [grid[0]]
     assert grid[0].data == "example" and grid[0].name == "full:1e6:1:2"
-    custom = _bench.select_cases("full:2000:2:3")
-    assert custom == [_bench.Case("full", 2000, 2, 3)] and custom[0].data == "blobs"
-    quick = _bench.select_cases("1, 2", quick=True)
+    custom = cases.select_cases("full:2000:2:3")
+    assert custom == [cases.Case("full", 2000, 2, 3)] and custom[0].data == "blobs"
+    quick = cases.select_cases("1, 2", quick=True)
     assert [c.n_samples for c in quick] == [20_000, 20_000]
-    assert [c.name for c in _bench.DEFAULT_GRID] == [
+    assert [c.name for c in cases.DEFAULT_GRID] == [
         "full:1e6:1:2", "full:2e5:2:3", "full:2e5:8:8", "full:1e5:32:16", "full:2e4:128:8",
         "diag:1e6:16:16", "diag:1e5:64:64", "spherical:1e6:8:8", "tied:2e5:16:8",
     ]
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-def test_partition_start_is_a_fair_shared_start(covariance_type):
+@pytest.mark.parametrize("name", COVARIANCE_NAMES)
+def test_partition_start_is_a_fair_shared_start(name):
     from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 
-    case = _bench.Case(covariance_type, 900, 3, 3)
-    X = _bench.make_data(case)
+    case = cases.Case(name, 900, 3, 3)
+    X = cases.make_data(case)
     assert X.shape == (900, 3) and X.dtype == np.float64 and X.flags.c_contiguous
-    start = _bench.partition_start(X, 3, covariance_type)
+    start = cases.partition_start(X, 3, name)
     np.testing.assert_array_equal(start.weights, np.full(3, 1 / 3))
     # Each share is a random third of X, so its mean is near the overall mean.
     spread = X.std(axis=0)
     assert np.all(np.abs(start.means - X.mean(axis=0)) < 0.25 * spread)
-    if covariance_type in ("full", "tied"):
+    kind = covariance_type(name)
+    assert start.covariances.shape == start.precisions.shape == kind.shape(3, 3)
+    if kind.matrix:
         identity = np.broadcast_to(np.eye(3), start.precisions.shape)
         np.testing.assert_allclose(start.precisions @ start.covariances, identity, atol=1e-10)
     else:
         np.testing.assert_allclose(start.precisions * start.covariances, 1.0)
     # scikit-learn accepts the start as it is.
-    model = SklearnGaussianMixture(3, covariance_type=covariance_type, max_iter=1, tol=0.0,
+    model = SklearnGaussianMixture(3, covariance_type=name, max_iter=1, tol=0.0,
                                    **start.init_kwargs())
     with pytest.warns(Warning):  # stopped by max_iter=1
         model.fit(X)
@@ -285,12 +289,12 @@ def test_plot_is_a_png(bench, tmp_path):
     pytest.importorskip("matplotlib")
     _, _, _, results = bench
     path = tmp_path / "speedups.png"
-    _bench.write_plot(results, str(path))
+    report.write_plot(results, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_daal4py_column_when_installed(monkeypatch):
-    if _bench._import_daal4py() is None:
+    if requirements.import_daal4py() is None:
         pytest.skip("daal4py is not installed (it is optional)")
     _shrink_probes(monkeypatch)
     status, out, err = _run_main(["bench", "--cases", "full:600:2:3,tied:600:2:2", "--repeats", "1"])
@@ -311,22 +315,22 @@ def test_only_daal4py_failures_are_reported_instead_of_raised():
             self.name = name
 
     error = RuntimeError("Error during covariance computation\n for component on M step")
-    assert _bench._failure(Runner("daal4py"), error) == dict(
+    assert runners._failure(Runner("daal4py"), error) == dict(
         status="error", message="RuntimeError: Error during covariance computation for component on M step"
     )
-    unsupported = _bench._Unsupported("em_gmm has no tied covariance")
-    assert _bench._failure(Runner("daal4py"), unsupported)["status"] == "unsupported"
+    unsupported = runners._Unsupported("em_gmm has no tied covariance")
+    assert runners._failure(Runner("daal4py"), unsupported)["status"] == "unsupported"
     for name in ("fastem", "sklearn"):
         with pytest.raises(RuntimeError, match="covariance computation"):
-            _bench._failure(Runner(name), error)
+            runners._failure(Runner(name), error)
 
 
 def test_timed_iterations_cover_the_setup_within_bounds():
     # 10 ms iterations, fast setup: about ITER_TARGET_SECONDS (0.5 s) of iterations.
-    assert _bench._timed_iterations(0.01, 0.05) == 50
+    assert runners._timed_iterations(0.01, 0.05) == 50
     # 0.1 s iterations after a 1.2 s KMeans: as long as the setup, 12 iterations.
-    assert _bench._timed_iterations(0.1, 1.2) == 12
+    assert runners._timed_iterations(0.1, 1.2) == 12
     # A 10 s setup is capped at MAX_TIMED_SECONDS (2 s); slow iterations get the minimum 2.
-    assert _bench._timed_iterations(0.1, 10.0) == 20
-    assert _bench._timed_iterations(3.0, 0.1) == 2
-    assert _bench._timed_iterations(1e-6, 0.0) == 50
+    assert runners._timed_iterations(0.1, 10.0) == 20
+    assert runners._timed_iterations(3.0, 0.1) == 2
+    assert runners._timed_iterations(1e-6, 0.0) == 50

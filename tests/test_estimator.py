@@ -112,10 +112,8 @@ def large_blobs():
 @pytest.mark.parametrize("init_params, covariance_type", THREAD_CASES)
 def test_bitwise_identical_for_any_thread_count(large_blobs, seed, init_params, covariance_type):
     X = large_blobs
-    chunk_rows_for = getattr(sys.modules[type(fastem.GaussianMixture()).__module__],
-                             "chunk_rows_for", None)
-    if chunk_rows_for is not None:  # the premise: many more chunks than threads
-        assert len(X) >= 4 * max(THREAD_COUNTS) * chunk_rows_for(3, 4)
+    # the premise: many more chunks than threads
+    assert len(X) >= 4 * max(THREAD_COUNTS) * fastem._em.chunk_rows(3)
     models = {}
     for n_threads in THREAD_COUNTS:
         gm = fastem.GaussianMixture(
@@ -606,3 +604,21 @@ except Exception as _error:  # noqa: BLE001 - reported by the test below
 @_sklearn_checks
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
+def test_kmeans_subsample_draws_from_the_weighted_rows(rng, init_params):
+    # 10 rows of 100,000 carry weight: a uniform subsample would hold none of
+    # them (NaN centres, or an error from choice).  Those 10 rows form three
+    # clusters, which the fit must find.
+    X = rng.normal(size=(100_000, 2))
+    weight = np.zeros(len(X))
+    chosen = rng.choice(len(X), size=10, replace=False)
+    centres = np.array([[-20.0, 0.0], [0.0, 20.0], [20.0, 0.0]])
+    X[chosen] = centres[np.arange(10) % 3] + 0.1 * rng.normal(size=(10, 2))
+    weight[chosen] = 1.0
+    gm = fastem.GaussianMixture(3, init_params=init_params, random_state=0, reg_covar=1e-3)
+    gm.fit(X, sample_weight=weight)
+    assert_valid_model(gm, 3, 2)
+    # centres are in increasing order of their first coordinate
+    np.testing.assert_allclose(gm.means_[np.argsort(gm.means_[:, 0])], centres, atol=0.5)

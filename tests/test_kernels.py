@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fastem._kernels import Assign, Stats, accumulate, score
-from fastem._reference import accumulate_reference, score_reference
+from _reference import accumulate_reference, score_reference
 
 GAUSSIAN = [Assign.ASSIGN_FULL, Assign.ASSIGN_TIED, Assign.ASSIGN_DIAG]
 SCORABLE = GAUSSIAN + [Assign.ASSIGN_NEAREST]

@@ -2,7 +2,8 @@
 
 Never a crash, a hang, or a model with NaN parameters. The `match=` patterns
 ask for the name of what is wrong (the parameter, NaN, the shape), not for any
-particular wording.
+particular wording: test_sklearn_parity.py holds fastem to scikit-learn's exact
+texts.
 """
 import subprocess
 import sys
@@ -156,7 +157,8 @@ def test_precisions_init_wrong_shape(X, covariance_type):
     wrong_shapes = [good[..., :1], np.concatenate([good, good[:1]]), good[None]]
     for wrong in wrong_shapes:
         gm = fastem.GaussianMixture(2, covariance_type=covariance_type, precisions_init=wrong)
-        with pytest.raises(ValueError, match=both("precision", "shape")):
+        # (as scikit-learn, a 3-D array where at most 2-D fits is refused by its dimension)
+        with pytest.raises(ValueError, match=both("precision", "shape") + "|dim 3"):
             gm.fit(X)
 
 
@@ -168,7 +170,7 @@ def test_weights_init_wrong_shape(X):
 
 def test_means_init_wrong_shape(X):
     for wrong in [np.zeros((3, 2)), np.zeros((2, 3)), np.zeros(2), np.zeros((1, 2, 2))]:
-        with pytest.raises(ValueError, match=both("means", "shape")):
+        with pytest.raises(ValueError, match=both("means", "shape") + "|dim 3"):
             fastem.GaussianMixture(2, means_init=wrong).fit(X)
 
 
@@ -353,18 +355,41 @@ DUPLICATED_POINTS = [
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("n_components, X_dup", DUPLICATED_POINTS)
-def test_duplicated_points_without_reg_covar_raise(covariance_type, n_components, X_dup):
-    # Every component sits on copies of one point: its covariance is exactly
-    # zero, and only reg_covar could make it positive definite. A "fit" here
-    # has a variance made of rounding noise (~1e-32) and a meaningless,
-    # huge likelihood, so the estimator must refuse and point at reg_covar.
+def test_duplicated_points_without_reg_covar(covariance_type, n_components, X_dup):
+    # Every component sits on copies of one point and only reg_covar could
+    # make its covariance positive definite. Whether the computed covariance
+    # is exactly zero (the factorisation fails: scikit-learn's error, which
+    # points at reg_covar) or rounding noise of ~1e-32 (a fit, as scikit-learn
+    # carries on too) is up to rounding; either way nothing is NaN or inf.
     gm = fastem.GaussianMixture(
         n_components, covariance_type=covariance_type, reg_covar=0.0, random_state=0
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", fastem.ConvergenceWarning)
-        with pytest.raises(ValueError, match="reg_covar"):
-            gm.fit(X_dup)
+    _fit_or_reg_covar_error(gm, X_dup)
+
+
+def test_exactly_zero_covariance_raises_sklearns_error():
+    # Copies of one exactly representable point: the full covariance is
+    # exactly zero and has no Cholesky factor.
+    gm = fastem.GaussianMixture(1, reg_covar=0.0)
+    with pytest.raises(ValueError, match=r"ill-defined empirical covariance.*reg_covar"):
+        gm.fit(np.tile([1.0, 2.0], (30, 1)))
+    with pytest.raises(ValueError, match=r"passing float64 data instead of float32"):
+        gm.fit(np.tile([1.0, 2.0], (30, 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_tiny_positive_variance_without_reg_covar_fits(covariance_type):
+    # Two values 16 ulps apart at 1000: a variance of ~1e-24, far below the
+    # resolution of the mean but positive, so the factorisation succeeds and
+    # EM carries on (as scikit-learn does) instead of raising.
+    values = 1000.0 + np.arange(2) * 16 * np.spacing(1000.0)
+    X_tiny = np.column_stack([np.repeat(values, 20), np.linspace(-1.0, 1.0, 40)])
+    gm = fastem.GaussianMixture(1, covariance_type=covariance_type, reg_covar=0.0).fit(X_tiny)
+    for name in PARAMETER_NAMES:
+        assert np.all(np.isfinite(getattr(gm, name))), name
+    if covariance_type in ("full", "diag"):
+        variance = gm.covariances_[0, 0, 0] if covariance_type == "full" else gm.covariances_[0, 0]
+        assert 0.0 < variance < 1e-20
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ over the data per iteration.
 """
 from fastem._gaussian_mixture import GaussianMixture
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
-from fastem.exceptions import ConvergenceWarning, NotFittedError
+from fastem.exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,7 @@ def get_include():
 __all__ = [
     "GaussianMixture",
     "ConvergenceWarning",
+    "InvalidParameterError",
     "NotFittedError",
     "built_with_openmp",
     "effective_n_threads",

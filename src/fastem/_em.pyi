@@ -21,9 +21,10 @@ class Status(enum.IntEnum):
 COVARIANCE_CODES: Final[dict[str, CovarianceType]]
 STATISTIC_CODES: Final[dict[str, int]]
 ILL_DEFINED_MESSAGE: Final[str]
+ILL_DEFINED_FLOAT32_HINT: Final[str]
 NOT_FINITE_MESSAGE: Final[str]
 
-def raise_for_status(status: int) -> None: ...
+def raise_for_status(status: int, dtype: np.dtype | type | None = ...) -> None: ...
 def chunk_rows(n_features: int) -> int: ...
 def responsibilities(log_dens: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
 def sum_weights(sample_weight: NDArray[np.float64] | None, n_rows: int) -> float: ...
@@ -36,6 +37,7 @@ def m_step_from(
     tied_shift: ArrayLike | None,
     covariance_type: str,
     reg_covar: float,
+    dtype: np.dtype | type | None = ...,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]: ...
 
 class ModelArrays:

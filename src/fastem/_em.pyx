@@ -36,11 +36,6 @@ from fastem._pass cimport lane_count as _lane_count, reduce_lanes as _reduce_lan
 # that fits agree to the last digits.
 cdef double COUNT_FLOOR = 10 * 2.220446049250313e-16
 
-# A variance below the spacing of floating-point numbers around the mean is
-# rounding noise, not spread: a component on copies of one point (reg_covar=0)
-# would otherwise "fit" with a variance of ~1e-32 and a meaningless likelihood.
-cdef double RESOLUTION_ULPS = 8 * 2.220446049250313e-16
-
 
 
 # ---------------------------------------------------------------------------
@@ -84,39 +79,6 @@ cdef int precision_cholesky(
             for j in range(i):
                 a[i * d + j] = 0.0   # row-major strict lower part: left from the input
     return STATUS_OK
-
-
-cdef bint _resolvable(
-    int cov_type, int64_t k, int64_t d, const double* covariances, const double* means,
-) noexcept nogil:
-    # Every variance must exceed the floating-point resolution of its mean.
-    cdef int64_t c, i
-    cdef double variance, scale
-    if cov_type == COVARIANCE_SPHERICAL:
-        for c in range(k):
-            scale = 0.0
-            for i in range(d):
-                scale = max(scale, fabs(means[c * d + i]))
-            if covariances[c] <= (RESOLUTION_ULPS * scale) ** 2:
-                return False
-        return True
-    for i in range(d):
-        scale = 0.0
-        if cov_type == COVARIANCE_TIED:
-            for c in range(k):
-                scale = max(scale, fabs(means[c * d + i]))
-            if covariances[i * d + i] <= (RESOLUTION_ULPS * scale) ** 2:
-                return False
-            continue
-        for c in range(k):
-            scale = fabs(means[c * d + i])
-            if cov_type == COVARIANCE_FULL:
-                variance = covariances[(c * d + i) * d + i]
-            else:
-                variance = covariances[c * d + i]
-            if variance <= (RESOLUTION_ULPS * scale) ** 2:
-                return False
-    return True
 
 
 cdef int m_step_about(
@@ -193,8 +155,9 @@ cdef int m_step_about(
             if cov_type == COVARIANCE_SPHERICAL:
                 covariances[c] = corr / d
     free(delta)
-    if not _resolvable(cov_type, k, d, covariances, means):
-        return STATUS_ILL_DEFINED
+    # Like scikit-learn, a covariance is ill-defined only when its factorisation
+    # fails: a component collapsed to a tiny but positive variance (reg_covar=0)
+    # carries on, however large its likelihood.
     return precision_cholesky(cov_type, k, d, covariances, factors)
 
 
@@ -351,10 +314,19 @@ COVARIANCE_CODES = {
     "spherical": COVARIANCE_SPHERICAL,
 }
 
+# scikit-learn's text, word for word: code written against scikit-learn matches it.
 ILL_DEFINED_MESSAGE = (
-    "A component's covariance is not positive definite (it has collapsed onto too "
-    "few distinct points, or a feature is constant within it). Increase reg_covar, "
-    "use fewer components, or rescale the data."
+    "Fitting the mixture model failed because some components have "
+    "ill-defined empirical covariance (for instance caused by singleton "
+    "or collapsed samples). Try to decrease the number of components, "
+    "increase reg_covar, or scale the input data."
+)
+
+# scikit-learn appends this for float32 data (fastem's M-step runs in float64,
+# but the advice to pass float64 still holds for the data's own rounding).
+ILL_DEFINED_FLOAT32_HINT = (
+    " The numerical accuracy can also be improved by passing float64"
+    " data instead of float32."
 )
 
 NOT_FINITE_MESSAGE = (
@@ -363,14 +335,19 @@ NOT_FINITE_MESSAGE = (
 )
 
 
-def raise_for_status(int status):
-    """Raise the exception a Status stands for (nothing for STATUS_OK)."""
+def raise_for_status(int status, dtype=None):
+    """Raise the exception a Status stands for (nothing for STATUS_OK).
+
+    `dtype` is the data's dtype where the caller knows it: float32 data add
+    scikit-learn's float32 hint to the ill-defined-covariance message.
+    """
     if status == STATUS_OK:
         return
     if status == STATUS_NO_MEMORY:
         raise MemoryError("fastem: could not allocate scratch memory")
     if status == STATUS_ILL_DEFINED:
-        raise ValueError(ILL_DEFINED_MESSAGE)
+        single = dtype is not None and np.dtype(dtype) == np.float32
+        raise ValueError(ILL_DEFINED_MESSAGE + (ILL_DEFINED_FLOAT32_HINT if single else ""))
     if status == STATUS_NOT_FINITE:
         raise ValueError(NOT_FINITE_MESSAGE)
     raise ValueError(f"fastem: invalid arguments (status {status})")
@@ -434,7 +411,7 @@ cdef class ModelArrays:
         with nogil:
             status = em_step(&X[0, 0], X.shape[0], X.shape[1], w, total, &self.model,
                              reg_covar, n_threads, &bound)
-        raise_for_status(status)
+        raise_for_status(status, np.float32 if floating is float else np.float64)
         return bound
 
     def accumulate(self, const floating[:, ::1] X, sample_weight=None, int n_threads=1):
@@ -583,7 +560,7 @@ def precision_factors(covariances, covariance_type):
     return factors
 
 
-def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_covar):
+def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_covar, dtype=None):
     """M-step from a pass's statistics taken about `shift_means` (and `tied_shift`).
 
     Parameters
@@ -595,6 +572,8 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     tied_shift : ndarray of shape (n_features,) or None
     covariance_type : str
     reg_covar : float
+    dtype : dtype or None
+        The data's dtype, for the error message (see raise_for_status).
 
     Returns
     -------
@@ -632,7 +611,7 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     with nogil:
         status = m_step_about(&s[0], &sh[0], &ce[0], code, k, d, reg_covar,
                               &o_nk[0], &o_m[0], &o_c[0], &o_f[0])
-    raise_for_status(status)
+    raise_for_status(status, dtype)
     return nk, means, covariances, factors
 
 

@@ -30,7 +30,8 @@ X: the subsample is at most a few hundred rows per cluster.
 """
 import numpy as np
 
-from fastem._kernels import Assign, Stats, accumulate
+from fastem import _em as _engine
+from fastem._stats import SufficientStatistics
 
 # Rows seen by k-means++: enough for good seeds, few enough that seeding costs
 # a small fraction of one Lloyd pass on large data.
@@ -58,14 +59,24 @@ _FULL_DATA_PASSES = 1
 _BLOCK_ROWS = 4096
 
 
-def seed_rows(n_samples, n_clusters, random_state):
+def seed_rows(n_samples, n_clusters, random_state, sample_weight=None):
     """Sorted distinct row indices of the seeding subsample (None: all rows)."""
     wanted = max(_SEED_MIN_ROWS, _SEED_ROWS_PER_CLUSTER * n_clusters)
-    return _subsample_rows(n_samples, wanted, random_state)
+    return _subsample_rows(n_samples, wanted, random_state, sample_weight)
 
 
-def _subsample_rows(n_samples, wanted, random_state):
-    """Sorted distinct indices of about `wanted` random rows (None: all rows)."""
+def _subsample_rows(n_samples, wanted, random_state, sample_weight=None):
+    """Sorted distinct indices of about `wanted` random rows (None: all rows).
+
+    Only rows with a positive weight are drawn: a row of weight zero does not
+    count, and a uniform draw could miss the few rows that do (10 weighted
+    rows among 100,000 would rarely be drawn at all).
+    """
+    if sample_weight is not None and not np.all(sample_weight > 0):
+        positive = np.flatnonzero(sample_weight > 0)
+        if len(positive) <= wanted:
+            return positive
+        return positive[_subsample_rows(len(positive), wanted, random_state)]
     if n_samples <= wanted:
         return None
     # Draw with replacement and drop repeats: choice(replace=False) would
@@ -155,7 +166,7 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=None):
     return centers, indices
 
 
-def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads, max_iter=300, tol=1e-4):
+def kmeans(X, sample_weight, n_clusters, random_state, *, n_threads, max_iter=300, tol=1e-4):
     """Lloyd's k-means from k-means++ seeds, mostly on a subsample (see the module docstring).
 
     Lloyd stops when the total squared movement of the centres is at most
@@ -169,8 +180,8 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     sample_weight : ndarray of shape (n_samples,) or None
     n_clusters : int
     random_state : numpy.random.RandomState
-    chunk_rows, n_threads : int
-        Passed to the kernel.
+    n_threads : int
+        Threads of the engine's passes.
     max_iter : int
     tol : float
 
@@ -178,10 +189,10 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     -------
     centers : ndarray of shape (n_clusters, n_features), float64
     """
-    context = dict(chunk_rows=chunk_rows, n_threads=n_threads)
     n_samples = X.shape[0]
     rows = _subsample_rows(
-        n_samples, max(_SEED_MIN_ROWS, _LLOYD_ROWS_PER_CLUSTER * n_clusters), random_state
+        n_samples, max(_SEED_MIN_ROWS, _LLOYD_ROWS_PER_CLUSTER * n_clusters), random_state,
+        sample_weight,
     )
     if rows is None:
         subsample, sub_weight = X, sample_weight
@@ -194,21 +205,19 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, chunk_rows, n_threads,
     # The tolerance only scales a stopping rule: the subsample's variance serves
     # as well as that of X and spares a pass over X.  The budget is at least
     # _LLOYD_BUDGET_PASSES passes, as the subsample is never larger than X.
-    threshold = tol * data_mean_and_variance(subsample, sub_weight, context)[1]
+    threshold = tol * data_mean_and_variance(subsample, sub_weight, n_threads)[1]
     sub_passes = min(max_iter, int(_LLOYD_BUDGET_PASSES * n_samples / n_sub))
-    centers = _lloyd(subsample, sub_weight, None, centers, sub_passes, threshold, context)
+    centers = _lloyd(subsample, sub_weight, None, centers, sub_passes, threshold, n_threads)
     if rows is not None:
         full_passes = min(max_iter, _FULL_DATA_PASSES)
-        centers = _lloyd(X, sample_weight, rows, centers, full_passes, threshold, context)
+        centers = _lloyd(X, sample_weight, rows, centers, full_passes, threshold, n_threads)
     return centers
 
 
-def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, context):
+def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, n_threads):
     """Lloyd passes from `centers` until they move by at most `threshold` (squared)."""
     for _ in range(max_iter):
-        _, counts, first, _ = accumulate(
-            X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_NONE, centers, **context
-        )
+        counts, first = _nearest_centre_sums(X, sample_weight, centers, n_threads)
         empty = counts <= 0
         step = np.zeros_like(centers)
         step[~empty] = first[~empty] / counts[~empty, None]
@@ -236,7 +245,18 @@ def _farthest_rows(X, sample_weight, rows, centers, count):
     return np.asarray(X[order if rows is None else rows[order]], dtype=np.float64)
 
 
-def data_mean_and_variance(X, sample_weight, context):
+def _nearest_centre_sums(X, sample_weight, centers, n_threads):
+    """One Lloyd pass: each centre's count and sum of (x - centre) over its nearest rows."""
+    k, d = centers.shape
+    n_stats = _engine.statistics_size("none", k, d)
+    lanes = np.zeros((_engine.lane_count(n_stats), n_stats))
+    _engine.accumulate(X, sample_weight, lanes, statistic="none", centres=centers,
+                       n_threads=n_threads)
+    sums = _engine.reduce_lanes(lanes)
+    return sums[1:1 + k], sums[1 + k:].reshape(k, d)
+
+
+def data_mean_and_variance(X, sample_weight, n_threads):
     """Weighted mean of X and the mean over features of its variance, from one kernel pass.
 
     Moments are taken about the first row rather than the origin, so data far
@@ -248,8 +268,8 @@ def data_mean_and_variance(X, sample_weight, context):
     mean_variance : float
     """
     shift = np.asarray(X[:1], dtype=np.float64)
-    _, count, first, second = accumulate(
-        X, sample_weight, Assign.ASSIGN_NEAREST, Stats.STATS_DIAG, shift, **context
-    )
+    # One centre: every row is "nearest" to it, so this is a plain weighted pass.
+    _, count, first, second = SufficientStatistics("diag", shift).add(
+        X, sample_weight, n_threads=n_threads).totals()
     offset = first[0] / count[0]
     return shift[0] + offset, float((second[0] / count[0] - offset**2).mean())

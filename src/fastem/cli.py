@@ -6,7 +6,7 @@ the model's log-likelihood, BIC and AIC.
 
 ``fastem bench`` times fastem against scikit-learn (and daal4py when it is
 installed) over a grid of problems and prints a Markdown table; its logic
-lives in ``fastem._bench``.
+lives in ``fastem.bench``.
 
 Each subcommand is registered by one ``_add_<name>_parser`` function whose
 parser carries its handler as the ``handler`` default.
@@ -25,14 +25,13 @@ import warnings
 import numpy as np
 
 import fastem
-from fastem import GaussianMixture, _bench
+from fastem import GaussianMixture, bench
+from fastem._covariance import COVARIANCE_NAMES as COVARIANCE_TYPES
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
-
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 # Up to this many features, means and covariances are printed value by value;
 # wider models get the mean vector and covariance diagonal on one line each.
@@ -531,20 +530,20 @@ def _add_fit_parser(subparsers):
 def _run_bench(args):
     # Cheap mistakes in the command line first, then what is missing from the environment.
     try:
-        cases = _bench.select_cases(args.cases, quick=args.quick)
-    except _bench.BenchError as exc:
+        cases = bench.select_cases(args.cases, quick=args.quick)
+    except bench.BenchError as exc:
         raise CLIError(exc) from None
     _check_out_path(args.json, "--json")
     _check_out_path(args.plot, "--plot")
     try:
-        _bench.check_requirements(plot=args.plot is not None)
-    except _bench.BenchError as exc:
+        bench.check_requirements(plot=args.plot is not None)
+    except bench.BenchError as exc:
         raise CLIError(exc) from None
 
-    results = _bench.run_bench(
+    results = bench.run_bench(
         cases, threads=args.threads, repeats=args.repeats, quick=args.quick, progress=sys.stderr,
     )
-    print(_bench.format_report(results))
+    print(bench.format_report(results))
     if args.json is not None:
         try:
             with open(args.json, "w") as fh:
@@ -555,7 +554,7 @@ def _run_bench(args):
         print(f"\nresults saved to {args.json}")
     if args.plot is not None:
         try:
-            _bench.write_plot(results, args.plot)
+            bench.write_plot(results, args.plot)
         except OSError as exc:
             raise CLIError(f"cannot write {args.plot}: {exc.strerror or _one_line(exc)}") from None
         print(f"chart saved to {args.plot}")
@@ -563,7 +562,7 @@ def _run_bench(args):
 
 
 def _add_bench_parser(subparsers):
-    grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(_bench.DEFAULT_GRID))
+    grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(bench.DEFAULT_GRID))
     parser = subparsers.add_parser(
         "bench",
         help="time fastem against scikit-learn (and daal4py if installed)",
@@ -572,7 +571,7 @@ def _add_bench_parser(subparsers):
             "of fastem, scikit-learn and, when installed, daal4py over a grid of problems, "
             "beside this machine's limits (GEMM peak, memory bandwidth, exp rate) measured "
             "at the start. Prints a Markdown table; progress goes to stderr. Needs "
-            f'scikit-learn ({_bench.INSTALL_HINT}). Grid (covariance_type:N:D:K): {grid}.'
+            f'scikit-learn ({bench.INSTALL_HINT}). Grid (covariance_type:N:D:K): {grid}.'
         ),
     )
     parser.add_argument("--quick", action="store_true", help="divide every case's N by 10")

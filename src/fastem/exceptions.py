@@ -1,18 +1,24 @@
 """Exceptions and warnings, compatible with scikit-learn's without importing it.
 
-scikit-learn users catch ``sklearn.exceptions.NotFittedError`` and filter
-``sklearn.exceptions.ConvergenceWarning``.  Importing scikit-learn costs more
-than a second, so fastem never imports it.  Instead, whenever
-``sklearn.exceptions`` is already loaded (it must be, for a user to name its
-classes), fastem raises a subclass of *both* its own class and scikit-learn's.
-``except fastem.NotFittedError`` therefore always works, and
-``except sklearn.exceptions.NotFittedError`` works wherever it can be written.
+scikit-learn users catch ``sklearn.exceptions.NotFittedError``, filter
+``sklearn.exceptions.ConvergenceWarning`` and sometimes catch
+``InvalidParameterError`` (from ``sklearn.utils._param_validation``).
+Importing scikit-learn costs more than a second, so fastem never imports it.
+Instead, whenever the scikit-learn module that defines a class is already
+loaded (it must be, for a user to name the class), fastem raises a subclass of
+*both* its own class and scikit-learn's.  ``except fastem.NotFittedError``
+therefore always works, and ``except sklearn.exceptions.NotFittedError`` works
+wherever it can be written.
+
+The message texts are scikit-learn 1.9's, word for word, so that
+``pytest.raises(match=...)`` and warning filters written against scikit-learn
+keep matching; fastem only ever appends to them.
 """
 import functools
 import sys
 import warnings
 
-__all__ = ["NotFittedError", "ConvergenceWarning"]
+__all__ = ["NotFittedError", "ConvergenceWarning", "InvalidParameterError"]
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -20,18 +26,42 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class ConvergenceWarning(UserWarning):
-    """Warned when EM (or k-means) stops at ``max_iter`` before reaching ``tol``."""
+    """Warned when EM stops at ``max_iter`` before reaching ``tol``."""
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """Raised when a constructor parameter has an invalid type or value.
+
+    Both a ValueError and a TypeError, as scikit-learn's class of the same name.
+    """
+
+
+# Where scikit-learn defines the class of the same name.
+_SKLEARN_MODULES = {
+    "NotFittedError": "sklearn.exceptions",
+    "ConvergenceWarning": "sklearn.exceptions",
+    "InvalidParameterError": "sklearn.utils._param_validation",
+}
+
+# The warning scikit-learn's BaseMixture.fit emits when the best initialisation
+# did not reach `tol` within `max_iter` iterations.
+EM_NOT_CONVERGED = (
+    "Best performing initialization did not converge. "
+    "Try different init parameters, or increase max_iter, "
+    "tol, or check for degenerate data."
+)
 
 
 @functools.lru_cache(maxsize=None)
-def _with_sklearn_base(ours, name):
-    sk_class = getattr(sys.modules["sklearn.exceptions"], name)
+def _with_sklearn_base(ours, module_name):
+    sk_class = getattr(sys.modules[module_name], ours.__name__)
     return type(ours.__name__, (ours, sk_class), {"__module__": ours.__module__})
 
 
 def _compatible(ours):
-    if "sklearn.exceptions" in sys.modules:
-        return _with_sklearn_base(ours, ours.__name__)
+    module_name = _SKLEARN_MODULES[ours.__name__]
+    if module_name in sys.modules:
+        return _with_sklearn_base(ours, module_name)
     return ours
 
 
@@ -39,10 +69,16 @@ def not_fitted_error(estimator):
     """Return the NotFittedError to raise for `estimator` (an instance, not raised)."""
     name = type(estimator).__name__
     return _compatible(NotFittedError)(
-        f"This {name} instance is not fitted yet: call 'fit' before using it."
+        f"This {name} instance is not fitted yet. Call 'fit' with appropriate "
+        "arguments before using this estimator."
     )
 
 
-def warn_convergence(message, stacklevel=3):
+def invalid_parameter_error(message):
+    """Return the InvalidParameterError to raise with `message` (not raised)."""
+    return _compatible(InvalidParameterError)(message)
+
+
+def warn_convergence(message=EM_NOT_CONVERGED, stacklevel=3):
     """Emit a ConvergenceWarning that scikit-learn's filters also match."""
     warnings.warn(message, _compatible(ConvergenceWarning), stacklevel=stacklevel)

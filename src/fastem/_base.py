@@ -1,0 +1,297 @@
+"""The base every fastem estimator shares: scikit-learn's protocol and the EM loop.
+
+A model plugs in by subclassing :class:`EMEstimator` and naming its parts:
+
+- ``_check_parameters()``: validate the constructor's parameters;
+- ``_validate_fit_data(X, sample_weight)``: the checked data, as a
+  :class:`FitData`;
+- ``_initial_state(data, random_state)`` and ``_warm_state()``: the
+  parameters EM starts from (a fresh initialisation, or the fitted ones);
+- ``_em_step(state, data)``: one E-step and M-step in place, returning the
+  lower bound of the E-step (the mean log-likelihood per unit of weight);
+- ``_store_fitted(state, data)``: publish the best state's parameters;
+- ``_log_likelihood_and_weight(X, sample_weight)`` and ``_n_parameters()``
+  for ``score``, ``bic`` and ``aic``.
+
+The loop here runs ``n_init`` initialisations (one with ``warm_start`` after
+a fit), iterates each until the bound changes by less than ``tol`` or
+``max_iter`` is reached, keeps the best, warns when it did not converge, and
+calls :meth:`EMEstimator._after_iteration` after every iteration: the hook
+progress output and callbacks attach to.
+"""
+import collections
+import inspect
+import time
+
+import numpy as np
+
+from fastem._blas_threads import single_threaded_blas
+from fastem._validation import check_random_state
+from fastem.exceptions import EM_NOT_CONVERGED, not_fitted_error, warn_convergence
+
+FitData = collections.namedtuple("FitData", "X sample_weight total_weight")
+FitData.__doc__ = """Validated training data: X, its row weights (or None) and their sum."""
+
+Iteration = collections.namedtuple("Iteration", "init n_iter lower_bound change")
+Iteration.__doc__ = """What the per-iteration hook is told: which initialisation (from 0),
+which iteration in it (from 1), the E-step's lower bound and its change from
+the previous iteration (inf after the first)."""
+
+
+def has_converged(previous_bound, lower_bound, tol):
+    """EM's stopping rule: the lower bound moved by less than `tol`.
+
+    scikit-learn's rule, and the one ``em_fit`` of the C API applies.
+    """
+    return abs(lower_bound - previous_bound) < tol
+
+
+class EMEstimator:
+    """Base of fastem's estimators: scikit-learn's estimator protocol and the EM loop.
+
+    Subclasses define ``__init__`` with keyword parameters (which
+    ``get_params`` reads from its signature) and the hooks listed in the
+    module docstring.  The loop reads ``n_init``, ``max_iter``, ``tol``,
+    ``warm_start``, ``random_state``, ``verbose`` and ``verbose_interval``.
+    """
+
+    # ------------------------------------------------------------------
+    # scikit-learn estimator protocol (without importing scikit-learn)
+    # ------------------------------------------------------------------
+    @classmethod
+    def _get_param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return sorted(name for name in signature.parameters if name != "self")
+
+    def get_params(self, deep=True):
+        """Get the estimator's parameters.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Unused (there are no nested estimators); kept for compatibility.
+
+        Returns
+        -------
+        dict
+            Parameter names mapped to their values.
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set the estimator's parameters.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names and values.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a parameter.
+        """
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {self}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = {
+            name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()
+        }
+        changed = []
+        for name in self._get_param_names():
+            value, default = getattr(self, name), defaults[name]
+            same = value is default or (
+                not isinstance(value, np.ndarray) and not isinstance(default, np.ndarray)
+                and type(value) is type(default) and value == default
+            )
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        # Only scikit-learn calls this, so importing it here adds no dependency.
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="density_estimator",
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(two_d_array=True),
+            requires_fit=True,
+        )
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "converged_")
+
+    def _check_is_fitted(self):
+        if not self.__sklearn_is_fitted__():
+            raise not_fitted_error(self)
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the model parameters with EM.
+
+        Runs ``n_init`` initialisations (one with ``warm_start`` after the
+        first fit) of at most ``max_iter`` iterations each and keeps the one
+        with the highest lower bound.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            float32 data stays float32 (sums are float64 regardless).
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights: an integer weight acts as repeating the
+            row, zero as removing it.
+
+        Returns
+        -------
+        self
+
+        Warns
+        -----
+        ConvergenceWarning
+            If the best initialisation did not converge.
+        """
+        with single_threaded_blas():
+            self._fit(X, sample_weight)
+        return self
+
+    def _fit(self, X, sample_weight):
+        """The EM loop over initialisations; returns the validated data."""
+        self._check_parameters()
+        data = self._validate_fit_data(X, sample_weight)
+        do_init = not (self.warm_start and self.__sklearn_is_fitted__())
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        best = None
+        for init in range(n_init):
+            self._verbose_init_start(init)
+            if do_init:
+                state = self._initial_state(data, random_state)
+                lower_bound = -np.inf
+            else:
+                state = self._warm_state()
+                lower_bound = float(self.lower_bound_)
+            bounds, converged, n_iter = [], False, 0
+            for n_iter in range(1, self.max_iter + 1):
+                previous = lower_bound
+                lower_bound = self._em_step(state, data)
+                bounds.append(lower_bound)
+                self._after_iteration(Iteration(init, n_iter, lower_bound, lower_bound - previous))
+                if has_converged(previous, lower_bound, self.tol):
+                    converged = True
+                    break
+            self._verbose_init_end(lower_bound, converged)
+            # max_iter=0 keeps the last initialisation, whose bound is not computed.
+            if best is None or self.max_iter == 0 or lower_bound > best[1] or best[1] == -np.inf:
+                best = (state, lower_bound, n_iter, bounds, converged)
+        state, lower_bound, n_iter, bounds, converged = best
+        if not converged and self.max_iter > 0:
+            warn_convergence(EM_NOT_CONVERGED)
+        self._store_fitted(state, data)
+        dtype = data.X.dtype.type
+        self.converged_ = bool(converged)
+        self.n_iter_ = n_iter
+        self.lower_bound_ = dtype(lower_bound if self.max_iter > 0 else -np.inf)
+        self.lower_bounds_ = [dtype(b) for b in bounds]
+        return data
+
+    def _after_iteration(self, iteration):
+        """Called after every EM iteration with an :class:`Iteration`.
+
+        Prints scikit-learn's progress lines when ``verbose`` asks for them;
+        subclasses and tools extend it (callbacks, progress bars).
+        """
+        self._verbose_iter_end(iteration.n_iter, iteration.change)
+
+    # ------------------------------------------------------------------
+    # verbose output, as scikit-learn prints it
+    # ------------------------------------------------------------------
+    def _verbose_init_start(self, init):
+        if self.verbose >= 1:
+            print(f"Initialization {init}")
+        self._time_init = self._time_iter = time.perf_counter()
+
+    def _verbose_iter_end(self, n_iter, change):
+        if self.verbose >= 1 and n_iter % self.verbose_interval == 0:
+            now = time.perf_counter()
+            if self.verbose == 1:
+                print(f"  Iteration {n_iter}")
+            else:
+                print(f"  Iteration {n_iter}\t time lapse {now - self._time_iter:.5f}s\t ll change {change:.5f}")
+            self._time_iter = now
+
+    def _verbose_init_end(self, lower_bound, converged):
+        if self.verbose >= 1:
+            state = "converged" if converged else "did not converge"
+            if self.verbose == 1:
+                print(f"Initialization {state}.")
+            else:
+                print(f"Initialization {state}. time lapse {time.perf_counter() - self._time_init:.5f}s\t lower bound {lower_bound:.5f}.")
+
+    # ------------------------------------------------------------------
+    # scores shared by every model
+    # ------------------------------------------------------------------
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood per sample (weighted mean with `sample_weight`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        log_lik, total_weight = self._log_likelihood_and_weight(X, sample_weight)
+        return float(log_lik / total_weight)
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion for the current model on X (lower is better).
+
+        ``-2 log L + p log(n)``, with ``n`` the sum of `sample_weight` if given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        log_lik, n = self._log_likelihood_and_weight(X, sample_weight)
+        return float(-2.0 * log_lik + self._n_parameters() * np.log(n))
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion for the current model on X (lower is better).
+
+        ``-2 log L + 2 p``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        log_lik, _ = self._log_likelihood_and_weight(X, sample_weight)
+        return float(-2.0 * log_lik + 2 * self._n_parameters())

@@ -1,0 +1,375 @@
+"""Sufficient statistics of a Gaussian mixture: what every fit exchanges.
+
+EM's M-step needs only sums over rows.  For K components and D features,
+with w_n the row weights and r_nk the responsibilities, a pass gathers
+
+    log_lik   sum_n w_n log p(x_n)             (nearest-centre passes: inertia)
+    counts    N_k  = sum_n w_n r_nk                                       (K,)
+    first     S1_k = sum_n w_n r_nk (x_n - c_k)                           (K, D)
+    second    by the covariance type's statistic (fastem._covariance):
+              full  sum_n w_n r_nk (x_n - c_k)(x_n - c_k)^T               (K, D, D)
+              tied  sum_n w_n (x_n - t)(x_n - t)^T                        (D, D)
+              diag  sum_n w_n r_nk (x_n - c_k)^2                          (K, D)
+
+about *centres* c_k (the means of the model that ran the E-step) and, for
+tied, a centre t (the mixture's mean).  Taking moments about points close to
+the data, not about zero, is what keeps the covariances free of the
+cancellation in E[xx^T] - mu mu^T.  Only the upper triangle of a D x D block
+is filled.  The flat layout, [log_lik, counts, first, second], is the one
+``fastem.h`` documents for ``accumulate_f64``.
+
+The engine sums chunks of rows into a fixed number of *lanes* (chunk c goes
+to lane c mod n_lanes) and adds the lanes in order only when the totals are
+read.  :class:`SufficientStatistics` keeps those lanes and the index of the
+next chunk, so statistics added one chunk-aligned block at a time equal one
+pass over all the rows, bit for bit, for any number of threads.  That is what
+``fit_chunks``, ``partial_fit`` (scaled statistics), the Dask fit (statistics
+pickled and added across workers) and the HMM (posteriors it computes itself)
+exchange.
+"""
+import collections
+import functools
+import operator
+
+import numpy as np
+
+from fastem import _covariance
+from fastem import _em as _engine
+from fastem._em import m_step_from
+
+Totals = collections.namedtuple("Totals", "log_likelihood counts first second")
+Totals.__doc__ = """Statistics with the lanes added up: see the module docstring."""
+
+GaussianParameters = collections.namedtuple(
+    "GaussianParameters", "weights means covariances precisions_cholesky"
+)
+GaussianParameters.__doc__ = """A Gaussian mixture in scikit-learn's storage (fastem._covariance)."""
+
+
+class SufficientStatistics:
+    """The M-step's sums over rows of X, taken about fixed centres.
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        Which second-order statistic is kept (spherical keeps the diagonal).
+    centres : array-like of shape (n_components, n_features)
+        The points the moments are taken about.  For statistics of an E-step,
+        the means of the model that runs it.
+    tied_centre : array-like of shape (n_features,), default=None
+        The centre of the tied scatter; None takes the mean of `centres`.
+        Ignored for other covariance types.
+
+    Attributes
+    ----------
+    lanes : ndarray of shape (n_lanes, n_stats)
+        The engine's partial sums; :meth:`totals` adds them in order.
+    next_chunk : int
+        Global index of the next chunk of rows: it decides which lane that
+        chunk is added to.
+    total_weight : float
+        Sum of the weights of the rows added (their count without weights),
+        added in row order.
+    extras : dict of str to ndarray
+        Additive terms a model keeps beside the Gaussian ones (an HMM's
+        transition counts, say).  Added, scaled and pickled with the lanes;
+        recentring leaves them alone.
+
+    Notes
+    -----
+    Adding blocks of rows whose sizes are multiples of ``chunk_rows`` gives
+    exactly the statistics of one pass over their concatenation; other
+    block sizes agree to rounding.  Objects pickle as plain NumPy arrays.
+    """
+
+    def __init__(self, covariance_type, centres, tied_centre=None):
+        kind = _covariance.covariance_type(covariance_type)
+        centres = np.array(centres, dtype=np.float64, order="C", ndmin=2)
+        if centres.ndim != 2 or centres.size == 0:
+            raise ValueError(f"centres must have shape (n_components, n_features), got {centres.shape}")
+        self.covariance_type = kind.name
+        self.statistic = kind.statistic
+        self.centres = centres
+        if kind.statistic == "tied":
+            centre = centres.mean(axis=0) if tied_centre is None else tied_centre
+            self.tied_centre = np.array(centre, dtype=np.float64, order="C")
+            if self.tied_centre.shape != (centres.shape[1],):
+                raise ValueError(f"tied_centre must have shape ({centres.shape[1]},)")
+        else:
+            self.tied_centre = None
+        n_stats = _engine.statistics_size(self.statistic, *centres.shape)
+        self.lanes = np.zeros((_engine.lane_count(n_stats), n_stats))
+        self.next_chunk = 0
+        self.total_weight = 0.0
+        self.extras = {}
+
+    # -- shape -------------------------------------------------------------
+    @property
+    def n_components(self):
+        """Number of components K."""
+        return self.centres.shape[0]
+
+    @property
+    def n_features(self):
+        """Number of features D."""
+        return self.centres.shape[1]
+
+    @property
+    def chunk_rows(self):
+        """Rows per engine chunk: blocks of a multiple of this add up bit for bit."""
+        return _engine.chunk_rows(self.n_features)
+
+    # -- adding rows -------------------------------------------------------
+    @classmethod
+    def of_model(cls, model):
+        """Empty statistics about a model's means, as its compiled EM step takes them.
+
+        Parameters
+        ----------
+        model : fastem._em.ModelArrays
+
+        Returns
+        -------
+        SufficientStatistics
+            Centred on the model's means and, for tied, on the mixture's mean
+            with the engine's own bits, so that ``add(X, model=model)`` then
+            :meth:`m_step` is exactly the model's EM step.
+        """
+        return cls(model.covariance_type, model.means, model.tied_centre())
+
+    def add(self, X, sample_weight=None, *, model=None, responsibilities=None, n_threads=1):
+        """Add the statistics of rows of X, in place.
+
+        Each row's responsibilities come from one of three places:
+        `model` (the E-step of that Gaussian mixture, whose means must be
+        these centres; log_lik gains the rows' log-likelihood), `responsibilities`
+        (supplied by the caller: an HMM's posteriors, an E-step of its own),
+        or neither (the nearest centre, as in k-means; log_lik gains the
+        inertia).  No (n_rows, n_features) temporary is made.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_rows, n_features), float32 or float64, C-contiguous
+        sample_weight : ndarray of shape (n_rows,), float64, or None
+        model : fastem._em.ModelArrays, default=None
+        responsibilities : ndarray of shape (n_rows, n_components), default=None
+            Rows need not sum to one (a weight per component and row).
+        n_threads : int, default=1
+
+        Returns
+        -------
+        self
+        """
+        if model is not None and responsibilities is not None:
+            raise ValueError("give model or responsibilities, not both")
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X must have shape (n_rows, {self.n_features}), got {X.shape}")
+        if responsibilities is not None:
+            responsibilities = np.ascontiguousarray(responsibilities, dtype=np.float64)
+            if responsibilities.shape != (X.shape[0], self.n_components):
+                raise ValueError(
+                    f"responsibilities must have shape ({X.shape[0]}, {self.n_components}), "
+                    f"got {responsibilities.shape}"
+                )
+        self.next_chunk += _engine.accumulate(
+            X, sample_weight, self.lanes, statistic=self.statistic, centres=self.centres,
+            first_chunk=self.next_chunk, model=model, responsibilities=responsibilities,
+            tied_centre=self.tied_centre, n_threads=n_threads,
+        )
+        self.total_weight = _running_sum(self.total_weight, sample_weight, X.shape[0])
+        return self
+
+    # -- reading -----------------------------------------------------------
+    def flat(self):
+        """The statistics as one array, lanes added in order (layout of fastem.h)."""
+        return _engine.reduce_lanes(self.lanes)
+
+    def totals(self):
+        """The statistics, lanes added in order.
+
+        Returns
+        -------
+        Totals
+            ``second`` is (K, D, D), (D, D) or (K, D) as the statistic says,
+            upper triangle only for square blocks.
+        """
+        return self._split(self.flat())
+
+    def _split(self, flat):
+        k, d = self.n_components, self.n_features
+        second_shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d)}[self.statistic]
+        end = 1 + k + k * d
+        return Totals(
+            float(flat[0]), flat[1:1 + k], flat[1 + k:end].reshape(k, d),
+            flat[end:].reshape(second_shape),
+        )
+
+    @property
+    def mean_log_likelihood(self):
+        """log_lik per unit of weight: EM's lower bound (scikit-learn's ``lower_bound_``)."""
+        return float(self.flat()[0]) / self.total_weight
+
+    # -- combining ---------------------------------------------------------
+    def _same_layout(self, other):
+        if not isinstance(other, SufficientStatistics):
+            raise TypeError(f"cannot combine SufficientStatistics with {type(other).__name__}")
+        if other.covariance_type != self.covariance_type or other.lanes.shape != self.lanes.shape:
+            raise ValueError("statistics of different models cannot be combined")
+        if not (np.array_equal(other.centres, self.centres)
+                and np.array_equal(other.tied_centre, self.tied_centre)):
+            raise ValueError(
+                "statistics taken about different centres: recentre one first (recentred())"
+            )
+
+    def _copy(self):
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.lanes = self.lanes.copy()
+        new.extras = {name: np.array(value) for name, value in self.extras.items()}
+        return new
+
+    def __add__(self, other):
+        """Statistics of both sets of rows: lanes added lane by lane, in a fixed order.
+
+        `other`'s chunks count as following this object's (its chunk
+        indices are shifted past ``next_chunk``), so ``a + b`` is the same
+        whichever worker made `b`, though not bitwise one pass over both.
+        """
+        self._same_layout(other)
+        new = self._copy()
+        new.lanes += other.lanes
+        new.next_chunk = self.next_chunk + other.next_chunk
+        new.total_weight = self.total_weight + other.total_weight
+        for name, value in other.extras.items():
+            new.extras[name] = new.extras[name] + value if name in new.extras else np.array(value)
+        return new
+
+    def scaled(self, factor):
+        """These statistics times `factor` (online EM's step sizes).
+
+        Parameters
+        ----------
+        factor : float
+            Finite and >= 0.
+
+        Returns
+        -------
+        SufficientStatistics
+        """
+        factor = float(factor)
+        if not (np.isfinite(factor) and factor >= 0.0):
+            raise ValueError(f"factor must be finite and >= 0, got {factor!r}")
+        new = self._copy()
+        new.lanes *= factor
+        new.total_weight *= factor
+        new.extras = {name: value * factor for name, value in self.extras.items()}
+        return new
+
+    def recentred(self, centres, tied_centre=None):
+        """The same statistics taken about other centres.
+
+        With delta_k = c'_k - c_k: S1' = S1 - N delta, and
+        S2' = S2 - S1 delta^T - delta S1^T + N delta delta^T (its diagonal
+        for diag); the tied scatter moves with its own centre the same way,
+        with s = sum_k (S1_k + N_k (c_k - t)) as its first moment.  Applied
+        lane by lane, so the lane structure is kept.
+
+        Parameters
+        ----------
+        centres : array-like of shape (n_components, n_features)
+        tied_centre : array-like of shape (n_features,), default=None
+            None: the mean of `centres` (tied only).
+
+        Returns
+        -------
+        SufficientStatistics
+        """
+        new = type(self)(self.covariance_type, centres, tied_centre)
+        if new.centres.shape != self.centres.shape:
+            raise ValueError(f"centres must have shape {self.centres.shape}, got {new.centres.shape}")
+        new.next_chunk, new.total_weight = self.next_chunk, self.total_weight
+        new.extras = {name: np.array(value) for name, value in self.extras.items()}
+        k, d = self.n_components, self.n_features
+        end = 1 + k + k * d
+        lanes = self.lanes.copy()
+        counts = lanes[:, 1:1 + k]
+        first = lanes[:, 1 + k:end].reshape(-1, k, d)
+        second = lanes[:, end:]
+        delta = new.centres - self.centres
+        if self.statistic == "tied":
+            shift = new.tied_centre - self.tied_centre
+            # first moment of the scatter about the old tied centre, per lane
+            s = (first + counts[:, :, None] * (self.centres - self.tied_centre)).sum(axis=1)
+            weight = counts.sum(axis=1)
+            scatter = _symmetric(second.reshape(-1, d, d))
+            scatter += (-s[:, :, None] * shift[None, None, :] - shift[None, :, None] * s[:, None, :]
+                        + weight[:, None, None] * np.outer(shift, shift)[None])
+            second[:] = np.triu(scatter).reshape(len(lanes), -1)
+        elif self.statistic == "full":
+            moments = _symmetric(second.reshape(-1, k, d, d))
+            moments += (
+                -first[..., :, None] * delta[None, :, None, :]
+                - delta[None, :, :, None] * first[..., None, :]
+                + counts[:, :, None, None] * (delta[:, :, None] * delta[:, None, :])[None]
+            )
+            second[:] = np.triu(moments).reshape(len(lanes), -1)
+        else:
+            second += (-2.0 * first * delta[None] + counts[:, :, None] * delta[None] ** 2).reshape(
+                len(lanes), -1)
+        first -= counts[:, :, None] * delta[None]
+        new.lanes = lanes
+        return new
+
+    # -- parameters --------------------------------------------------------
+    def m_step(self, reg_covar, total_weight=None, dtype=None):
+        """New mixture parameters from these statistics (the engine's M-step).
+
+        Parameters
+        ----------
+        reg_covar : float
+            Added to the diagonal of every covariance.
+        total_weight : float, default=None
+            What the weights are divided by: None normalises the floored
+            counts to sum to one, as an EM step does; scikit-learn's
+            initialisation divides by the number of rows instead.
+        dtype : dtype, default=None
+            The data's dtype, for the error message (float32 data get
+            scikit-learn's float32 hint).
+
+        Returns
+        -------
+        GaussianParameters
+
+        Raises
+        ------
+        ValueError
+            If a covariance is not positive definite.
+        """
+        counts, means, covariances, factors = m_step_from(
+            self.totals(), self.centres, self.tied_centre, self.covariance_type, reg_covar, dtype)
+        if total_weight is None:
+            # component order, one addition at a time: the compiled M-step's rule
+            total_weight = functools.reduce(operator.add, counts.tolist(), 0.0)
+        return GaussianParameters(counts / total_weight, means, covariances, factors)
+
+    def __repr__(self):
+        return (
+            f"SufficientStatistics({self.covariance_type!r}, n_components={self.n_components}, "
+            f"n_features={self.n_features}, total_weight={self.total_weight!r}, "
+            f"next_chunk={self.next_chunk})"
+        )
+
+
+def _symmetric(upper):
+    """Square blocks with their lower triangles filled from the upper ones."""
+    lower = np.tril(np.swapaxes(upper, -1, -2), -1)
+    return np.triu(upper) + lower
+
+
+def _running_sum(start, sample_weight, n_rows):
+    """start + the weights, added one row at a time (so blocks add up as one pass would)."""
+    if sample_weight is None:
+        return start + n_rows
+    if len(sample_weight) == 0:
+        return start
+    return float(np.cumsum(np.concatenate([[start], sample_weight]))[-1])

@@ -1,0 +1,255 @@
+"""What ``fastem bench`` prints and draws from its results: progress lines, the Markdown report, the chart.
+
+Everything here reads the plain dict :func:`fastem.bench.run_bench` returns
+(the same data ``--json`` writes), so a saved run can be reported again.
+"""
+import os
+
+import numpy as np
+
+from fastem.bench.probes import EXP_REPEATS, GEMM_REPEATS, flop_formulas
+from fastem.bench.requirements import check_requirements
+from fastem.bench.runners import seconds_per_iteration
+
+__all__ = ["format_report", "progress_line", "table_columns", "write_plot"]
+
+# Above this share of the CPUs' time used by other processes during a case,
+# the report says that case's timings are not reliable.
+BUSY_MACHINE_SHARE = 0.05
+
+MB = 1e6
+
+
+def _fmt(value, digits=3):
+    """Three significant digits, no exponent for the usual magnitudes."""
+    if value is None:
+        return "-"
+    if value == 0 or abs(value) >= 1e-4:
+        text = f"{value:#.{digits}g}"
+        # Past `digits` integer digits, %g switches to an exponent: print the integer.
+        return f"{value:.0f}" if "e" in text else text.rstrip(".")
+    return f"{value:.{digits - 1}e}"
+
+
+def progress_line(result):
+    """One line on a finished case: each implementation's s/iter and the whole fits.
+
+    Parameters
+    ----------
+    result : dict
+        One entry of ``run_bench(...)["cases"]``.
+
+    Returns
+    -------
+    str
+    """
+    parts = [f"{result['name']} (N={result['n_samples']}):"]
+    for name, entry in result["per_iteration"].items():
+        value = seconds_per_iteration(entry)
+        parts.append(f"{name} {_fmt(value) if value is not None else entry['status']} s/iter,")
+    parts.append(f"fit fastem {_fmt(result['fit']['fastem']['seconds'])} s, "
+                 f"sklearn {_fmt(result['fit']['sklearn']['seconds'])} s")
+    return " ".join(parts)
+
+
+def _status_cell(entry):
+    value = seconds_per_iteration(entry)
+    return _fmt(value) if value is not None else entry["status"]
+
+
+def _speedup_cell(result, name):
+    value = result["speedup"].get(name)
+    if value is not None:
+        return _fmt(value)
+    return result["per_iteration"][name]["status"]
+
+
+def table_columns(implementations):
+    """Column titles of the report's table, in order.
+
+    Parameters
+    ----------
+    implementations : list of str
+        As in ``run_bench(...)["implementations"]``.
+
+    Returns
+    -------
+    list of str
+    """
+    columns = ["#", "case", "N"]
+    columns += [f"{name} s/iter" for name in implementations]
+    columns += [f"speed-up vs {name}" for name in implementations if name != "fastem"]
+    columns += [
+        "limit ms (bound)", "fastem / limit",
+        "fit fastem s (iters)", "fit sklearn s (iters)", "fit sklearn / fastem",
+        "peak MB fastem (NumPy, tracemalloc)", "peak MB sklearn (NumPy, tracemalloc)",
+    ]
+    return columns
+
+
+def _table_row(number, result, implementations):
+    fit = result["fit"]
+    limit = result["limit"]
+    row = [str(number), result["name"], str(result["n_samples"])]
+    row += [_status_cell(result["per_iteration"][name]) for name in implementations]
+    row += [_speedup_cell(result, name) for name in implementations if name != "fastem"]
+    row += [
+        f"{_fmt(limit['seconds'] * 1e3)} ({limit['bound']})",
+        _fmt(result["limit_multiple"]),
+        f"{_fmt(fit['fastem']['seconds'])} ({fit['fastem']['n_iter']})",
+        f"{_fmt(fit['sklearn']['seconds'])} ({fit['sklearn']['n_iter']})",
+        _fmt(result["fit_ratio"]),
+        _fmt(fit["fastem"]["peak_bytes"] / MB),
+        _fmt(fit["sklearn"]["peak_bytes"] / MB),
+    ]
+    return row
+
+
+def _markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pool_line(pool):
+    name = f"{pool['user_api']} {pool.get('internal_api', '?')} {pool.get('version') or '(no version)'}"
+    facts = [f"{pool.get('num_threads')} threads"]
+    if pool.get("architecture"):
+        facts.append(f"architecture {pool['architecture']}")
+    where = os.path.basename(pool.get("filepath", "")) or pool.get("prefix", "")
+    return f"- {name}: {', '.join(facts)} ({where})"
+
+
+def _header(results):
+    env, machine, settings = results["environment"], results["machine"], results["settings"]
+    threads = settings["threads"]
+    daal = (
+        f"daal4py {env['daal4py']} ({env['daal4py_threads']} threads via daal4py.daalinit)"
+        if results["daal4py_installed"]
+        else "daal4py not installed: skipped (pip install scikit-learn-intelex to include it)"
+    )
+    load = env["load_average"]
+    lines = [
+        "## fastem bench",
+        "",
+        f"- fastem {env['fastem']} ({env['fastem_threads']} OpenMP threads, "
+        f"built with OpenMP: {'yes' if env['fastem_built_with_openmp'] else 'no'}), "
+        f"scikit-learn {env['sklearn']}, {daal}; NumPy {env['numpy']}, Python {env['python']}",
+        f"- CPU: {env['cpu']}, {env['cpus_available']} CPUs available"
+        + (f", load average {load[0]} {load[1]} {load[2]} at the start" if load else "")
+        + (f"; other processes used {results['other_load']:.0%} of the CPUs' time during the run"
+           if results["other_load"] is not None else ""),
+        f"- threads: {threads} (fastem n_threads={threads}; BLAS and OpenMP limited to "
+        f"{threads} by threadpoolctl for scikit-learn and daal4py); "
+        f"{settings['repeats']} timed repeats, medians" + ("; --quick: N / 10" if settings["quick"] else ""),
+        "- thread pools during the runs (threadpoolctl.threadpool_info()):",
+    ]
+    lines += ["  " + _pool_line(pool) for pool in results["thread_pools"]]
+    env_vars = ", ".join(
+        f"{name}={value}" if value is not None else f"{name} unset"
+        for name, value in env["openblas_env"].items()
+    )
+    lines.append(
+        f"- {env_vars} (when set, these override OpenBLAS's CPU detection and slow "
+        "numpy's BLAS; left as found)"
+    )
+    lines += [
+        f"- machine limits measured now: GEMM peak {_fmt(machine['gemm_flops'] / 1e9)} GFLOP/s "
+        f"(float64 np.matmul {machine['gemm_size']}^2, {threads} BLAS threads, best of {GEMM_REPEATS}); "
+        f"memory read {_fmt(machine['read_bandwidth'] / 1e9)} GB/s and copy "
+        f"{_fmt(machine['copy_bandwidth'] / 1e9)} GB/s (read + write; "
+        f"{machine['bandwidth_bytes'] / 2 ** 30:g} GiB, {threads} threads); "
+        f"exp {_fmt(machine['exp_rate_one_thread'] / 1e6)} M/s on one thread, best of {EXP_REPEATS} windows "
+        f"(np.exp is single-threaded: scaled by {threads} threads to "
+        f"{_fmt(machine['exp_rate'] / 1e6)} M/s)",
+        "- limit = max(bytes of X / read bandwidth, flops / GEMM peak, N K exps / exp rate) per "
+        f"iteration; flops {flop_formulas()}",
+        "- s/iter: one EM iteration from the same start for every implementation (a random "
+        "partition's means and covariances, weights 1/K), measured as (t(1 + m) - t(1)) / m "
+        "so that once-per-fit work (input checks, scikit-learn's KMeans run even when all "
+        "*_init are given) is left out; speed-up = their s/iter / fastem's",
+        "- fit: whole fit with default settings (init_params='kmeans', tol=1e-3, "
+        "random_state=0), seconds (iterations); peak MB: NumPy allocations seen by "
+        "tracemalloc beyond X during that fit (fastem's per-thread C buffers are not seen)",
+    ]
+    return "\n".join(lines)
+
+
+def format_report(results):
+    """The Markdown report: a header of machine, BLAS and thread facts, then the table.
+
+    Parameters
+    ----------
+    results : dict
+        As returned by :func:`fastem.bench.run_bench`.
+
+    Returns
+    -------
+    str
+    """
+    implementations = results["implementations"]
+    rows = [_table_row(number, result, implementations) for number, result in enumerate(results["cases"])]
+    text = _header(results) + "\n\n" + _markdown_table(table_columns(implementations), rows)
+    notes = []
+    for result in results["cases"]:
+        if result["other_load"] is not None and result["other_load"] > BUSY_MACHINE_SHARE:
+            notes.append(f"- {result['name']}: other processes used {result['other_load']:.0%} "
+                         "of the CPUs' time during this case: its timings are not reliable")
+        for name, entry in result["per_iteration"].items():
+            if entry["status"] != "ok":
+                notes.append(f"- {result['name']}: {name} {entry['status']}: {entry['message']}")
+            elif entry["method"] != "difference":
+                notes.append(f"- {result['name']}: {name} s/iter is a whole fit over its "
+                             "iterations (timer noise exceeded the timed iterations)")
+    if notes:
+        text += "\n\n" + "\n".join(notes)
+    return text
+
+
+def write_plot(results, path):
+    """Save a bar chart of fastem's speed-ups per case to `path` (PNG).
+
+    Parameters
+    ----------
+    results : dict
+        As returned by :func:`fastem.bench.run_bench`.
+    path : str
+
+    Raises
+    ------
+    BenchError
+        If matplotlib is not installed.
+    """
+    check_requirements(plot=True)
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    cases = results["cases"]
+    series = [
+        (f"per iteration vs {name}", [c["speedup"].get(name) for c in cases])
+        for name in results["implementations"] if name != "fastem"
+    ]
+    series.append(("whole fit vs sklearn", [c["fit_ratio"] for c in cases]))
+    width = 0.8 / len(series)
+    positions = np.arange(len(cases))
+    figure = Figure(figsize=(max(6.0, 1.1 * len(cases) + 2.0), 4.8), layout="constrained")
+    axes = figure.add_subplot()
+    for index, (label, values) in enumerate(series):
+        # A case an implementation does not support gets no bar.
+        heights = [v if v is not None else np.nan for v in values]
+        bars = axes.bar(positions + (index - (len(series) - 1) / 2) * width, heights, width, label=label)
+        axes.bar_label(bars, labels=[_fmt(v, 2) if v is not None else "" for v in values],
+                       fontsize=7, padding=1)
+        for bar, value in zip(bars, values):
+            if value is None:
+                axes.text(bar.get_x() + bar.get_width() / 2, 1.0, "n/a",
+                          ha="center", va="bottom", fontsize=7, rotation=90)
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_yscale("log")
+    axes.set_xticks(positions, [f"{c['name']}\nN={c['n_samples']}" for c in cases],
+                    rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel("fastem speed-up (x, log scale)")
+    settings = results["settings"]
+    axes.set_title(f"fastem {results['environment']['fastem']}: speed-up per case "
+                   f"({settings['threads']} threads, median of {settings['repeats']})")
+    axes.legend(fontsize=8)
+    figure.savefig(path, dpi=120)
