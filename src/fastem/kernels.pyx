@@ -13,7 +13,7 @@ constants.
 from libc.stdint cimport int64_t
 from cpython.pycapsule cimport PyCapsule_New
 
-from fastem._em cimport em_fit, em_step, m_step as _m_step, precision_cholesky as _precision_cholesky
+from fastem._fit cimport em_fit, em_step, m_step as _m_step, precision_cholesky as _precision_cholesky
 from fastem._gmm cimport (
     GaussianModel,
     accumulate_given_model,
