@@ -240,3 +240,13 @@ def test_m_step_from_takes_the_flat_statistics(rng):
     np.testing.assert_allclose(nk / nk.sum(), model.weights, rtol=1e-15)
     with pytest.raises(ValueError, match="size"):
         _em.m_step_from(stats[:-1], model.means, None, "full", 1e-6)
+
+
+def test_the_c_table_codes_are_the_kernel_enums():
+    # _covariance_shapes.pxd spells the statistic codes the kernels' Stats enum
+    # uses, and the covariance codes fastem.h and fastem._covariance use.
+    import fastem.kernels
+    from fastem._kernels import Stats
+    assert _em.STATISTIC_CODES == {"none": Stats.STATS_NONE, "full": Stats.STATS_FULL,
+                                   "tied": Stats.STATS_TIED, "diag": Stats.STATS_DIAG}
+    assert fastem.kernels.COVARIANCE_TYPES == {"full": 0, "tied": 1, "diag": 2, "spherical": 3}
