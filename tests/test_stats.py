@@ -126,7 +126,7 @@ def test_statistics_and_m_step_reproduce_the_em_step_bit_for_bit(rng, covariance
     stats = SufficientStatistics.of_model(model)
     stats.add(X, weights, model=model, n_threads=2)
     new = stats.m_step(1e-6)
-    bound = model.em_step(X, weights, _em.weights_total(weights, len(X)), 1e-6, 2)
+    bound = model.em_step(X, weights, _em.sum_weights(weights, len(X)), 1e-6, 2)
     assert stats.mean_log_likelihood == bound
     np.testing.assert_array_equal(new.weights, model.weights)
     np.testing.assert_array_equal(new.means, model.means)

@@ -257,10 +257,6 @@ def sum_weights(sample_weight, int64_t n_rows):
     return _sum_weights(w, n_rows)
 
 
-# The old name, until the Python layer uses sum_weights.
-weights_total = sum_weights
-
-
 def precision_factors(covariances, covariance_type):
     """Precision Cholesky factors from covariances (upper triangular for full/tied).
 

@@ -13,7 +13,7 @@ import numpy as np
 from fastem import _covariance as cov_table
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
-from fastem._em import ModelArrays, weights_total
+from fastem._em import ModelArrays, sum_weights
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._validation import (
@@ -163,7 +163,7 @@ class GaussianMixture(EMEstimator):
                 f"{self.means_.shape[1]} features."
             )
         return _GaussianFitData(
-            X, sample_weight, weights_total(sample_weight, X.shape[0]),
+            X, sample_weight, sum_weights(sample_weight, X.shape[0]),
             self._check_initial_parameters(X.shape[1]),
         )
 

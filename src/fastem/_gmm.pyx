@@ -4,7 +4,7 @@ GaussianModel (fastem.h's fastem_gmm) checked, turned into the arrays a
 kernel pass reads (log normalisers, whitened means; _derive), and run through
 the passes of _kernels: statistics (E-step or supplied responsibilities),
 log-densities, scores.
-The M-step and the EM iterations built on these are in _em.pyx.
+The M-step and the EM iterations built on these are in _fit.pyx.
 
 Every function returns a status (FASTEM_OK, 0, on success) and never raises.
 """
