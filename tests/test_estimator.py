@@ -622,3 +622,43 @@ def test_kmeans_subsample_draws_from_the_weighted_rows(rng, init_params):
     assert_valid_model(gm, 3, 2)
     # centres are in increasing order of their first coordinate
     np.testing.assert_allclose(gm.means_[np.argsort(gm.means_[:, 0])], centres, atol=0.5)
+
+
+def test_per_iteration_hook_sees_every_iteration(make_blobs):
+    # The hook progress output, callbacks and online fitting attach to.
+    seen = []
+
+    class Watched(fastem.GaussianMixture):
+        def _after_iteration(self, iteration):
+            seen.append(iteration)
+            super()._after_iteration(iteration)
+
+    X = make_blobs(600, 2, 3)[0]
+    gm = Watched(3, n_init=2, max_iter=50, tol=1e-8, random_state=0).fit(X)
+    assert [it.init for it in seen] == sorted(it.init for it in seen)
+    assert {it.init for it in seen} == {0, 1}
+    best = [it for it in seen if it.lower_bound == gm.lower_bound_]
+    assert best, "the kept initialisation's last bound must have been reported"
+    runs = {init: [it for it in seen if it.init == init] for init in (0, 1)}
+    kept = next(run for run in runs.values() if run[-1].lower_bound == gm.lower_bound_)
+    assert [it.n_iter for it in kept] == list(range(1, gm.n_iter_ + 1))
+    assert [it.lower_bound for it in kept] == list(gm.lower_bounds_)
+    assert np.isinf(kept[0].change)
+    for previous, current in zip(kept, kept[1:]):
+        assert current.change == current.lower_bound - previous.lower_bound
+
+
+@pytest.mark.parametrize("max_iter", [0, 3])
+def test_verbose_output_is_sklearns(make_blobs, capsys, max_iter):
+    from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+
+    X = make_blobs(300, 2, 2)[0]
+    given = dict(weights_init=[0.5, 0.5], means_init=X[:2], max_iter=max_iter, tol=0.0,
+                 verbose=1, verbose_interval=1)
+    outputs = []
+    for cls in (SklearnGaussianMixture, fastem.GaussianMixture):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(2, **given).fit(X)
+        outputs.append(capsys.readouterr().out)
+    assert outputs[1] == outputs[0]

@@ -176,3 +176,85 @@ def test_readme_example_runs():
     stats, params = namespace["stats"], namespace["params"]
     assert stats.total_weight == 10_000.0
     np.testing.assert_allclose(params.weights.sum(), 1.0, rtol=1e-14)
+
+
+def test_tied_statistics_need_responsibilities_that_sum_to_one(rng):
+    # The tied scatter counts each row once with its sample weight, so rows of
+    # responsibilities summing to anything else would give a wrong covariance.
+    X, resp, weights, centres = _data(rng, 300, 3, 2)
+    stats = SufficientStatistics("tied", centres)
+    with pytest.raises(ValueError, match="sum to one"):
+        stats.add(X, weights, responsibilities=resp * 0.5)
+    stats.add(X, weights, responsibilities=resp)   # normalised rows are fine
+    SufficientStatistics("full", centres).add(X, weights, responsibilities=resp * 0.5)
+
+
+def test_extras_travel_with_the_lanes(rng):
+    X, resp, weights, centres = _data(rng, 200, 3, 2)
+    a = SufficientStatistics("diag", centres).add(X, weights, responsibilities=resp)
+    b = SufficientStatistics("diag", centres).add(X, weights, responsibilities=resp)
+    a.extras["transitions"] = np.array([[1.0, 2.0], [3.0, 4.0]])
+    b.extras["transitions"] = np.ones((2, 2))
+    b.extras["starts"] = np.array([0.5, 0.5])
+    both = a + b
+    np.testing.assert_array_equal(both.extras["transitions"], [[2.0, 3.0], [4.0, 5.0]])
+    np.testing.assert_array_equal(both.extras["starts"], [0.5, 0.5])
+    np.testing.assert_array_equal(both.scaled(2.0).extras["transitions"], [[4.0, 6.0], [8.0, 10.0]])
+    np.testing.assert_array_equal(both.recentred(centres + 1.0).extras["starts"], [0.5, 0.5])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(both)).extras["transitions"],
+                                  both.extras["transitions"])
+    # the operands are left as they were
+    np.testing.assert_array_equal(a.extras["transitions"], [[1.0, 2.0], [3.0, 4.0]])
+    assert "starts" not in a.extras
+
+
+def test_rows_added_after_a_sum_continue_its_chunks(rng):
+    X, resp, weights, centres = _data(rng, 5000, 3, 2)
+    a = SufficientStatistics("full", centres).add(X[:2048], weights[:2048], responsibilities=resp[:2048])
+    b = SufficientStatistics("full", centres).add(X[2048:4096], weights[2048:4096],
+                                                  responsibilities=resp[2048:4096])
+    both = a + b
+    assert both.next_chunk == a.next_chunk + b.next_chunk == 4
+    both.add(X[4096:], weights[4096:], responsibilities=resp[4096:])
+    whole = SufficientStatistics("full", centres).add(X, weights, responsibilities=resp)
+    assert both.next_chunk == whole.next_chunk
+    for got, want in zip(both.totals()[1:], whole.totals()[1:]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_mean_log_likelihood_of_nothing_is_an_error(rng):
+    X, resp, weights, centres = _data(rng, 50, 3, 2)
+    with pytest.raises(ValueError, match="no rows"):
+        SufficientStatistics("full", centres).mean_log_likelihood
+    stats = SufficientStatistics("full", centres).add(X, weights, responsibilities=resp)
+    with pytest.raises(ValueError, match="no rows"):
+        stats.scaled(0.0).mean_log_likelihood
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_running_statistics_recentred_onto_the_next_model_combine_with_its_e_step(rng, covariance_type):
+    # Online EM: the running statistics move to the new model's centres, then
+    # the next chunk's E-step statistics are added to them.
+    params = _random_model(rng, covariance_type, 3, 4)
+    model = _em.ModelArrays(covariance_type, *params[:2], params.precisions_cholesky, params.covariances)
+    X = rng.normal(size=(2000, 4)) + 3.0
+    running = SufficientStatistics.of_model(model).add(X[:1000], model=model)
+    model.em_step(X[:1000], None, 1000.0, 1e-6, 1)          # the model moves on
+    step = SufficientStatistics.of_model(model).add(X[1000:], model=model)
+    combined = running.recentred_to_model(model) + step
+    np.testing.assert_array_equal(combined.centres, model.means)
+    assert combined.total_weight == 2000.0
+    combined.m_step(1e-6)
+
+
+def test_statistics_without_a_covariance_type_serve_k_means(rng):
+    X = rng.normal(size=(500, 2))
+    centres = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    inertia, counts, first, second = SufficientStatistics(None, centres).add(X).totals()
+    nearest = np.argmin(((X[:, None] - centres[None]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(counts, np.bincount(nearest, minlength=2))
+    np.testing.assert_allclose(first[1], (X[nearest == 1] - centres[1]).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(inertia, ((X - centres[nearest]) ** 2).sum(), rtol=1e-12)
+    assert second is None
+    with pytest.raises(ValueError, match="no M-step"):
+        SufficientStatistics(None, centres).m_step(1e-6)

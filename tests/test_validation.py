@@ -437,3 +437,42 @@ def test_sample_needs_a_positive_count(fitted):
     for bad in [0, -3]:
         with pytest.raises(ValueError, match=r"(?i)n_samples|sample"):
             fitted.sample(bad)
+
+
+def test_sklearn_compatible_exceptions_pickle():
+    # joblib and multiprocessing send a worker's exception back by pickling it.
+    import pickle
+    import subprocess
+    import sys
+
+    code = (
+        "import pickle, sklearn.exceptions, sklearn.utils._param_validation, fastem\n"
+        "from fastem.exceptions import invalid_parameter_error, not_fitted_error\n"
+        "for error in (not_fitted_error(fastem.GaussianMixture()), invalid_parameter_error('bad')):\n"
+        "    back = pickle.loads(pickle.dumps(error))\n"
+        "    assert type(back) is type(error), (type(back), type(error))\n"
+        "    assert back.args == error.args\n"
+        "    assert isinstance(back, (sklearn.exceptions.NotFittedError,\n"
+        "                             sklearn.utils._param_validation.InvalidParameterError))\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_upper_factor_keeps_the_precision(lower):
+    from fastem._covariance import upper_factor
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4, 4))
+    precision = a @ a.T + 4 * np.eye(4)
+    factor = np.linalg.cholesky(precision)
+    if not lower:
+        factor = np.linalg.cholesky(precision[::-1, ::-1])[::-1, ::-1]   # an upper factor
+    upper = upper_factor(factor)
+    np.testing.assert_array_equal(np.tril(upper, -1), 0.0)
+    np.testing.assert_allclose(upper @ upper.T, precision, rtol=1e-12)
+    if not lower:
+        assert upper is factor   # already upper: passed through untouched

@@ -195,7 +195,8 @@ class EMEstimator:
                 if has_converged(previous, lower_bound, self.tol):
                     converged = True
                     break
-            self._verbose_init_end(lower_bound, converged)
+            if self.max_iter > 0:   # scikit-learn reports no end of an initialisation it did not run
+                self._verbose_init_end(lower_bound, converged)
             # max_iter=0 keeps the last initialisation, whose bound is not computed.
             if best is None or self.max_iter == 0 or lower_bound > best[1] or best[1] == -np.inf:
                 best = (state, lower_bound, n_iter, bounds, converged)

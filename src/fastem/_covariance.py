@@ -3,8 +3,8 @@
 A covariance type fixes how a Gaussian mixture stores its covariances, which
 second-order statistic its M-step needs, and how many free parameters it has.
 Everything else in fastem asks this table instead of writing the shapes out
-(the compiled engine has its own single table, ``_covariance.pxd``, with the
-same codes).
+(the compiled engine has its own single table, ``_covariance_shapes.pxd``,
+with the same codes).
 
 Storage per covariance type (as in scikit-learn):
 
@@ -40,28 +40,30 @@ class CovarianceType:
         The second-order statistic its M-step needs ("full", "tied" or "diag").
     per_component : bool
         Each component has its own covariance (False only for "tied").
-    matrix : bool
-        Covariances are D x D matrices (full, tied) rather than variances.
+    block : {"matrix", "variances", "variance"}
+        What one covariance is: a D x D matrix, D variances, or one variance.
     """
 
     name: str
     code: int
     statistic: str
     per_component: bool
-    matrix: bool
+    block: str
+
+    @property
+    def matrix(self):
+        """Covariances are D x D matrices (full, tied) rather than variances."""
+        return self.block == "matrix"
 
     def shape(self, n_components, n_features):
         """Shape of ``covariances_`` (and of the precisions and their factors)."""
-        block = (n_features, n_features) if self.matrix else (n_features,)
-        if self.name == "spherical":
-            block = ()
-        return ((n_components,) if self.per_component else ()) + block
+        block = {"matrix": (n_features, n_features), "variances": (n_features,), "variance": ()}
+        return ((n_components,) if self.per_component else ()) + block[self.block]
 
     def n_covariance_parameters(self, n_components, n_features):
         """Free parameters of the covariances alone."""
-        per_block = n_features * (n_features + 1) // 2 if self.matrix else n_features
-        if self.name == "spherical":
-            per_block = 1
+        per_block = {"matrix": n_features * (n_features + 1) // 2, "variances": n_features,
+                     "variance": 1}[self.block]
         return per_block * (n_components if self.per_component else 1)
 
     def n_parameters(self, n_components, n_features):
@@ -84,10 +86,10 @@ class CovarianceType:
 COVARIANCE_TYPES = {
     t.name: t
     for t in (
-        CovarianceType("full", 0, "full", per_component=True, matrix=True),
-        CovarianceType("tied", 1, "tied", per_component=False, matrix=True),
-        CovarianceType("diag", 2, "diag", per_component=True, matrix=False),
-        CovarianceType("spherical", 3, "diag", per_component=True, matrix=False),
+        CovarianceType("full", 0, "full", per_component=True, block="matrix"),
+        CovarianceType("tied", 1, "tied", per_component=False, block="matrix"),
+        CovarianceType("diag", 2, "diag", per_component=True, block="variances"),
+        CovarianceType("spherical", 3, "diag", per_component=True, block="variance"),
     )
 }
 

@@ -30,7 +30,6 @@ X: the subsample is at most a few hundred rows per cluster.
 """
 import numpy as np
 
-from fastem import _em as _engine
 from fastem._stats import SufficientStatistics
 
 # Rows seen by k-means++: enough for good seeds, few enough that seeding costs
@@ -247,13 +246,9 @@ def _farthest_rows(X, sample_weight, rows, centers, count):
 
 def _nearest_centre_sums(X, sample_weight, centers, n_threads):
     """One Lloyd pass: each centre's count and sum of (x - centre) over its nearest rows."""
-    k, d = centers.shape
-    n_stats = _engine.statistics_size("none", k, d)
-    lanes = np.zeros((_engine.lane_count(n_stats), n_stats))
-    _engine.accumulate(X, sample_weight, lanes, statistic="none", centres=centers,
-                       n_threads=n_threads)
-    sums = _engine.reduce_lanes(lanes)
-    return sums[1:1 + k], sums[1 + k:].reshape(k, d)
+    _, counts, first, _ = SufficientStatistics(None, centers).add(
+        X, sample_weight, n_threads=n_threads).totals()
+    return counts, first
 
 
 def data_mean_and_variance(X, sample_weight, n_threads):

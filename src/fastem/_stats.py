@@ -51,8 +51,9 @@ class SufficientStatistics:
 
     Parameters
     ----------
-    covariance_type : {"full", "tied", "diag", "spherical"}
-        Which second-order statistic is kept (spherical keeps the diagonal).
+    covariance_type : {"full", "tied", "diag", "spherical"} or None
+        Which second-order statistic is kept (spherical keeps the diagonal);
+        None keeps none, only counts and first moments (k-means).
     centres : array-like of shape (n_components, n_features)
         The points the moments are taken about.  For statistics of an E-step,
         the means of the model that runs it.
@@ -80,17 +81,20 @@ class SufficientStatistics:
     Adding blocks of rows whose sizes are multiples of ``chunk_rows`` gives
     exactly the statistics of one pass over their concatenation; other
     block sizes agree to rounding.  Objects pickle as plain NumPy arrays.
+    An object is not safe to add into from two threads at once (the engine
+    writes its lanes without the GIL): give each thread its own and sum them.
     """
 
     def __init__(self, covariance_type, centres, tied_centre=None):
-        kind = _covariance.covariance_type(covariance_type)
         centres = np.array(centres, dtype=np.float64, order="C", ndmin=2)
         if centres.ndim != 2 or centres.size == 0:
             raise ValueError(f"centres must have shape (n_components, n_features), got {centres.shape}")
-        self.covariance_type = kind.name
-        self.statistic = kind.statistic
+        self.covariance_type = covariance_type
+        self.statistic = (
+            "none" if covariance_type is None else _covariance.covariance_type(covariance_type).statistic
+        )
         self.centres = centres
-        if kind.statistic == "tied":
+        if self.statistic == "tied":
             centre = centres.mean(axis=0) if tied_centre is None else tied_centre
             self.tied_centre = np.array(centre, dtype=np.float64, order="C")
             if self.tied_centre.shape != (centres.shape[1],):
@@ -153,7 +157,10 @@ class SufficientStatistics:
         sample_weight : ndarray of shape (n_rows,), float64, or None
         model : fastem._em.ModelArrays, default=None
         responsibilities : ndarray of shape (n_rows, n_components), default=None
-            Rows need not sum to one (a weight per component and row).
+            Non-negative.  For full, diag and spherical a row need not sum to
+            one (a weight per component and row); for tied each row must sum
+            to one, since the tied scatter counts every row once with its
+            sample weight (put a row's total weight in `sample_weight`).
         n_threads : int, default=1
 
         Returns
@@ -170,6 +177,12 @@ class SufficientStatistics:
                 raise ValueError(
                     f"responsibilities must have shape ({X.shape[0]}, {self.n_components}), "
                     f"got {responsibilities.shape}"
+                )
+            if self.statistic == "tied" and not np.allclose(
+                    responsibilities.sum(axis=1), 1.0, rtol=0.0, atol=1e-9):
+                raise ValueError(
+                    "for tied statistics each row of responsibilities must sum to one; "
+                    "put a row's total weight in sample_weight instead"
                 )
         self.next_chunk += _engine.accumulate(
             X, sample_weight, self.lanes, statistic=self.statistic, centres=self.centres,
@@ -197,16 +210,24 @@ class SufficientStatistics:
 
     def _split(self, flat):
         k, d = self.n_components, self.n_features
-        second_shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d)}[self.statistic]
         end = 1 + k + k * d
-        return Totals(
-            float(flat[0]), flat[1:1 + k], flat[1 + k:end].reshape(k, d),
-            flat[end:].reshape(second_shape),
-        )
+        second = None
+        if self.statistic != "none":
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d)}[self.statistic]
+            second = flat[end:].reshape(shape)
+        return Totals(float(flat[0]), flat[1:1 + k], flat[1 + k:end].reshape(k, d), second)
 
     @property
     def mean_log_likelihood(self):
-        """log_lik per unit of weight: EM's lower bound (scikit-learn's ``lower_bound_``)."""
+        """log_lik per unit of weight: EM's lower bound (scikit-learn's ``lower_bound_``).
+
+        Raises
+        ------
+        ValueError
+            If no weight has been added (nothing to average over).
+        """
+        if not self.total_weight > 0.0:
+            raise ValueError("no rows with positive weight have been added to these statistics")
         return float(self.flat()[0]) / self.total_weight
 
     # -- combining ---------------------------------------------------------
@@ -231,9 +252,10 @@ class SufficientStatistics:
     def __add__(self, other):
         """Statistics of both sets of rows: lanes added lane by lane, in a fixed order.
 
-        `other`'s chunks count as following this object's (its chunk
-        indices are shifted past ``next_chunk``), so ``a + b`` is the same
-        whichever worker made `b`, though not bitwise one pass over both.
+        The result depends only on the two operands (and their order), not
+        on where or with how many threads each was made; it equals one pass
+        over both sets of rows to rounding, not bit for bit.  ``next_chunk``
+        becomes the sum of both, so rows added afterwards continue after them.
         """
         self._same_layout(other)
         new = self._copy()
@@ -313,12 +335,28 @@ class SufficientStatistics:
                 + counts[:, :, None, None] * (delta[:, :, None] * delta[:, None, :])[None]
             )
             second[:] = np.triu(moments).reshape(len(lanes), -1)
-        else:
+        elif self.statistic == "diag":
             second += (-2.0 * first * delta[None] + counts[:, :, None] * delta[None] ** 2).reshape(
                 len(lanes), -1)
         first -= counts[:, :, None] * delta[None]
         new.lanes = lanes
         return new
+
+    def recentred_to_model(self, model):
+        """These statistics about a model's means and tied centre (see :meth:`of_model`).
+
+        What online EM needs before adding statistics of the next E-step:
+        ``running.recentred_to_model(model) + SufficientStatistics.of_model(model).add(...)``.
+
+        Parameters
+        ----------
+        model : fastem._em.ModelArrays
+
+        Returns
+        -------
+        SufficientStatistics
+        """
+        return self.recentred(model.means, model.tied_centre())
 
     # -- parameters --------------------------------------------------------
     def m_step(self, reg_covar, total_weight=None, dtype=None):
@@ -343,10 +381,13 @@ class SufficientStatistics:
         Raises
         ------
         ValueError
-            If a covariance is not positive definite.
+            If a covariance is not positive definite, or these statistics
+            keep no second-order statistic (``covariance_type=None``).
         """
+        if self.covariance_type is None:
+            raise ValueError("statistics without a covariance type have no M-step")
         counts, means, covariances, factors = m_step_from(
-            self.totals(), self.centres, self.tied_centre, self.covariance_type, reg_covar, dtype)
+            self.flat(), self.centres, self.tied_centre, self.covariance_type, reg_covar, dtype)
         if total_weight is None:
             # component order, one addition at a time: the compiled M-step's rule
             total_weight = functools.reduce(operator.add, counts.tolist(), 0.0)

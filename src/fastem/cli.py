@@ -26,7 +26,7 @@ import numpy as np
 
 import fastem
 from fastem import GaussianMixture, bench
-from fastem._covariance import COVARIANCE_NAMES as COVARIANCE_TYPES
+from fastem._covariance import COVARIANCE_NAMES
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
@@ -503,7 +503,7 @@ def _add_fit_parser(subparsers):
     )
     parser.add_argument("-k", "--n-components", type=_int_at_least(1), default=2,
                         help="number of mixture components (default: 2)")
-    parser.add_argument("--covariance-type", choices=COVARIANCE_TYPES, default="full",
+    parser.add_argument("--covariance-type", choices=COVARIANCE_NAMES, default="full",
                         help="covariance parametrisation (default: full)")
     parser.add_argument("--max-iter", type=_int_at_least(1), default=None,
                         help=f"maximum EM iterations per initialisation (default: {DEFAULT_MAX_ITER}; "

@@ -55,7 +55,19 @@ EM_NOT_CONVERGED = (
 @functools.lru_cache(maxsize=None)
 def _with_sklearn_base(ours, module_name):
     sk_class = getattr(sys.modules[module_name], ours.__name__)
-    return type(ours.__name__, (ours, sk_class), {"__module__": ours.__module__})
+
+    def __reduce__(self):
+        # The made class cannot be found by name, so pickle rebuilds it in the
+        # receiving process (joblib and multiprocessing send errors back this way).
+        return _rebuild, (ours.__name__, self.args)
+
+    return type(ours.__name__, (ours, sk_class),
+                {"__module__": ours.__module__, "__reduce__": __reduce__})
+
+
+def _rebuild(name, args):
+    """Unpickle an exception of a class made by _with_sklearn_base."""
+    return _compatible(globals()[name])(*args)
 
 
 def _compatible(ours):
