@@ -21,7 +21,7 @@ case below is run through both libraries and the outcomes are compared:
 The cases come from walking scikit-learn 1.9's GaussianMixture, BaseMixture,
 ``check_array``, ``validate_data``, ``_check_feature_names`` and the parameter
 constraints.  Every case is small, so the module runs in a few seconds.  The
-feature-name cases need pandas (not a test requirement) and skip without it.
+feature-name cases need pandas, which the test extra installs.
 """
 import contextlib
 import functools
