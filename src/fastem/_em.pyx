@@ -422,7 +422,10 @@ def accumulate(
         Responsibilities from this Gaussian model's E-step (`centres` must be its
         means); ``stats[0]`` gains ``sum_n w_n log p(x_n)``.
     responsibilities : ndarray of shape (n_rows, K), float64, C-contiguous, or None
-        Responsibilities the caller supplies; ``stats[0]`` is unchanged.
+        Responsibilities the caller supplies; ``stats[0]`` is unchanged.  Any
+        non-negative rows for "full", "diag" and "none"; for "tied" each row must
+        sum to one, since the tied scatter counts every row with its sample
+        weight alone (it does not read the responsibilities).
         With neither `model` nor `responsibilities`: each row goes to its nearest
         centre (k-means) and ``stats[0]`` gains the weighted squared distances.
     tied_centre : ndarray of shape (D,) or None
