@@ -207,3 +207,11 @@ def test_output_pointers_never_point_into_a_copy():
     for array in (np.zeros((4, 3)).T, np.zeros((3, 8))[:, ::2], np.zeros((3, 4), dtype=np.float32)):
         with pytest.raises(ValueError, match="C-contiguous float64"):
             _out_pointer_fills(array, 2.0)
+
+
+def test_em_step_refuses_x_narrower_than_the_model(rng):
+    # The same clear message as accumulate and log_densities, not a bare status.
+    model, _ = _random_model(rng, "diag", 3, 4)
+    X = _data(rng, 3)
+    with pytest.raises(ValueError, match="fewer columns than the model has features"):
+        model.em_step(X, None, float(len(X)), 1e-6, 1)

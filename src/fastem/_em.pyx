@@ -130,8 +130,10 @@ cdef class ModelArrays:
         Raises
         ------
         ValueError
-            If the log-likelihood is not finite or a new covariance is ill-defined.
+            If `X` has fewer columns than the model has features, the
+            log-likelihood is not finite or a new covariance is ill-defined.
         """
+        self._check_columns(X.shape[1])
         cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
         cdef double bound = 0.0
         cdef int status
