@@ -215,3 +215,15 @@ def test_em_step_refuses_x_narrower_than_the_model(rng):
     X = _data(rng, 3)
     with pytest.raises(ValueError, match="fewer columns than the model has features"):
         model.em_step(X, None, float(len(X)), 1e-6, 1)
+
+
+@pytest.mark.parametrize("split", [0, 1, 333, 700])
+def test_sum_weights_continues_from_a_start(rng, split):
+    # A running total across row blocks has the bits of one sum over all rows.
+    w = rng.uniform(0.0, 3.0, size=700) * 10.0 ** rng.integers(-8, 8, size=700)
+    head = _em.sum_weights(w[:split], split)
+    assert _em.sum_weights(w[split:], 700 - split, start=head) == _em.sum_weights(w, 700)
+    assert _em.sum_weights(w, 700, start=0.0) == _em.sum_weights(w, 700)
+    ones = _em.sum_weights(None, split)
+    assert _em.sum_weights(None, 700 - split, start=ones) == _em.sum_weights(None, 700) == 700.0
+    assert _em.sum_weights(None, 3, start=0.5) == 3.5

@@ -252,11 +252,16 @@ def responsibilities(log_dens):
     return resp, log_prob_norm
 
 
-def sum_weights(sample_weight, int64_t n_rows):
-    """The total weight EM divides the log-likelihood by (summed in row order, as
-    the C layer sums it; `n_rows` for None)."""
+def sum_weights(sample_weight, int64_t n_rows, double start=0.0):
+    """The total weight EM divides the log-likelihood by: ``start`` plus the weights
+    added one by one in row order, as the C layer sums them (None: ones, so
+    ``start + n_rows``).
+
+    A running total kept across row blocks, ``t = sum_weights(block, n, t)``, has
+    the bits of one call over all the rows.
+    """
     cdef const double* w = _weights_pointer(sample_weight, n_rows)
-    return _sum_weights(w, n_rows)
+    return _sum_weights(w, n_rows, start)
 
 
 def precision_factors(covariances, covariance_type):

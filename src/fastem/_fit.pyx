@@ -229,7 +229,7 @@ cdef int em_fit(
     On error the model is put back to the parameters it came with, and n_iter
     says how many iterations had succeeded.
     """
-    cdef double previous, current = -INFINITY, total = _sum_weights(sample_weight, n_rows)
+    cdef double previous, current = -INFINITY, total = _sum_weights(sample_weight, n_rows, 0.0)
     cdef int status = STATUS_OK
     cdef int64_t it
     cdef int64_t k, d, cov_size

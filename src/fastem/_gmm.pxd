@@ -45,7 +45,7 @@ cdef int check_model(const GaussianModel* model) noexcept nogil
 cdef int64_t model_stats_size(const GaussianModel* model) noexcept nogil
 
 
-cdef double _sum_weights(const double* sample_weight, int64_t n_rows) noexcept nogil
+cdef double _sum_weights(const double* sample_weight, int64_t n_rows, double start) noexcept nogil
 cdef int _threads(int n_threads) noexcept nogil
 cdef int _kernel_status(int status) noexcept nogil
 cdef void _tied_centre(const GaussianModel* m, double* centre) noexcept nogil

@@ -75,13 +75,17 @@ cdef int64_t model_stats_size(const GaussianModel* m) noexcept nogil:
     return _statistics_size(statistic_of(m.covariance_type), m.n_components, m.n_features)
 
 
-cdef double _sum_weights(const double* sample_weight, int64_t n_rows) noexcept nogil:
-    cdef double total = 0.0
+cdef double _sum_weights(
+    const double* sample_weight, int64_t n_rows, double start,
+) noexcept nogil:
+    # start + w_0 + w_1 + ... in row order (NULL: ones), so a running total kept
+    # across row blocks has the bits of one sum over all the rows.
+    cdef double total = start
     cdef int64_t n
-    if sample_weight == NULL:
-        return <double>n_rows
+    if sample_weight == NULL and start == 0.0:
+        return <double>n_rows   # exact, as the sum of n_rows ones (n_rows < 2**53)
     for n in range(n_rows):
-        total += sample_weight[n]
+        total += 1.0 if sample_weight == NULL else sample_weight[n]
     return total
 
 
