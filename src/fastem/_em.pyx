@@ -21,7 +21,7 @@ from fastem._covariance_shapes cimport (
     STATISTIC_DIAG, STATISTIC_FULL, STATISTIC_NONE, STATISTIC_TIED,
     covariance_size, statistic_of, statistics_size as _statistics_size,
 )
-from fastem._fit cimport em_step, m_step, m_step_about, precision_cholesky
+from fastem._fit cimport em_step, m_step, m_step_about, normalise_weights, precision_cholesky
 from fastem._gmm cimport (
     _Derived, _derive, _given_params, _kernel_status, _threads, _tied_centre,
     accumulate_model, check_model, chunk_rows_for, log_densities_model, model_stats_size,
@@ -308,6 +308,8 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     Returns
     -------
     counts_floor, means, covariances, precisions_cholesky : ndarray
+        ``normalised_weights(counts_floor)`` gives the weights as the C M-step
+        forms them.
 
     Raises
     ------
@@ -321,7 +323,9 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
         log_lik, counts, first, second = stats
         flat = np.concatenate([[log_lik], counts, np.ravel(first), np.ravel(second)])
     else:
-        flat = np.array(stats, dtype=np.float64).reshape(-1)
+        # The flat array of reduce_lanes is read in place (no copy when it is
+        # float64 and contiguous).
+        flat = np.ascontiguousarray(stats, dtype=np.float64).reshape(-1)
     if flat.shape[0] != _statistics_size(statistic_of(code), k, d):
         raise ValueError("stats do not have the size this covariance_type and shift_means need")
     centre = np.zeros(d) if tied_shift is None else np.ascontiguousarray(tied_shift, dtype=np.float64)
@@ -330,7 +334,7 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     means = np.empty((k, d))
     covariances = np.empty(shape)
     factors = np.empty(shape)
-    cdef double[::1] s = flat
+    cdef const double[::1] s = flat
     cdef const double[::1] sh = shift.reshape(-1)
     cdef const double[::1] ce = centre
     cdef double[::1] o_nk = nk
@@ -343,6 +347,19 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
                               &o_nk[0], &o_m[0], &o_c[0], &o_f[0])
     raise_for_status(status, dtype)
     return nk, means, covariances, factors
+
+
+def normalised_weights(counts_floor):
+    """(K,) float64 mixing weights from `m_step_from`'s floored counts: each count
+    divided by their sum taken in component order, the C M-step's own code (so a
+    Python M-step gives the weights of ModelArrays.m_step bit for bit)."""
+    cdef const double[::1] c = np.ascontiguousarray(counts_floor, dtype=np.float64).reshape(-1)
+    if c.shape[0] < 1:
+        raise ValueError("counts_floor must hold at least one component")
+    out = np.empty(c.shape[0])
+    cdef double[::1] o = out
+    normalise_weights(&c[0], c.shape[0], &o[0])
+    return out
 
 
 def chunk_rows(int64_t n_features):

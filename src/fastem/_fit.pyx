@@ -150,11 +150,25 @@ cdef int m_step_about(
     return precision_cholesky(cov_type, k, d, covariances, factors)
 
 
+cdef void normalise_weights(
+    const double* counts_floor,    # IN (K,) m_step_about's floored counts
+    int64_t k,
+    double* weights,               # OUT (K,) may be counts_floor itself
+) noexcept nogil:
+    # counts / their sum, the sum taken in component order: the one rule every
+    # M-step (C, the C API, Python's statistics) normalises the weights by.
+    cdef double total = 0.0
+    cdef int64_t c
+    for c in range(k):
+        total += counts_floor[c]
+    for c in range(k):
+        weights[c] = counts_floor[c] / total
+
+
 cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcept nogil:
     """Replace `m` by the M-step from `stats` (a pass over `m`); unchanged on error."""
-    cdef int64_t k = m.n_components, d = m.n_features, c
+    cdef int64_t k = m.n_components, d = m.n_features
     cdef int64_t cov_size = covariance_size(m.covariance_type, k, d)
-    cdef double total = 0.0
     cdef double* buf
     cdef int status = check_model(m)
     if status != STATUS_OK or m.covariances == NULL or stats == NULL:
@@ -170,10 +184,7 @@ cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcep
         buf, buf + k, buf + k + k * d + d, buf + k + k * d + d + cov_size,
     )
     if status == STATUS_OK:
-        for c in range(k):
-            total += buf[c]
-        for c in range(k):
-            m.weights[c] = buf[c] / total
+        normalise_weights(buf, k, m.weights)
         memcpy(m.means, buf + k, k * d * sizeof(double))
         memcpy(m.covariances, buf + k + k * d + d, cov_size * sizeof(double))
         memcpy(m.precisions_cholesky, buf + k + k * d + d + cov_size, cov_size * sizeof(double))
