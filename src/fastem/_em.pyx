@@ -28,7 +28,7 @@ from fastem._gmm cimport (
     normalise_log_densities, score_model, _sum_weights,
 )
 from fastem._kernels cimport MixtureParams, accumulate_lanes
-from fastem._pass cimport lane_count as _lane_count, reduce_lanes as _reduce_lanes
+from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
 
 # ---------------------------------------------------------------------------
 # Python entry points for the estimator: check arrays, release the GIL, raise.
@@ -404,6 +404,19 @@ def lane_count(int64_t n_stats):
     return _lane_count(n_stats)
 
 
+def lane_shape(int64_t n_stats):
+    """``(lane_count(n_stats), lane_stride)``: the shape to allocate (zeroed) for
+    `accumulate`'s lanes.
+
+    Each lane holds the `n_stats` statistics, then padding up to
+    ``lane_stride`` (whole cache lines plus one, as the C passes pad theirs), so
+    threads that own neighbouring lanes never write to the same cache line.
+    The padding stays zero; ``reduce_lanes(lanes, n_stats)`` reads the first
+    `n_stats` columns only.
+    """
+    return lane_count(n_stats), padded(n_stats)
+
+
 def accumulate(
     const floating[:, ::1] X,
     sample_weight,
@@ -434,8 +447,12 @@ def accumulate(
         Only the first D columns are read.
     sample_weight : ndarray of shape (n_rows,), float64, or None
         Non-negative row weights (None: ones); a zero weight drops the row.
-    lanes : ndarray of shape (lane_count(n_stats), n_stats), float64, C-contiguous
-        INOUT: the pass is added into it.  ``n_stats = statistics_size(statistic, K, D)``.
+    lanes : ndarray of shape lane_shape(n_stats), float64, C-contiguous
+        INOUT: the pass is added into its first ``n_stats`` columns,
+        ``n_stats = statistics_size(statistic, K, D)``.  Allocate it with
+        ``np.zeros(lane_shape(n_stats))``: the padded rows keep threads off each
+        other's cache lines.  Any width >= n_stats is accepted (the bits do not
+        depend on it).
     statistic : {"none", "full", "tied", "diag"}
         The second-order statistic (spherical models use "diag").
     centres : ndarray of shape (K, D)
@@ -482,9 +499,10 @@ def accumulate(
     if model is not None and responsibilities is not None:
         raise ValueError("pass a model or responsibilities, not both")
     n_stats = _statistics_size(stat, k, d)
-    if lanes.shape[0] != _lane_count(n_stats) or lanes.shape[1] != n_stats:
+    if lanes.shape[0] != _lane_count(n_stats) or lanes.shape[1] < n_stats:
         raise ValueError(
-            f"lanes must have shape ({_lane_count(n_stats)}, {n_stats}), "
+            f"lanes must have shape lane_shape({n_stats}) = ({_lane_count(n_stats)}, "
+            f"{padded(n_stats)}) (at least {n_stats} columns), "
             f"got ({lanes.shape[0]}, {lanes.shape[1]})")
     w = _weights_pointer(sample_weight, n)
     if model is not None:
@@ -518,19 +536,24 @@ def accumulate(
         with nogil:
             status = _kernel_status(accumulate_lanes(
                 &X[0, 0], n, X.shape[1], w, &params, chunk, first_chunk, _threads(n_threads),
-                &lanes[0, 0], n_stats))
+                &lanes[0, 0], lanes.shape[1]))
     free(derived.buffer)
     raise_for_status(status)
     return n_chunks
 
 
-def reduce_lanes(const double[:, ::1] lanes):
-    """(n_stats,) float64: the lanes of `accumulate` added in lane order (fixed, so
-    the statistics never depend on the thread count)."""
-    out = np.empty(lanes.shape[1])
+def reduce_lanes(const double[:, ::1] lanes, n_stats=None):
+    """(n_stats,) float64: the first `n_stats` columns of `accumulate`'s lanes
+    added in lane order (fixed, so the statistics never depend on the thread
+    count).  `n_stats` None: every column (unpadded lanes)."""
+    cdef Py_ssize_t width = lanes.shape[1] if n_stats is None else n_stats
+    if not 0 <= width <= lanes.shape[1]:
+        raise ValueError(f"n_stats must be between 0 and {lanes.shape[1]}, got {n_stats}")
+    out = np.empty(width)
     cdef double[::1] o = out
-    if lanes.shape[1] == 0:
+    if width == 0 or lanes.shape[0] == 0:
+        out[:] = 0.0
         return out
     with nogil:
-        _reduce_lanes(&lanes[0, 0], lanes.shape[0], lanes.shape[1], lanes.shape[1], &o[0])
+        _reduce_lanes(&lanes[0, 0], lanes.shape[0], lanes.shape[1], width, &o[0])
     return out
