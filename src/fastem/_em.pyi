@@ -5,12 +5,6 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-class CovarianceType(enum.IntEnum):
-    COVARIANCE_FULL = 0
-    COVARIANCE_TIED = 1
-    COVARIANCE_DIAG = 2
-    COVARIANCE_SPHERICAL = 3
-
 class Status(enum.IntEnum):
     STATUS_OK = 0
     STATUS_NO_MEMORY = -1
@@ -18,7 +12,7 @@ class Status(enum.IntEnum):
     STATUS_ILL_DEFINED = -3
     STATUS_NOT_FINITE = -4
 
-COVARIANCE_CODES: Final[dict[str, CovarianceType]]
+COVARIANCE_CODES: Final[dict[str, int]]
 STATISTIC_CODES: Final[dict[str, int]]
 ILL_DEFINED_MESSAGE: Final[str]
 ILL_DEFINED_FLOAT32_HINT: Final[str]

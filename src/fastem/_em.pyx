@@ -18,8 +18,7 @@ from libc.stdlib cimport free
 import numpy as np
 
 from fastem._covariance_shapes cimport (
-    STATISTIC_DIAG, STATISTIC_FULL, STATISTIC_NONE, STATISTIC_TIED,
-    covariance_size, statistic_of, statistics_size as _statistics_size,
+    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size, statistic_of, statistics_size as _statistics_size,
 )
 from fastem._fit cimport em_step, m_step, m_step_about, normalise_weights, precision_cholesky
 from fastem._gmm cimport (
@@ -27,19 +26,18 @@ from fastem._gmm cimport (
     accumulate_model, check_model, chunk_rows_for, log_densities_model, model_stats_size,
     normalise_log_densities, score_model, _sum_weights,
 )
-from fastem._kernels cimport MixtureParams, accumulate_lanes
+from fastem._kernels cimport STATS_TIED, MixtureParams, accumulate_lanes
+from fastem._kernels import Stats
+from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
 from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
 
 # ---------------------------------------------------------------------------
 # Python entry points for the estimator: check arrays, release the GIL, raise.
 # ---------------------------------------------------------------------------
 
-COVARIANCE_CODES = {
-    "full": COVARIANCE_FULL,
-    "tied": COVARIANCE_TIED,
-    "diag": COVARIANCE_DIAG,
-    "spherical": COVARIANCE_SPHERICAL,
-}
+# Names to codes, from the one Python table (its codes are fastem.h's FASTEM_*;
+# tests/test_capi.py pins them to the C API's).
+COVARIANCE_CODES = {name: t.code for name, t in _COVARIANCE_TABLE.items()}
 
 # scikit-learn's text, word for word: code written against scikit-learn matches it.
 ILL_DEFINED_MESSAGE = (
@@ -371,12 +369,8 @@ def chunk_rows(int64_t n_features):
 # The door from Python into the engine: statistics in lanes the caller keeps.
 # ---------------------------------------------------------------------------
 
-STATISTIC_CODES = {
-    "none": STATISTIC_NONE,
-    "full": STATISTIC_FULL,
-    "tied": STATISTIC_TIED,
-    "diag": STATISTIC_DIAG,
-}
+# "none", "full", "tied", "diag": the kernels' Stats enum, named without its prefix.
+STATISTIC_CODES = {s.name.removeprefix("STATS_").lower(): int(s) for s in Stats}
 
 
 def _statistic_code(statistic):
@@ -513,7 +507,7 @@ def accumulate(
         given = responsibilities
         if given.shape[0] != n or given.shape[1] != k:
             raise ValueError("responsibilities must have shape (n_rows, n_components)")
-    if stat == STATISTIC_TIED:
+    if stat == STATS_TIED:
         if tied_centre is None:
             raise ValueError('statistic="tied" needs tied_centre')
         centre = np.ascontiguousarray(tied_centre, dtype=np.float64)
@@ -530,7 +524,7 @@ def accumulate(
     else:
         _given_params(k, d, stat, &c[0, 0],
                       &given[0, 0] if responsibilities is not None else NULL, k, &params)
-    if stat == STATISTIC_TIED:
+    if stat == STATS_TIED:
         params.tied_shift = &centre[0]
     if status == STATUS_OK:
         with nogil:

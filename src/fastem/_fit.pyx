@@ -12,9 +12,10 @@ from libc.string cimport memcpy, memmove
 
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
-from fastem._covariance_shapes cimport covariance_size
+from fastem._covariance_shapes cimport (
+    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size,
+)
 from fastem._gmm cimport (
-    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
     STATUS_BAD_ARGUMENT, STATUS_ILL_DEFINED, STATUS_NO_MEMORY, STATUS_NOT_FINITE, STATUS_OK,
     _sum_weights, _tied_centre, accumulate_model, check_model, model_stats_size,
 )

@@ -12,7 +12,7 @@ from libc.math cimport isfinite, log
 from libc.stdlib cimport free, malloc
 
 from fastem._covariance_shapes cimport (
-    covariance_size, is_covariance_type, statistic_of, statistics_size as _statistics_size,
+    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size, is_covariance_type, statistic_of, statistics_size as _statistics_size,
 )
 from fastem._kernels cimport (
     Assign, MixtureParams, Stats, accumulate_stats, default_chunk_rows, log_density_rows,
