@@ -6,6 +6,7 @@ the centred chunk, moved to each component's mean).
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 
+from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offset
 from fastem._blas cimport (
     gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
 )
@@ -273,9 +274,9 @@ cdef void _add_outer_moments(
     cdef Py_ssize_t n, k, i, j, col
     cdef const double* y
     cdef double* z
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double chunk_count
     cdef const double* g
     cdef double* nu = Z  # reused after the GEMM: (D,) per component
@@ -352,8 +353,8 @@ cdef void _add_first_moments(
 ) noexcept nogil:
     # Counts and first moments only (k-means): hard assignments are mostly zeros.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
     cdef const double* mean
     cdef double rw
     for k in range(n_comp):
@@ -376,9 +377,9 @@ cdef void _add_component_scatters(
 ) noexcept nogil:
     # Full scatters, one SYRK of the rows sqrt(w r) (x - m_k) per component.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef bint by_product = _first_by_product(X)
     cdef const double* mean
     cdef double rw, root, c, chunk_count
@@ -414,9 +415,9 @@ cdef void _add_tied_scatter(
     # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
     # one GEMM R^T (X - s), moved to each component's mean per chunk.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double* centred = Y + rows * d
     cdef double w, root, c, chunk_count
     for n in range(rows):
@@ -446,9 +447,9 @@ cdef void _add_diag_moments(
     # One GEMM gives this chunk's moments about c, which are moved to each
     # component's mean m = c + nu.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double chunk_count, nu, c
     rows_times(moments, resp_w, Y, <int>n_comp, <int>(2 * d), <int>rows)
     for k in range(n_comp):

@@ -57,9 +57,23 @@ cdef inline int64_t second_moments_size(int statistic, int64_t k, int64_t d) noe
     return 0
 
 
+# A pass's flat statistics (fastem.h):
+#   [log-likelihood | counts (K) | first moments (K, D) | second moments]
+# Every kernel and the M-step find the parts through these offsets.
+cdef enum:
+    COUNTS_OFFSET = 1
+
+
+cdef inline int64_t first_offset(int64_t k) noexcept nogil:
+    return COUNTS_OFFSET + k
+
+
+cdef inline int64_t second_offset(int64_t k, int64_t d) noexcept nogil:
+    return COUNTS_OFFSET + k + k * d
+
+
 cdef inline int64_t statistics_size(int statistic, int64_t k, int64_t d) noexcept nogil:
-    # [log-likelihood | counts (K) | first moments (K, D) | second moments]
-    return 1 + k + k * d + second_moments_size(statistic, k, d)
+    return second_offset(k, d) + second_moments_size(statistic, k, d)
 
 
 cdef inline int64_t factor_size(int covariance_type, int64_t k, int64_t d) noexcept nogil:

@@ -18,7 +18,9 @@ from libc.stdlib cimport free
 import numpy as np
 
 from fastem._covariance_shapes cimport (
-    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size, statistic_of, statistics_size as _statistics_size,
+    COUNTS_OFFSET, COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
+    covariance_size, first_offset, second_offset, statistic_of,
+    statistics_size as _statistics_size,
 )
 from fastem._fit cimport em_step, m_step, m_step_about, normalise_weights, precision_cholesky
 from fastem._gmm cimport (
@@ -26,7 +28,9 @@ from fastem._gmm cimport (
     accumulate_model, check_model, chunk_rows_for, log_densities_model, model_stats_size,
     normalise_log_densities, score_model, _sum_weights,
 )
-from fastem._kernels cimport STATS_TIED, MixtureParams, accumulate_lanes
+from fastem._kernels cimport (
+    STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes,
+)
 from fastem._kernels import Stats
 from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
 from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
@@ -76,6 +80,37 @@ def raise_for_status(int status, dtype=None):
     if status == STATUS_NOT_FINITE:
         raise ValueError(NOT_FINITE_MESSAGE)
     raise ValueError(f"fastem: invalid arguments (status {status})")
+
+
+def covariance_shape(int code, Py_ssize_t k, Py_ssize_t d):
+    """Shape of a model's covariances (and precision factors) for a covariance code."""
+    if code == COVARIANCE_FULL:
+        return (k, d, d)
+    if code == COVARIANCE_TIED:
+        return (d, d)
+    if code == COVARIANCE_DIAG:
+        return (k, d)
+    return (k,)
+
+
+def _second_moments_shape(int stat, Py_ssize_t k, Py_ssize_t d):
+    if stat == STATS_FULL:
+        return (k, d, d)
+    if stat == STATS_TIED:
+        return (d, d)
+    if stat == STATS_DIAG:
+        return (k, d)
+    return None
+
+
+def split_statistics(stats, int stat, Py_ssize_t k, Py_ssize_t d):
+    """Views ``(log_lik, counts (K,), first (K, D), second)`` of a flat statistics
+    array of statistic code `stat` (second None for STATS_NONE), laid out as in
+    fastem.h."""
+    first, second = first_offset(k), second_offset(k, d)
+    shape = _second_moments_shape(stat, k, d)
+    return (float(stats[0]), stats[COUNTS_OFFSET:first], stats[first:second].reshape(k, d),
+            None if shape is None else stats[second:].reshape(shape))
 
 
 cdef class ModelArrays:
@@ -274,7 +309,7 @@ def precision_factors(covariances, covariance_type):
     factors = np.empty_like(cov)
     cdef int code = COVARIANCE_CODES[covariance_type]
     square = cov.ndim >= 2 and cov.shape[cov.ndim - 1] == cov.shape[cov.ndim - 2]
-    if (cov.ndim != (3, 2, 2, 1)[code] or (code <= COVARIANCE_TIED and not square)
+    if (cov.ndim != len(covariance_shape(code, 1, 1)) or (code <= COVARIANCE_TIED and not square)
             or cov.size == 0):
         raise ValueError(f"covariances of shape {cov.shape} do not fit covariance_type={covariance_type!r}")
     cdef int64_t d = cov.shape[cov.ndim - 1] if code != COVARIANCE_SPHERICAL else 1  # (wraparound is off)
@@ -327,7 +362,7 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     if flat.shape[0] != _statistics_size(statistic_of(code), k, d):
         raise ValueError("stats do not have the size this covariance_type and shift_means need")
     centre = np.zeros(d) if tied_shift is None else np.ascontiguousarray(tied_shift, dtype=np.float64)
-    shape = {COVARIANCE_FULL: (k, d, d), COVARIANCE_TIED: (d, d), COVARIANCE_DIAG: (k, d)}.get(code, (k,))
+    shape = covariance_shape(code, k, d)
     nk = np.empty(k)
     means = np.empty((k, d))
     covariances = np.empty(shape)

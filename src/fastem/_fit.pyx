@@ -13,7 +13,8 @@ from libc.string cimport memcpy, memmove
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
 from fastem._covariance_shapes cimport (
-    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size,
+    COUNTS_OFFSET, COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
+    covariance_size, first_offset, second_offset,
 )
 from fastem._gmm cimport (
     STATUS_BAD_ARGUMENT, STATUS_ILL_DEFINED, STATUS_NO_MEMORY, STATUS_NOT_FINITE, STATUS_OK,
@@ -87,9 +88,9 @@ cdef int m_step_about(
     S2_k - S1_k delta_k^T - delta_k S1_k^T + N_k delta_k delta_k^T: only small
     corrections are subtracted, so data far from the origin lose no digits.
     """
-    cdef const double* counts = stats + 1
-    cdef const double* first = stats + 1 + k
-    cdef const double* second = stats + 1 + k + k * d
+    cdef const double* counts = stats + COUNTS_OFFSET
+    cdef const double* first = stats + first_offset(k)
+    cdef const double* second = stats + second_offset(k, d)
     cdef const double* S
     cdef double* C
     cdef double* delta

@@ -18,6 +18,7 @@ from fastem._kernels cimport (
 )
 
 from fastem._em cimport _out_pointer
+from fastem._em import split_statistics
 from fastem._simd cimport (
     fastem_add_scaled, fastem_add_scaled_squared_diff, fastem_add_squares, fastem_dot3,
     fastem_exp, fastem_exp_array, fastem_exp_shifted_sum, fastem_log, fastem_log_array,
@@ -281,18 +282,7 @@ def accumulate(
         raise MemoryError("fastem: could not allocate the per-thread buffers")
     if status != 0:
         raise ValueError(f"fastem: accumulate_stats failed with status {status}")
-    result = np.asarray(out)
-    first_end = 1 + k + k * d
-    second = result[first_end:]
-    if stats == STATS_FULL:
-        second = second.reshape(k, d, d)
-    elif stats == STATS_TIED:
-        second = second.reshape(d, d)
-    elif stats == STATS_DIAG:
-        second = second.reshape(k, d)
-    else:
-        second = None
-    return float(result[0]), result[1:1 + k], result[1 + k:first_end].reshape(k, d), second
+    return split_statistics(np.asarray(out), stats, k, d)
 
 
 def score(
