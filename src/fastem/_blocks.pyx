@@ -10,11 +10,7 @@ from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offse
 from fastem._blas cimport (
     gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
 )
-from fastem._simd cimport (
-    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
-    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
-    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
-)
+from fastem._simd cimport _scaled_distance, _sum, _sum_squares
 
 
 cdef inline const floating* _operand(const _Shared* sh, const floating* like) noexcept nogil:

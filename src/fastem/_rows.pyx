@@ -7,13 +7,9 @@ from libc.math cimport INFINITY
 from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offset
 from fastem._kernels cimport (
     ASSIGN_DIAG, ASSIGN_FULL, ASSIGN_GIVEN, ASSIGN_NEAREST, ASSIGN_TIED, MixtureParams,
-    STATS_DIAG, STATS_FULL, STATS_NONE, STATS_TIED,
+    STATS_DIAG, STATS_FULL, STATS_TIED,
 )
-from fastem._simd cimport (
-    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
-    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
-    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
-)
+from fastem._simd cimport _scaled_distance, _sum_squares, fastem_exp, fastem_log
 
 
 cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil:
