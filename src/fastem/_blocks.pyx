@@ -67,16 +67,40 @@ cdef inline Py_ssize_t _operand_size(const MixtureParams* p) noexcept nogil:
     return p.n_components * p.n_features * p.n_features
 
 
+cdef inline bint _expanded(const MixtureParams* p) noexcept nogil:
+    # The densities are expanded about the centre c (_expanded_densities), so the
+    # pass needs coef and offset; FULL above OUTER_MAX_FEATURES whitens per
+    # component with the precision factor itself, and supplied responsibilities
+    # need no densities.
+    return _blocked_density(p) and (p.assign != ASSIGN_FULL or _full_outer(p))
+
+
+cdef inline Py_ssize_t _coef_size(const MixtureParams* p) noexcept nogil:
+    # DIAG (K, 2D); small FULL (D, K D); NEAREST and TIED (K, D)
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    if p.assign == ASSIGN_DIAG:
+        return n_comp * 2 * d
+    if _full_outer(p):
+        return d * n_comp * d
+    return n_comp * d
+
+
 cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexcept nogil:
-    """Fill `sh` for one pass; `single` for float32 input.  Returns 0 or -1 (no memory)."""
+    """Fill `sh` for one block pass; `single` for float32 input.  Returns 0 or -1 (no memory).
+
+    Only what the pass reads is allocated: the centre (D), coef and offset when
+    the densities are expanded about it, the float32 operand for single products.
+    """
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
     cdef double nu, prec
     cdef Py_ssize_t j
+    cdef bint expanded = _expanded(p)
     sh.center = <double*>calloc(d, sizeof(double))
-    sh.coef = <double*>calloc(n_comp * max(2, d) * d, sizeof(double))
-    sh.offset = <double*>calloc(n_comp * d, sizeof(double))
+    sh.coef = <double*>calloc(_coef_size(p), sizeof(double)) if expanded else NULL
+    sh.offset = (<double*>calloc(n_comp * d if _full_outer(p) else n_comp, sizeof(double))
+                 if expanded else NULL)
     sh.operand_single = <float*>calloc(max(1, _operand_size(p)), sizeof(float)) if single else NULL
-    if (sh.center == NULL or sh.coef == NULL or sh.offset == NULL
+    if (sh.center == NULL or (expanded and (sh.coef == NULL or sh.offset == NULL))
             or (single and sh.operand_single == NULL)):
         _free_shared(sh)
         return -1
@@ -85,6 +109,12 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexc
             sh.center[i] += p.means[k * d + i]
     for i in range(d):
         sh.center[i] /= n_comp
+    if not expanded:
+        sh.operand = p.precision_factor   # FULL above OUTER_MAX_FEATURES (or unused: GIVEN)
+        if single:
+            for i in range(_operand_size(p)):
+                sh.operand_single[i] = <float>sh.operand[i]
+        return 0
     # |x - m|^2 P expanded about the centre c: cross terms become one GEMM.  Taking
     # the expansion about c rather than 0 keeps its cancellation to the spread of
     # the means, not their distance from the origin.

@@ -182,7 +182,10 @@ cdef int _start_pass(
     c.shared = <_Shared*>calloc(1, sizeof(_Shared))
     if c.shared == NULL:
         return -1
-    if _prepare_shared(p, <_Shared*>c.shared, single and _single_products(p)) != 0:
+    # Only the block path reads the shared arrays (the column and row paths
+    # take everything from the parameters).
+    if (chunked and _block_chunks(p)
+            and _prepare_shared(p, <_Shared*>c.shared, single and _single_products(p)) != 0):
         free(<void*>c.shared)
         c.shared = NULL
         return -1
