@@ -25,11 +25,11 @@ from fastem._covariance_shapes cimport (
 from fastem._fit cimport em_step, m_step, m_step_about, normalise_weights, precision_cholesky
 from fastem._gmm cimport (
     _Derived, _derive, _given_params, _kernel_status, _threads, _tied_centre,
-    accumulate_model, check_model, chunk_rows_for, log_densities_model, model_stats_size,
+    accumulate_model, check_model, log_densities_model, model_stats_size,
     normalise_log_densities, score_model, _sum_weights,
 )
 from fastem._kernels cimport (
-    STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes,
+    STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes, default_chunk_rows,
 )
 from fastem._kernels import Stats
 from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
@@ -397,7 +397,7 @@ def normalised_weights(counts_floor):
 
 def chunk_rows(int64_t n_features):
     """Rows per kernel chunk for data with `n_features` columns (fixes the summation order)."""
-    return chunk_rows_for(n_features)
+    return default_chunk_rows(n_features)
 
 
 # ---------------------------------------------------------------------------
@@ -511,7 +511,7 @@ def accumulate(
     cdef int stat = _statistic_code(statistic)
     cdef const double[:, ::1] c = np.ascontiguousarray(centres, dtype=np.float64)
     cdef Py_ssize_t n = X.shape[0], k = c.shape[0], d = c.shape[1]
-    cdef Py_ssize_t n_stats, chunk = chunk_rows_for(d), n_chunks
+    cdef Py_ssize_t n_stats, chunk = default_chunk_rows(d), n_chunks
     cdef const double[:, ::1] given
     cdef const double[::1] centre
     cdef const double* w

@@ -36,7 +36,6 @@ ctypedef struct _Derived:
     double* buffer   # owns log_norm, tied_shift and (tied) whitened means / (spherical) factors
 
 
-cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil
 cdef int check_model(const GaussianModel* model) noexcept nogil
 cdef int64_t model_stats_size(const GaussianModel* model) noexcept nogil
 

@@ -28,11 +28,6 @@ cdef double LOG_2PI = 1.8378770664093453
 # Shapes and checks
 # ---------------------------------------------------------------------------
 
-cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil:
-    # The chunk size fixes the summation order, so it depends on the shape only.
-    return default_chunk_rows(n_features)
-
-
 cdef int check_model(const GaussianModel* m) noexcept nogil:
     """STATUS_BAD_ARGUMENT unless sizes, pointers, weights and factors make a valid model.
 
@@ -222,7 +217,7 @@ cdef int accumulate_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(accumulate_stats(
-        X, n_rows, ldx, sample_weight, &derived.params, chunk_rows_for(m.n_features),
+        X, n_rows, ldx, sample_weight, &derived.params, default_chunk_rows(m.n_features),
         _threads(n_threads), stats))
     free(derived.buffer)
     return status
@@ -258,7 +253,7 @@ cdef int accumulate_given_model(
         _tied_centre(m, centre)
         params.tied_shift = centre
     status = _kernel_status(accumulate_stats(
-        X, n_rows, ldx, sample_weight, &params, chunk_rows_for(m.n_features),
+        X, n_rows, ldx, sample_weight, &params, default_chunk_rows(m.n_features),
         _threads(n_threads), stats))
     free(centre)
     return status
@@ -295,7 +290,7 @@ cdef int log_densities_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(log_density_rows(
-        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        X, n_rows, ldx, &derived.params, default_chunk_rows(m.n_features), _threads(n_threads),
         log_dens, ld_log_dens))
     free(derived.buffer)
     return status
@@ -315,7 +310,7 @@ cdef int score_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(score_rows(
-        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        X, n_rows, ldx, &derived.params, default_chunk_rows(m.n_features), _threads(n_threads),
         log_prob_norm, resp, labels))
     free(derived.buffer)
     return status
