@@ -1,4 +1,4 @@
-"""EM for Gaussian mixtures in nogil C: M-step, EM iterations, scoring."""
+"""The Python layer's one door into the engine (fastem._em): model arrays, passes into lanes, M-step."""
 import enum
 from typing import Final
 

@@ -10,8 +10,9 @@ statistics, and the exceptions the statuses stand for.  The estimator in
 _gaussian_mixture.py and the public C-level API in kernels.pyx call the same
 functions, so a fit through either gives the same bits.
 
-Every function returns a Status (0 on success) and never raises; the Python
-wrappers at the end turn statuses into exceptions.
+The nogil layers below return statuses and never raise; this module is where
+they become Python exceptions (raise_for_status), so every function here
+raises on error.
 """
 from libc.stdlib cimport free
 
