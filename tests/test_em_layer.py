@@ -6,6 +6,8 @@ from threadpoolctl import threadpool_limits
 
 from fastem import _em
 
+from _helpers import random_model
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 FEATURE_COUNTS = (3, 12, 20)   # column path, one-GEMM full path, per-component BLAS path
 
@@ -19,20 +21,7 @@ def _one_blas_thread():
 def _random_model(rng, covariance_type, n_components, n_features):
     """A model with well-conditioned random covariances, and those covariances per component."""
     k, d = n_components, n_features
-    weights = rng.dirichlet(np.ones(k) * 3)
-    means = rng.normal(scale=2.0, size=(k, d))
-    if covariance_type in ("full", "tied"):
-        blocks = []
-        for _ in range(k if covariance_type == "full" else 1):
-            a = rng.normal(size=(d, d))
-            blocks.append(a @ a.T / d + np.eye(d))
-        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
-    elif covariance_type == "diag":
-        covariances = rng.uniform(0.5, 2.0, size=(k, d))
-    else:
-        covariances = rng.uniform(0.5, 2.0, size=k)
-    factors = _em.precision_factors(covariances, covariance_type)
-    model = _em.ModelArrays(covariance_type, weights, means, factors, covariances)
+    model, covariances = random_model(rng, covariance_type, k, d)
     if covariance_type == "full":
         per_component = covariances
     elif covariance_type == "tied":

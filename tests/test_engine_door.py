@@ -5,6 +5,8 @@ from threadpoolctl import threadpool_limits
 
 from fastem import _em
 
+from _helpers import random_model
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 STATISTICS = ("none", "full", "tied", "diag")
 # Column path, one GEMM for all components, BLAS per component.
@@ -19,17 +21,7 @@ def _one_blas_thread():
 
 
 def _model(rng, covariance_type, k, d):
-    weights = rng.dirichlet(np.ones(k) * 3)
-    means = rng.normal(scale=2.0, size=(k, d))
-    if covariance_type in ("full", "tied"):
-        blocks = [a @ a.T / d + np.eye(d) for a in rng.normal(size=(k, d, d))]
-        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
-    elif covariance_type == "diag":
-        covariances = rng.uniform(0.5, 2.0, size=(k, d))
-    else:
-        covariances = rng.uniform(0.5, 2.0, size=k)
-    factors = _em.precision_factors(covariances, covariance_type)
-    return _em.ModelArrays(covariance_type, weights, means, factors, covariances)
+    return random_model(rng, covariance_type, k, d)[0]
 
 
 def _problem(rng, assignment, statistic, d, n_rows, k=3, dtype=np.float64):
