@@ -1,6 +1,8 @@
 """Helpers shared by the test modules (plain functions, no fixtures)."""
 import numpy as np
 
+from fastem import _em
+
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 PARAMETER_NAMES = [
     "weights_",
@@ -123,3 +125,23 @@ def assert_log_densities_agree(actual, desired, model, what, rtol=RTOL):
     np.testing.assert_allclose(
         actual, desired, rtol=rtol, atol=rtol * log_density_scale(model), err_msg=what
     )
+
+
+def random_model(rng, covariance_type, n_components, n_features):
+    """An ``_em.ModelArrays`` with random weights and means and well-conditioned
+    random covariances, and those covariances."""
+    k, d = n_components, n_features
+    weights = rng.dirichlet(np.ones(k) * 3)
+    means = rng.normal(scale=2.0, size=(k, d))
+    if covariance_type in ("full", "tied"):
+        blocks = []
+        for _ in range(k if covariance_type == "full" else 1):
+            a = rng.normal(size=(d, d))
+            blocks.append(a @ a.T / d + np.eye(d))
+        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
+    elif covariance_type == "diag":
+        covariances = rng.uniform(0.5, 2.0, size=(k, d))
+    else:
+        covariances = rng.uniform(0.5, 2.0, size=k)
+    factors = _em.precision_factors(covariances, covariance_type)
+    return _em.ModelArrays(covariance_type, weights, means, factors, covariances), covariances

@@ -1,4 +1,4 @@
-"""Pure-NumPy reference of the kernels in ``_kernels.pyx``, for the tests.
+"""Pure-NumPy reference of the kernel entry points ``fastem._testing.accumulate`` and ``score``.
 
 Each function here states the mathematics of one compiled entry point as
 plainly as NumPy allows: whole (n_samples, n_components) arrays, no chunks, no
@@ -81,7 +81,7 @@ def accumulate_reference(
     chunk_rows=1024,
     n_threads=1,
 ):
-    """Reference of ``fastem._kernels.accumulate``: one E-step and its M-step sums.
+    """Reference of ``fastem._testing.accumulate``: one E-step and its M-step sums.
 
     Parameters
     ----------
@@ -174,7 +174,7 @@ def score_reference(
     chunk_rows=1024,
     n_threads=1,
 ):
-    """Reference of ``fastem._kernels.score``: per-row E-step outputs.
+    """Reference of ``fastem._testing.score``: per-row E-step outputs.
 
     Parameters
     ----------

@@ -328,6 +328,15 @@ GIVEN_CONSUMER = r"""
 #define STR(x) STR2(x)
 
 static const fastem_api *api;
+static int api_minor = -1;
+
+/* minor() -> the minor version fastem_import_minor() reported. */
+static PyObject *minor(PyObject *self, PyObject *args)
+{
+    (void)self;
+    (void)args;
+    return PyLong_FromLong(api_minor);
+}
 
 /* given(single, X, n, ldx, w, resp, ld_resp, cov_type, weights, means, covs, factors, k, d,
  *       n_threads, stats) -> status; every array an address (0: NULL). */
@@ -391,6 +400,7 @@ static PyObject *fit(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+    {"minor", minor, METH_NOARGS, NULL},
     {"given", given, METH_VARARGS, NULL},
     {"fit", fit, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -399,7 +409,7 @@ static struct PyModuleDef definition = {PyModuleDef_HEAD_INIT, STR(MODULE), NULL
 
 PyMODINIT_FUNC CAT(PyInit_, MODULE)(void)
 {
-    api = fastem_import();
+    api = fastem_import_minor(&api_minor);
     if (api == NULL)
         return NULL;
     return PyModule_Create(&definition);
@@ -413,6 +423,7 @@ VERSIONED_CONSUMERS = {
     "given_consumer": (None, []),
     "minor_1_consumer": (None, []),
     "minor_0_consumer": (None, [("FASTEM_API_MINOR_REQUIRED", "0")]),
+    "minor_0_guarded": (None, [("FASTEM_API_MINOR_REQUIRED", "0")]),
     "newer_minor_consumer": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"), []),
     "older_minor_required": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"),
                              [("FASTEM_API_MINOR_REQUIRED", "0")]),
@@ -545,6 +556,33 @@ def test_a_fastem_without_api_minor_counts_as_minor_0(versioned_consumers, monke
     with pytest.raises(ImportError, match=r"needs fastem C API 1\.1.*provides 1\.0"):
         _import_consumer(versioned_consumers, "minor_1_consumer")
     assert _import_consumer(versioned_consumers, "minor_0_consumer") is not None
+
+
+@needs_compiler
+def test_a_consumer_requiring_minor_0_reads_the_installed_minor(versioned_consumers):
+    # The run-time guard of fastem.h: a consumer built to run on any 1.x fastem
+    # learns that this one has minor 1, so it may call accumulate_given_*.
+    consumer = _import_consumer(versioned_consumers, "minor_0_guarded")
+    assert consumer.minor() == fastem.kernels.API_MINOR == 1
+
+
+@needs_compiler
+def test_requiring_a_minor_newer_than_the_header_does_not_compile(tmp_path):
+    source = tmp_path / "too_new.c"
+    source.write_text('#include "fastem.h"\n')
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    done = subprocess.run(
+        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=2", f"-I{fastem.get_include()}",
+              f"-I{sysconfig.get_paths()['include']}", str(source)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "FASTEM_API_MINOR_REQUIRED is newer" in done.stderr
+    # The same file compiles when the requirement is one this header has.
+    done = subprocess.run(
+        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=1", f"-I{fastem.get_include()}",
+              f"-I{sysconfig.get_paths()['include']}", str(source)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 @needs_compiler

@@ -6,6 +6,8 @@ from threadpoolctl import threadpool_limits
 
 from fastem import _em
 
+from _helpers import random_model
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 FEATURE_COUNTS = (3, 12, 20)   # column path, one-GEMM full path, per-component BLAS path
 
@@ -19,20 +21,7 @@ def _one_blas_thread():
 def _random_model(rng, covariance_type, n_components, n_features):
     """A model with well-conditioned random covariances, and those covariances per component."""
     k, d = n_components, n_features
-    weights = rng.dirichlet(np.ones(k) * 3)
-    means = rng.normal(scale=2.0, size=(k, d))
-    if covariance_type in ("full", "tied"):
-        blocks = []
-        for _ in range(k if covariance_type == "full" else 1):
-            a = rng.normal(size=(d, d))
-            blocks.append(a @ a.T / d + np.eye(d))
-        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
-    elif covariance_type == "diag":
-        covariances = rng.uniform(0.5, 2.0, size=(k, d))
-    else:
-        covariances = rng.uniform(0.5, 2.0, size=k)
-    factors = _em.precision_factors(covariances, covariance_type)
-    model = _em.ModelArrays(covariance_type, weights, means, factors, covariances)
+    model, covariances = random_model(rng, covariance_type, k, d)
     if covariance_type == "full":
         per_component = covariances
     elif covariance_type == "tied":
@@ -207,3 +196,23 @@ def test_output_pointers_never_point_into_a_copy():
     for array in (np.zeros((4, 3)).T, np.zeros((3, 8))[:, ::2], np.zeros((3, 4), dtype=np.float32)):
         with pytest.raises(ValueError, match="C-contiguous float64"):
             _out_pointer_fills(array, 2.0)
+
+
+def test_em_step_refuses_x_narrower_than_the_model(rng):
+    # The same clear message as accumulate and log_densities, not a bare status.
+    model, _ = _random_model(rng, "diag", 3, 4)
+    X = _data(rng, 3)
+    with pytest.raises(ValueError, match="fewer columns than the model has features"):
+        model.em_step(X, None, float(len(X)), 1e-6, 1)
+
+
+@pytest.mark.parametrize("split", [0, 1, 333, 700])
+def test_sum_weights_continues_from_a_start(rng, split):
+    # A running total across row blocks has the bits of one sum over all rows.
+    w = rng.uniform(0.0, 3.0, size=700) * 10.0 ** rng.integers(-8, 8, size=700)
+    head = _em.sum_weights(w[:split], split)
+    assert _em.sum_weights(w[split:], 700 - split, start=head) == _em.sum_weights(w, 700)
+    assert _em.sum_weights(w, 700, start=0.0) == _em.sum_weights(w, 700)
+    ones = _em.sum_weights(None, split)
+    assert _em.sum_weights(None, 700 - split, start=ones) == _em.sum_weights(None, 700) == 700.0
+    assert _em.sum_weights(None, 3, start=0.5) == 3.5

@@ -5,6 +5,8 @@ from threadpoolctl import threadpool_limits
 
 from fastem import _em
 
+from _helpers import random_model
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 STATISTICS = ("none", "full", "tied", "diag")
 # Column path, one GEMM for all components, BLAS per component.
@@ -19,17 +21,7 @@ def _one_blas_thread():
 
 
 def _model(rng, covariance_type, k, d):
-    weights = rng.dirichlet(np.ones(k) * 3)
-    means = rng.normal(scale=2.0, size=(k, d))
-    if covariance_type in ("full", "tied"):
-        blocks = [a @ a.T / d + np.eye(d) for a in rng.normal(size=(k, d, d))]
-        covariances = np.array(blocks) if covariance_type == "full" else blocks[0]
-    elif covariance_type == "diag":
-        covariances = rng.uniform(0.5, 2.0, size=(k, d))
-    else:
-        covariances = rng.uniform(0.5, 2.0, size=k)
-    factors = _em.precision_factors(covariances, covariance_type)
-    return _em.ModelArrays(covariance_type, weights, means, factors, covariances)
+    return random_model(rng, covariance_type, k, d)[0]
 
 
 def _problem(rng, assignment, statistic, d, n_rows, k=3, dtype=np.float64):
@@ -49,7 +41,7 @@ def _problem(rng, assignment, statistic, d, n_rows, k=3, dtype=np.float64):
 
 def _lanes(statistic, k, d):
     n_stats = _em.statistics_size(statistic, k, d)
-    return np.zeros((_em.lane_count(n_stats), n_stats))
+    return np.zeros(_em.lane_shape(n_stats))
 
 
 def _one_pass(X, weights, kwargs, n_threads=1):
@@ -57,6 +49,26 @@ def _one_pass(X, weights, kwargs, n_threads=1):
     lanes = _lanes(kwargs["statistic"], k, d)
     used = _em.accumulate(X, weights, lanes, n_threads=n_threads, **kwargs)
     return lanes, used
+
+
+@pytest.mark.parametrize("statistic", STATISTICS)
+def test_padded_lanes_give_the_bits_of_unpadded_ones(rng, statistic):
+    # lane_shape pads each lane to whole cache lines; the padding is never written
+    # and the sums are those of lanes exactly n_stats wide.
+    model, X, weights, _, kwargs = _problem(rng, "model" if statistic != "none" else "nearest",
+                                            statistic, 12, 20 * _em.chunk_rows(12) + 5)
+    n_stats = _em.statistics_size(statistic, 3, 12)
+    n_lanes, stride = _em.lane_shape(n_stats)
+    assert n_lanes == _em.lane_count(n_stats) and stride >= n_stats + 8 and stride % 8 == 0
+    padded = np.zeros((n_lanes, stride))
+    plain = np.zeros((n_lanes, n_stats))
+    _em.accumulate(X, weights, padded, n_threads=3, **kwargs)
+    _em.accumulate(X, weights, plain, n_threads=3, **kwargs)
+    np.testing.assert_array_equal(padded[:, :n_stats], plain)
+    assert not padded[:, n_stats:].any()
+    np.testing.assert_array_equal(_em.reduce_lanes(padded, n_stats), _em.reduce_lanes(plain))
+    with pytest.raises(ValueError, match="n_stats"):
+        _em.reduce_lanes(padded, stride + 1)
 
 
 def test_sizes_follow_the_statistic():
@@ -93,7 +105,8 @@ def test_chunk_aligned_calls_give_the_bits_of_one_pass(rng, assignment, statisti
                                       first_chunk=first_chunk, n_threads=3, **part)
     assert first_chunk == used
     np.testing.assert_array_equal(parts, whole)
-    np.testing.assert_array_equal(_em.reduce_lanes(parts), _em.reduce_lanes(whole))
+    n_stats = _em.statistics_size(statistic, k, d)
+    np.testing.assert_array_equal(_em.reduce_lanes(parts, n_stats), _em.reduce_lanes(whole, n_stats))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -121,7 +134,8 @@ def test_model_pass_is_the_c_pass(rng, covariance_type, n_features, dtype):
     lanes = _lanes(statistic, 4, n_features)
     _em.accumulate(X, weights, lanes, statistic=statistic, centres=model.means, model=model,
                    tied_centre=model.tied_centre(), n_threads=2)
-    np.testing.assert_array_equal(_em.reduce_lanes(lanes), model.accumulate(X, weights, 2))
+    n_stats = _em.statistics_size(statistic, 4, n_features)
+    np.testing.assert_array_equal(_em.reduce_lanes(lanes, n_stats), model.accumulate(X, weights, 2))
 
 
 def _reference_statistics(X, weights, resp, centres, statistic, tied_centre):
@@ -151,7 +165,7 @@ def test_supplied_responsibilities_match_numpy(rng, statistic, n_features, dtype
     model, X, weights, resp, kwargs = _problem(rng, "responsibilities", statistic, n_features,
                                                2000, k=4, dtype=dtype)
     lanes, _ = _one_pass(X, weights, kwargs, n_threads=2)
-    got = _em.reduce_lanes(lanes)
+    got = _em.reduce_lanes(lanes, _em.statistics_size(statistic, 4, n_features))
     want = _reference_statistics(X, weights, resp, model.means, statistic, kwargs["tied_centre"])
     assert got[0] == 0.0
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11 * np.abs(want).max())
@@ -170,7 +184,7 @@ def test_supplied_responsibilities_of_dropped_rows_are_never_read(rng):
 
 def test_nearest_centre_counts_and_inertia(rng):
     model, X, weights, _, kwargs = _problem(rng, "nearest", "none", 12, 1500)
-    got = _em.reduce_lanes(_one_pass(X, weights, kwargs)[0])
+    got = _em.reduce_lanes(_one_pass(X, weights, kwargs)[0], _em.statistics_size("none", 3, 12))
     distances = ((X[:, None] - model.means[None]) ** 2).sum(axis=2)
     labels = distances.argmin(axis=1)
     resp = np.eye(3)[labels]
@@ -206,7 +220,7 @@ def test_invalid_calls_raise(rng, change, match):
     model, X, weights, resp, kwargs = _problem(rng, "model", "tied", 4, 50)
     lanes = _lanes("tied", 3, 4)
     if change == "lanes":
-        lanes = lanes[:, :-1].copy()
+        lanes = np.zeros((lanes.shape[0], _em.statistics_size("tied", 3, 4) - 1))
     elif change == "both":
         kwargs["responsibilities"] = resp
     elif change == "tied":
@@ -232,12 +246,16 @@ def test_m_step_from_takes_the_flat_statistics(rng):
     X = rng.normal(size=(800, 5))
     lanes = _lanes("full", 3, 5)
     _em.accumulate(X, None, lanes, statistic="full", centres=model.means, model=model)
-    stats = _em.reduce_lanes(lanes)
+    stats = _em.reduce_lanes(lanes, _em.statistics_size("full", 3, 5))
     nk, means, covariances, factors = _em.m_step_from(stats, model.means, None, "full", 1e-6)
     model.m_step(stats, 1e-6)
     np.testing.assert_array_equal(means, model.means)
     np.testing.assert_array_equal(covariances, model.covariances)
-    np.testing.assert_allclose(nk / nk.sum(), model.weights, rtol=1e-15)
+    np.testing.assert_array_equal(_em.normalised_weights(nk), model.weights)
+    # read in place: the flat array is not copied, and comes back unchanged
+    before = stats.copy()
+    _em.m_step_from(stats, model.means, None, "full", 1e-6)
+    np.testing.assert_array_equal(stats, before)
     with pytest.raises(ValueError, match="size"):
         _em.m_step_from(stats[:-1], model.means, None, "full", 1e-6)
 

@@ -16,15 +16,6 @@ from fastem._kernels cimport (
 cdef enum:
     BLAS_MIN_FEATURES = 8
 
-# Rows per chunk (see default_chunk_rows in _kernels): a BLAS chunk's scratch (a few copies of rows x D and rows x K
-# doubles) stays in L2; a column chunk is long enough for the row loops to
-# vectorise well.  Results depend on the chunk size (it fixes the order of the
-# sums), so it is chosen from the shape alone.
-cdef enum:
-    BLOCK_CHUNK_ROWS = 256
-    COLUMN_CHUNK_ROWS = 1024
-
-
 # Full covariances with at most this many features whiten all components with
 # one GEMM and take every component's scatter with another (outer products of
 # the rows as columns): many tiny per-component BLAS calls cost more than the

@@ -6,14 +6,11 @@ the centred chunk, moved to each component's mean).
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 
+from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offset
 from fastem._blas cimport (
     gram_upper, rows_times, rows_times_transpose, weighted_row_sum, whiten_rows,
 )
-from fastem._simd cimport (
-    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
-    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
-    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
-)
+from fastem._simd cimport _scaled_distance, _sum, _sum_squares
 
 
 cdef inline const floating* _operand(const _Shared* sh, const floating* like) noexcept nogil:
@@ -70,16 +67,40 @@ cdef inline Py_ssize_t _operand_size(const MixtureParams* p) noexcept nogil:
     return p.n_components * p.n_features * p.n_features
 
 
+cdef inline bint _expanded(const MixtureParams* p) noexcept nogil:
+    # The densities are expanded about the centre c (_expanded_densities), so the
+    # pass needs coef and offset; FULL above OUTER_MAX_FEATURES whitens per
+    # component with the precision factor itself, and supplied responsibilities
+    # need no densities.
+    return _blocked_density(p) and (p.assign != ASSIGN_FULL or _full_outer(p))
+
+
+cdef inline Py_ssize_t _coef_size(const MixtureParams* p) noexcept nogil:
+    # DIAG (K, 2D); small FULL (D, K D); NEAREST and TIED (K, D)
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components
+    if p.assign == ASSIGN_DIAG:
+        return n_comp * 2 * d
+    if _full_outer(p):
+        return d * n_comp * d
+    return n_comp * d
+
+
 cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexcept nogil:
-    """Fill `sh` for one pass; `single` for float32 input.  Returns 0 or -1 (no memory)."""
+    """Fill `sh` for one block pass; `single` for float32 input.  Returns 0 or -1 (no memory).
+
+    Only what the pass reads is allocated: the centre (D), coef and offset when
+    the densities are expanded about it, the float32 operand for single products.
+    """
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
     cdef double nu, prec
     cdef Py_ssize_t j
+    cdef bint expanded = _expanded(p)
     sh.center = <double*>calloc(d, sizeof(double))
-    sh.coef = <double*>calloc(n_comp * max(2, d) * d, sizeof(double))
-    sh.offset = <double*>calloc(n_comp * d, sizeof(double))
+    sh.coef = <double*>calloc(_coef_size(p), sizeof(double)) if expanded else NULL
+    sh.offset = (<double*>calloc(n_comp * d if _full_outer(p) else n_comp, sizeof(double))
+                 if expanded else NULL)
     sh.operand_single = <float*>calloc(max(1, _operand_size(p)), sizeof(float)) if single else NULL
-    if (sh.center == NULL or sh.coef == NULL or sh.offset == NULL
+    if (sh.center == NULL or (expanded and (sh.coef == NULL or sh.offset == NULL))
             or (single and sh.operand_single == NULL)):
         _free_shared(sh)
         return -1
@@ -88,6 +109,12 @@ cdef int _prepare_shared(const MixtureParams* p, _Shared* sh, bint single) noexc
             sh.center[i] += p.means[k * d + i]
     for i in range(d):
         sh.center[i] /= n_comp
+    if not expanded:
+        sh.operand = p.precision_factor   # FULL above OUTER_MAX_FEATURES (or unused: GIVEN)
+        if single:
+            for i in range(_operand_size(p)):
+                sh.operand_single[i] = <float>sh.operand[i]
+        return 0
     # |x - m|^2 P expanded about the centre c: cross terms become one GEMM.  Taking
     # the expansion about c rather than 0 keeps its cancellation to the spread of
     # the means, not their distance from the origin.
@@ -273,9 +300,9 @@ cdef void _add_outer_moments(
     cdef Py_ssize_t n, k, i, j, col
     cdef const double* y
     cdef double* z
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double chunk_count
     cdef const double* g
     cdef double* nu = Z  # reused after the GEMM: (D,) per component
@@ -352,8 +379,8 @@ cdef void _add_first_moments(
 ) noexcept nogil:
     # Counts and first moments only (k-means): hard assignments are mostly zeros.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
     cdef const double* mean
     cdef double rw
     for k in range(n_comp):
@@ -376,9 +403,9 @@ cdef void _add_component_scatters(
 ) noexcept nogil:
     # Full scatters, one SYRK of the rows sqrt(w r) (x - m_k) per component.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef bint by_product = _first_by_product(X)
     cdef const double* mean
     cdef double rw, root, c, chunk_count
@@ -414,9 +441,9 @@ cdef void _add_tied_scatter(
     # Scatter: SYRK of sqrt(w) (x - s) about the tied shift s.  First moments:
     # one GEMM R^T (X - s), moved to each component's mean per chunk.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double* centred = Y + rows * d
     cdef double w, root, c, chunk_count
     for n in range(rows):
@@ -446,9 +473,9 @@ cdef void _add_diag_moments(
     # One GEMM gives this chunk's moments about c, which are moved to each
     # component's mean m = c + nu.
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double chunk_count, nu, c
     rows_times(moments, resp_w, Y, <int>n_comp, <int>(2 * d), <int>rows)
     for k in range(n_comp):

@@ -5,14 +5,15 @@ _normalise_columns (the chunk's log-sum-exp) serves the block path too.
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 
+from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offset
 from fastem._kernels cimport (
-    ASSIGN_DIAG, ASSIGN_FULL, ASSIGN_GIVEN, ASSIGN_NEAREST, ASSIGN_TIED, MixtureParams,
-    STATS_DIAG, STATS_FULL, STATS_NONE, STATS_TIED,
+    ASSIGN_DIAG, ASSIGN_FULL, ASSIGN_NEAREST, ASSIGN_TIED, MixtureParams, STATS_DIAG, STATS_FULL,
+    STATS_TIED,
 )
 from fastem._simd cimport (
-    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
-    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
-    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
+    _dot3, _sum, fastem_add_scaled, fastem_add_scaled_squared_diff, fastem_add_squares,
+    fastem_dot3, fastem_exp_shifted_sum, fastem_log_array, fastem_max_into, fastem_minus,
+    fastem_scale_by,
 )
 
 
@@ -86,9 +87,9 @@ cdef void _columns_add_stats(
     double* stats,            # INOUT as accumulate_rows
 ) noexcept nogil:
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     cdef double m, chunk_count
     cdef const double* rk
     if p.stats == STATS_TIED:

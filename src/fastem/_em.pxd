@@ -1,5 +1,5 @@
-# Declarations of _em.pyx, the Python layer's door into the engine: the enums
-# Python sees, and the output-pointer guard the test hooks reach.  The nogil
+# Declarations of _em.pyx, the Python layer's door into the engine: the status
+# enum Python sees, and the output-pointer guard the test hooks reach.  The nogil
 # layers are in _gmm.pxd (model, passes) and _fit.pxd (M-step, EM runs).
 #
 # The public, versioned names for other extensions are in kernels.pxd; this
@@ -7,13 +7,6 @@
 
 from libc.stdint cimport int64_t
 from cython cimport floating
-
-
-cpdef enum CovarianceType:
-    COVARIANCE_FULL = 0        # covariances (K, D, D)
-    COVARIANCE_TIED = 1        # covariances (D, D)
-    COVARIANCE_DIAG = 2        # covariances (K, D)
-    COVARIANCE_SPHERICAL = 3   # covariances (K,)
 
 
 cpdef enum Status:

@@ -1,15 +1,9 @@
-"""EM for Gaussian mixtures in nogil C: M-step, EM iterations, scoring."""
+"""The Python layer's one door into the engine (fastem._em): model arrays, passes into lanes, M-step."""
 import enum
 from typing import Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-
-class CovarianceType(enum.IntEnum):
-    COVARIANCE_FULL = 0
-    COVARIANCE_TIED = 1
-    COVARIANCE_DIAG = 2
-    COVARIANCE_SPHERICAL = 3
 
 class Status(enum.IntEnum):
     STATUS_OK = 0
@@ -18,7 +12,7 @@ class Status(enum.IntEnum):
     STATUS_ILL_DEFINED = -3
     STATUS_NOT_FINITE = -4
 
-COVARIANCE_CODES: Final[dict[str, CovarianceType]]
+COVARIANCE_CODES: Final[dict[str, int]]
 STATISTIC_CODES: Final[dict[str, int]]
 ILL_DEFINED_MESSAGE: Final[str]
 ILL_DEFINED_FLOAT32_HINT: Final[str]
@@ -26,8 +20,15 @@ NOT_FINITE_MESSAGE: Final[str]
 
 def raise_for_status(status: int, dtype: np.dtype | type | None = ...) -> None: ...
 def chunk_rows(n_features: int) -> int: ...
+def covariance_shape(code: int, k: int, d: int) -> tuple[int, ...]: ...
+def split_statistics(
+    stats: NDArray[np.float64], stat: int, k: int, d: int
+) -> tuple[float, NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]: ...
+def normalised_weights(counts_floor: ArrayLike) -> NDArray[np.float64]: ...
 def responsibilities(log_dens: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
-def sum_weights(sample_weight: NDArray[np.float64] | None, n_rows: int) -> float: ...
+def sum_weights(
+    sample_weight: NDArray[np.float64] | None, n_rows: int, start: float = ...
+) -> float: ...
 def precision_factors(covariances: ArrayLike, covariance_type: str) -> NDArray[np.float64]: ...
 def m_step_from(
     stats: NDArray[np.float64]
@@ -83,6 +84,7 @@ class ModelArrays:
 
 def statistics_size(statistic: str, n_components: int, n_features: int) -> int: ...
 def lane_count(n_stats: int) -> int: ...
+def lane_shape(n_stats: int) -> tuple[int, int]: ...
 def accumulate(
     X: NDArray[np.float32] | NDArray[np.float64],
     sample_weight: NDArray[np.float64] | None,
@@ -96,4 +98,4 @@ def accumulate(
     tied_centre: ArrayLike | None = ...,
     n_threads: int = ...,
 ) -> int: ...
-def reduce_lanes(lanes: NDArray[np.float64]) -> NDArray[np.float64]: ...
+def reduce_lanes(lanes: NDArray[np.float64], n_stats: int | None = ...) -> NDArray[np.float64]: ...

@@ -10,36 +10,39 @@ statistics, and the exceptions the statuses stand for.  The estimator in
 _gaussian_mixture.py and the public C-level API in kernels.pyx call the same
 functions, so a fit through either gives the same bits.
 
-Every function returns a Status (0 on success) and never raises; the Python
-wrappers at the end turn statuses into exceptions.
+The nogil layers below return statuses and never raise; this module is where
+they become Python exceptions (raise_for_status), so every function here
+raises on error.
 """
 from libc.stdlib cimport free
 
 import numpy as np
 
 from fastem._covariance_shapes cimport (
-    STATISTIC_DIAG, STATISTIC_FULL, STATISTIC_NONE, STATISTIC_TIED,
-    covariance_size, statistic_of, statistics_size as _statistics_size,
+    COUNTS_OFFSET, COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
+    covariance_size, first_offset, second_offset, statistic_of,
+    statistics_size as _statistics_size,
 )
-from fastem._fit cimport em_step, m_step, m_step_about, precision_cholesky
+from fastem._fit cimport em_step, m_step, m_step_about, normalise_weights, precision_cholesky
 from fastem._gmm cimport (
     _Derived, _derive, _given_params, _kernel_status, _threads, _tied_centre,
-    accumulate_model, check_model, chunk_rows_for, log_densities_model, model_stats_size,
+    accumulate_model, check_model, log_densities_model, model_stats_size,
     normalise_log_densities, score_model, _sum_weights,
 )
-from fastem._kernels cimport MixtureParams, accumulate_lanes
-from fastem._pass cimport lane_count as _lane_count, reduce_lanes as _reduce_lanes
+from fastem._kernels cimport (
+    STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes, default_chunk_rows,
+)
+from fastem._kernels import Stats
+from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
+from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
 
 # ---------------------------------------------------------------------------
 # Python entry points for the estimator: check arrays, release the GIL, raise.
 # ---------------------------------------------------------------------------
 
-COVARIANCE_CODES = {
-    "full": COVARIANCE_FULL,
-    "tied": COVARIANCE_TIED,
-    "diag": COVARIANCE_DIAG,
-    "spherical": COVARIANCE_SPHERICAL,
-}
+# Names to codes, from the one Python table (its codes are fastem.h's FASTEM_*;
+# tests/test_capi.py pins them to the C API's).
+COVARIANCE_CODES = {name: t.code for name, t in _COVARIANCE_TABLE.items()}
 
 # scikit-learn's text, word for word: code written against scikit-learn matches it.
 ILL_DEFINED_MESSAGE = (
@@ -78,6 +81,37 @@ def raise_for_status(int status, dtype=None):
     if status == STATUS_NOT_FINITE:
         raise ValueError(NOT_FINITE_MESSAGE)
     raise ValueError(f"fastem: invalid arguments (status {status})")
+
+
+def covariance_shape(int code, Py_ssize_t k, Py_ssize_t d):
+    """Shape of a model's covariances (and precision factors) for a covariance code."""
+    if code == COVARIANCE_FULL:
+        return (k, d, d)
+    if code == COVARIANCE_TIED:
+        return (d, d)
+    if code == COVARIANCE_DIAG:
+        return (k, d)
+    return (k,)
+
+
+def _second_moments_shape(int stat, Py_ssize_t k, Py_ssize_t d):
+    if stat == STATS_FULL:
+        return (k, d, d)
+    if stat == STATS_TIED:
+        return (d, d)
+    if stat == STATS_DIAG:
+        return (k, d)
+    return None
+
+
+def split_statistics(stats, int stat, Py_ssize_t k, Py_ssize_t d):
+    """Views ``(log_lik, counts (K,), first (K, D), second)`` of a flat statistics
+    array of statistic code `stat` (second None for STATS_NONE), laid out as in
+    fastem.h."""
+    first, second = first_offset(k), second_offset(k, d)
+    shape = _second_moments_shape(stat, k, d)
+    return (float(stats[0]), stats[COUNTS_OFFSET:first], stats[first:second].reshape(k, d),
+            None if shape is None else stats[second:].reshape(shape))
 
 
 cdef class ModelArrays:
@@ -130,8 +164,10 @@ cdef class ModelArrays:
         Raises
         ------
         ValueError
-            If the log-likelihood is not finite or a new covariance is ill-defined.
+            If `X` has fewer columns than the model has features, the
+            log-likelihood is not finite or a new covariance is ill-defined.
         """
+        self._check_columns(X.shape[1])
         cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
         cdef double bound = 0.0
         cdef int status
@@ -250,11 +286,16 @@ def responsibilities(log_dens):
     return resp, log_prob_norm
 
 
-def sum_weights(sample_weight, int64_t n_rows):
-    """The total weight EM divides the log-likelihood by (summed in row order, as
-    the C layer sums it; `n_rows` for None)."""
+def sum_weights(sample_weight, int64_t n_rows, double start=0.0):
+    """The total weight EM divides the log-likelihood by: ``start`` plus the weights
+    added one by one in row order, as the C layer sums them (None: ones, so
+    ``start + n_rows``).
+
+    A running total kept across row blocks, ``t = sum_weights(block, n, t)``, has
+    the bits of one call over all the rows.
+    """
     cdef const double* w = _weights_pointer(sample_weight, n_rows)
-    return _sum_weights(w, n_rows)
+    return _sum_weights(w, n_rows, start)
 
 
 def precision_factors(covariances, covariance_type):
@@ -269,7 +310,7 @@ def precision_factors(covariances, covariance_type):
     factors = np.empty_like(cov)
     cdef int code = COVARIANCE_CODES[covariance_type]
     square = cov.ndim >= 2 and cov.shape[cov.ndim - 1] == cov.shape[cov.ndim - 2]
-    if (cov.ndim != (3, 2, 2, 1)[code] or (code <= COVARIANCE_TIED and not square)
+    if (cov.ndim != len(covariance_shape(code, 1, 1)) or (code <= COVARIANCE_TIED and not square)
             or cov.size == 0):
         raise ValueError(f"covariances of shape {cov.shape} do not fit covariance_type={covariance_type!r}")
     cdef int64_t d = cov.shape[cov.ndim - 1] if code != COVARIANCE_SPHERICAL else 1  # (wraparound is off)
@@ -301,6 +342,8 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     Returns
     -------
     counts_floor, means, covariances, precisions_cholesky : ndarray
+        ``normalised_weights(counts_floor)`` gives the weights as the C M-step
+        forms them.
 
     Raises
     ------
@@ -314,16 +357,18 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
         log_lik, counts, first, second = stats
         flat = np.concatenate([[log_lik], counts, np.ravel(first), np.ravel(second)])
     else:
-        flat = np.array(stats, dtype=np.float64).reshape(-1)
+        # The flat array of reduce_lanes is read in place (no copy when it is
+        # float64 and contiguous).
+        flat = np.ascontiguousarray(stats, dtype=np.float64).reshape(-1)
     if flat.shape[0] != _statistics_size(statistic_of(code), k, d):
         raise ValueError("stats do not have the size this covariance_type and shift_means need")
     centre = np.zeros(d) if tied_shift is None else np.ascontiguousarray(tied_shift, dtype=np.float64)
-    shape = {COVARIANCE_FULL: (k, d, d), COVARIANCE_TIED: (d, d), COVARIANCE_DIAG: (k, d)}.get(code, (k,))
+    shape = covariance_shape(code, k, d)
     nk = np.empty(k)
     means = np.empty((k, d))
     covariances = np.empty(shape)
     factors = np.empty(shape)
-    cdef double[::1] s = flat
+    cdef const double[::1] s = flat
     cdef const double[::1] sh = shift.reshape(-1)
     cdef const double[::1] ce = centre
     cdef double[::1] o_nk = nk
@@ -338,21 +383,30 @@ def m_step_from(stats, shift_means, tied_shift, covariance_type, double reg_cova
     return nk, means, covariances, factors
 
 
+def normalised_weights(counts_floor):
+    """(K,) float64 mixing weights from `m_step_from`'s floored counts: each count
+    divided by their sum taken in component order, the C M-step's own code (so a
+    Python M-step gives the weights of ModelArrays.m_step bit for bit)."""
+    cdef const double[::1] c = np.ascontiguousarray(counts_floor, dtype=np.float64).reshape(-1)
+    if c.shape[0] < 1:
+        raise ValueError("counts_floor must hold at least one component")
+    out = np.empty(c.shape[0])
+    cdef double[::1] o = out
+    normalise_weights(&c[0], c.shape[0], &o[0])
+    return out
+
+
 def chunk_rows(int64_t n_features):
     """Rows per kernel chunk for data with `n_features` columns (fixes the summation order)."""
-    return chunk_rows_for(n_features)
+    return default_chunk_rows(n_features)
 
 
 # ---------------------------------------------------------------------------
 # The door from Python into the engine: statistics in lanes the caller keeps.
 # ---------------------------------------------------------------------------
 
-STATISTIC_CODES = {
-    "none": STATISTIC_NONE,
-    "full": STATISTIC_FULL,
-    "tied": STATISTIC_TIED,
-    "diag": STATISTIC_DIAG,
-}
+# "none", "full", "tied", "diag": the kernels' Stats enum, named without its prefix.
+STATISTIC_CODES = {s.name.removeprefix("STATS_").lower(): int(s) for s in Stats}
 
 
 def _statistic_code(statistic):
@@ -378,6 +432,19 @@ def lane_count(int64_t n_stats):
     if n_stats < 1:
         raise ValueError(f"n_stats must be >= 1, got {n_stats}")
     return _lane_count(n_stats)
+
+
+def lane_shape(int64_t n_stats):
+    """``(lane_count(n_stats), lane_stride)``: the shape to allocate (zeroed) for
+    `accumulate`'s lanes.
+
+    Each lane holds the `n_stats` statistics, then padding up to
+    ``lane_stride`` (whole cache lines plus one, as the C passes pad theirs), so
+    threads that own neighbouring lanes never write to the same cache line.
+    The padding stays zero; ``reduce_lanes(lanes, n_stats)`` reads the first
+    `n_stats` columns only.
+    """
+    return lane_count(n_stats), padded(n_stats)
 
 
 def accumulate(
@@ -410,8 +477,12 @@ def accumulate(
         Only the first D columns are read.
     sample_weight : ndarray of shape (n_rows,), float64, or None
         Non-negative row weights (None: ones); a zero weight drops the row.
-    lanes : ndarray of shape (lane_count(n_stats), n_stats), float64, C-contiguous
-        INOUT: the pass is added into it.  ``n_stats = statistics_size(statistic, K, D)``.
+    lanes : ndarray of shape lane_shape(n_stats), float64, C-contiguous
+        INOUT: the pass is added into its first ``n_stats`` columns,
+        ``n_stats = statistics_size(statistic, K, D)``.  Allocate it with
+        ``np.zeros(lane_shape(n_stats))``: the padded rows keep threads off each
+        other's cache lines.  Any width >= n_stats is accepted (the bits do not
+        depend on it).
     statistic : {"none", "full", "tied", "diag"}
         The second-order statistic (spherical models use "diag").
     centres : ndarray of shape (K, D)
@@ -422,7 +493,10 @@ def accumulate(
         Responsibilities from this Gaussian model's E-step (`centres` must be its
         means); ``stats[0]`` gains ``sum_n w_n log p(x_n)``.
     responsibilities : ndarray of shape (n_rows, K), float64, C-contiguous, or None
-        Responsibilities the caller supplies; ``stats[0]`` is unchanged.
+        Responsibilities the caller supplies; ``stats[0]`` is unchanged.  Any
+        non-negative rows for "full", "diag" and "none"; for "tied" each row must
+        sum to one, since the tied scatter counts every row with its sample
+        weight alone (it does not read the responsibilities).
         With neither `model` nor `responsibilities`: each row goes to its nearest
         centre (k-means) and ``stats[0]`` gains the weighted squared distances.
     tied_centre : ndarray of shape (D,) or None
@@ -438,7 +512,7 @@ def accumulate(
     cdef int stat = _statistic_code(statistic)
     cdef const double[:, ::1] c = np.ascontiguousarray(centres, dtype=np.float64)
     cdef Py_ssize_t n = X.shape[0], k = c.shape[0], d = c.shape[1]
-    cdef Py_ssize_t n_stats, chunk = chunk_rows_for(d), n_chunks
+    cdef Py_ssize_t n_stats, chunk = default_chunk_rows(d), n_chunks
     cdef const double[:, ::1] given
     cdef const double[::1] centre
     cdef const double* w
@@ -455,9 +529,10 @@ def accumulate(
     if model is not None and responsibilities is not None:
         raise ValueError("pass a model or responsibilities, not both")
     n_stats = _statistics_size(stat, k, d)
-    if lanes.shape[0] != _lane_count(n_stats) or lanes.shape[1] != n_stats:
+    if lanes.shape[0] != _lane_count(n_stats) or lanes.shape[1] < n_stats:
         raise ValueError(
-            f"lanes must have shape ({_lane_count(n_stats)}, {n_stats}), "
+            f"lanes must have shape lane_shape({n_stats}) = ({_lane_count(n_stats)}, "
+            f"{padded(n_stats)}) (at least {n_stats} columns), "
             f"got ({lanes.shape[0]}, {lanes.shape[1]})")
     w = _weights_pointer(sample_weight, n)
     if model is not None:
@@ -468,7 +543,7 @@ def accumulate(
         given = responsibilities
         if given.shape[0] != n or given.shape[1] != k:
             raise ValueError("responsibilities must have shape (n_rows, n_components)")
-    if stat == STATISTIC_TIED:
+    if stat == STATS_TIED:
         if tied_centre is None:
             raise ValueError('statistic="tied" needs tied_centre')
         centre = np.ascontiguousarray(tied_centre, dtype=np.float64)
@@ -485,25 +560,30 @@ def accumulate(
     else:
         _given_params(k, d, stat, &c[0, 0],
                       &given[0, 0] if responsibilities is not None else NULL, k, &params)
-    if stat == STATISTIC_TIED:
+    if stat == STATS_TIED:
         params.tied_shift = &centre[0]
     if status == STATUS_OK:
         with nogil:
             status = _kernel_status(accumulate_lanes(
                 &X[0, 0], n, X.shape[1], w, &params, chunk, first_chunk, _threads(n_threads),
-                &lanes[0, 0], n_stats))
+                &lanes[0, 0], lanes.shape[1]))
     free(derived.buffer)
     raise_for_status(status)
     return n_chunks
 
 
-def reduce_lanes(const double[:, ::1] lanes):
-    """(n_stats,) float64: the lanes of `accumulate` added in lane order (fixed, so
-    the statistics never depend on the thread count)."""
-    out = np.empty(lanes.shape[1])
+def reduce_lanes(const double[:, ::1] lanes, n_stats=None):
+    """(n_stats,) float64: the first `n_stats` columns of `accumulate`'s lanes
+    added in lane order (fixed, so the statistics never depend on the thread
+    count).  `n_stats` None: every column (unpadded lanes)."""
+    cdef Py_ssize_t width = lanes.shape[1] if n_stats is None else n_stats
+    if not 0 <= width <= lanes.shape[1]:
+        raise ValueError(f"n_stats must be between 0 and {lanes.shape[1]}, got {n_stats}")
+    out = np.empty(width)
     cdef double[::1] o = out
-    if lanes.shape[1] == 0:
+    if width == 0 or lanes.shape[0] == 0:
+        out[:] = 0.0
         return out
     with nogil:
-        _reduce_lanes(&lanes[0, 0], lanes.shape[0], lanes.shape[1], lanes.shape[1], &o[0])
+        _reduce_lanes(&lanes[0, 0], lanes.shape[0], lanes.shape[1], width, &o[0])
     return out

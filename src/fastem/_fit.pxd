@@ -17,6 +17,10 @@ cdef int m_step_about(
     double* counts_floor, double* means, double* covariances, double* precisions_cholesky,
 ) noexcept nogil
 
+cdef void normalise_weights(
+    const double* counts_floor, int64_t n_components, double* weights,
+) noexcept nogil
+
 cdef int m_step(GaussianModel* model, const double* stats, double reg_covar) noexcept nogil
 
 cdef int em_step(

@@ -12,9 +12,11 @@ from libc.string cimport memcpy, memmove
 
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtri
 
-from fastem._covariance_shapes cimport covariance_size
+from fastem._covariance_shapes cimport (
+    COUNTS_OFFSET, COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
+    covariance_size, first_offset, second_offset,
+)
 from fastem._gmm cimport (
-    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED,
     STATUS_BAD_ARGUMENT, STATUS_ILL_DEFINED, STATUS_NO_MEMORY, STATUS_NOT_FINITE, STATUS_OK,
     _sum_weights, _tied_centre, accumulate_model, check_model, model_stats_size,
 )
@@ -86,9 +88,9 @@ cdef int m_step_about(
     S2_k - S1_k delta_k^T - delta_k S1_k^T + N_k delta_k delta_k^T: only small
     corrections are subtracted, so data far from the origin lose no digits.
     """
-    cdef const double* counts = stats + 1
-    cdef const double* first = stats + 1 + k
-    cdef const double* second = stats + 1 + k + k * d
+    cdef const double* counts = stats + COUNTS_OFFSET
+    cdef const double* first = stats + first_offset(k)
+    cdef const double* second = stats + second_offset(k, d)
     cdef const double* S
     cdef double* C
     cdef double* delta
@@ -150,11 +152,25 @@ cdef int m_step_about(
     return precision_cholesky(cov_type, k, d, covariances, factors)
 
 
+cdef void normalise_weights(
+    const double* counts_floor,    # IN (K,) m_step_about's floored counts
+    int64_t k,
+    double* weights,               # OUT (K,) may be counts_floor itself
+) noexcept nogil:
+    # counts / their sum, the sum taken in component order: the one rule every
+    # M-step (C, the C API, Python's statistics) normalises the weights by.
+    cdef double total = 0.0
+    cdef int64_t c
+    for c in range(k):
+        total += counts_floor[c]
+    for c in range(k):
+        weights[c] = counts_floor[c] / total
+
+
 cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcept nogil:
     """Replace `m` by the M-step from `stats` (a pass over `m`); unchanged on error."""
-    cdef int64_t k = m.n_components, d = m.n_features, c
+    cdef int64_t k = m.n_components, d = m.n_features
     cdef int64_t cov_size = covariance_size(m.covariance_type, k, d)
-    cdef double total = 0.0
     cdef double* buf
     cdef int status = check_model(m)
     if status != STATUS_OK or m.covariances == NULL or stats == NULL:
@@ -170,10 +186,7 @@ cdef int m_step(GaussianModel* m, const double* stats, double reg_covar) noexcep
         buf, buf + k, buf + k + k * d + d, buf + k + k * d + d + cov_size,
     )
     if status == STATUS_OK:
-        for c in range(k):
-            total += buf[c]
-        for c in range(k):
-            m.weights[c] = buf[c] / total
+        normalise_weights(buf, k, m.weights)
         memcpy(m.means, buf + k, k * d * sizeof(double))
         memcpy(m.covariances, buf + k + k * d + d, cov_size * sizeof(double))
         memcpy(m.precisions_cholesky, buf + k + k * d + d + cov_size, cov_size * sizeof(double))
@@ -229,7 +242,7 @@ cdef int em_fit(
     On error the model is put back to the parameters it came with, and n_iter
     says how many iterations had succeeded.
     """
-    cdef double previous, current = -INFINITY, total = _sum_weights(sample_weight, n_rows)
+    cdef double previous, current = -INFINITY, total = _sum_weights(sample_weight, n_rows, 0.0)
     cdef int status = STATUS_OK
     cdef int64_t it
     cdef int64_t k, d, cov_size

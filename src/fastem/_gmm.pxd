@@ -8,28 +8,24 @@ from fastem._kernels cimport MixtureParams
 
 
 cdef extern from "fastem.h" nogil:
-    # The status and covariance codes of the public header (also _em.pxd's
-    # Status and CovarianceType enums, which Python sees).
+    # The status codes of the public header (also _em.pxd's Status enum, which
+    # Python sees); the covariance codes are in _covariance_shapes.pxd.
     enum:
         STATUS_OK "FASTEM_OK"
         STATUS_NO_MEMORY "FASTEM_NO_MEMORY"
         STATUS_BAD_ARGUMENT "FASTEM_BAD_ARGUMENT"
         STATUS_ILL_DEFINED "FASTEM_ILL_DEFINED"
         STATUS_NOT_FINITE "FASTEM_NOT_FINITE"
-        COVARIANCE_FULL "FASTEM_FULL"
-        COVARIANCE_TIED "FASTEM_TIED"
-        COVARIANCE_DIAG "FASTEM_DIAG"
-        COVARIANCE_SPHERICAL "FASTEM_SPHERICAL"
 
     # The model struct is fastem_gmm from the public C header, so the C-level API
     # and these functions share one definition of its layout.
     ctypedef struct GaussianModel "fastem_gmm":
         int64_t n_components             # K >= 1
         int64_t n_features               # D >= 1
-        int covariance_type              # a CovarianceType value
+        int covariance_type              # a COVARIANCE_* code (_covariance_shapes.pxd)
         double* weights                  # (K,) mixing weights, summing to 1
         double* means                    # (K, D)
-        double* covariances              # shaped by covariance_type (see CovarianceType)
+        double* covariances              # shaped by covariance_type (covariance_size)
         double* precisions_cholesky      # same shape; full/tied: upper-triangular U with
                                          # U U^T = inv(cov); diag/spherical: 1 / sqrt(cov)
 
@@ -40,12 +36,11 @@ ctypedef struct _Derived:
     double* buffer   # owns log_norm, tied_shift and (tied) whitened means / (spherical) factors
 
 
-cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil
 cdef int check_model(const GaussianModel* model) noexcept nogil
 cdef int64_t model_stats_size(const GaussianModel* model) noexcept nogil
 
 
-cdef double _sum_weights(const double* sample_weight, int64_t n_rows) noexcept nogil
+cdef double _sum_weights(const double* sample_weight, int64_t n_rows, double start) noexcept nogil
 cdef int _threads(int n_threads) noexcept nogil
 cdef int _kernel_status(int status) noexcept nogil
 cdef void _tied_centre(const GaussianModel* m, double* centre) noexcept nogil

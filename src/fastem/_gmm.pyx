@@ -12,7 +12,7 @@ from libc.math cimport isfinite, log
 from libc.stdlib cimport free, malloc
 
 from fastem._covariance_shapes cimport (
-    covariance_size, is_covariance_type, statistic_of, statistics_size as _statistics_size,
+    COVARIANCE_DIAG, COVARIANCE_FULL, COVARIANCE_SPHERICAL, COVARIANCE_TIED, covariance_size, is_covariance_type, statistic_of, statistics_size as _statistics_size,
 )
 from fastem._kernels cimport (
     Assign, MixtureParams, Stats, accumulate_stats, default_chunk_rows, log_density_rows,
@@ -27,11 +27,6 @@ cdef double LOG_2PI = 1.8378770664093453
 # ---------------------------------------------------------------------------
 # Shapes and checks
 # ---------------------------------------------------------------------------
-
-cdef int64_t chunk_rows_for(int64_t n_features) noexcept nogil:
-    # The chunk size fixes the summation order, so it depends on the shape only.
-    return default_chunk_rows(n_features)
-
 
 cdef int check_model(const GaussianModel* m) noexcept nogil:
     """STATUS_BAD_ARGUMENT unless sizes, pointers, weights and factors make a valid model.
@@ -75,13 +70,17 @@ cdef int64_t model_stats_size(const GaussianModel* m) noexcept nogil:
     return _statistics_size(statistic_of(m.covariance_type), m.n_components, m.n_features)
 
 
-cdef double _sum_weights(const double* sample_weight, int64_t n_rows) noexcept nogil:
-    cdef double total = 0.0
+cdef double _sum_weights(
+    const double* sample_weight, int64_t n_rows, double start,
+) noexcept nogil:
+    # start + w_0 + w_1 + ... in row order (NULL: ones), so a running total kept
+    # across row blocks has the bits of one sum over all the rows.
+    cdef double total = start
     cdef int64_t n
-    if sample_weight == NULL:
-        return <double>n_rows
+    if sample_weight == NULL and start == 0.0:
+        return <double>n_rows   # exact, as the sum of n_rows ones (n_rows < 2**53)
     for n in range(n_rows):
-        total += sample_weight[n]
+        total += 1.0 if sample_weight == NULL else sample_weight[n]
     return total
 
 
@@ -218,7 +217,7 @@ cdef int accumulate_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(accumulate_stats(
-        X, n_rows, ldx, sample_weight, &derived.params, chunk_rows_for(m.n_features),
+        X, n_rows, ldx, sample_weight, &derived.params, default_chunk_rows(m.n_features),
         _threads(n_threads), stats))
     free(derived.buffer)
     return status
@@ -254,7 +253,7 @@ cdef int accumulate_given_model(
         _tied_centre(m, centre)
         params.tied_shift = centre
     status = _kernel_status(accumulate_stats(
-        X, n_rows, ldx, sample_weight, &params, chunk_rows_for(m.n_features),
+        X, n_rows, ldx, sample_weight, &params, default_chunk_rows(m.n_features),
         _threads(n_threads), stats))
     free(centre)
     return status
@@ -291,7 +290,7 @@ cdef int log_densities_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(log_density_rows(
-        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        X, n_rows, ldx, &derived.params, default_chunk_rows(m.n_features), _threads(n_threads),
         log_dens, ld_log_dens))
     free(derived.buffer)
     return status
@@ -311,7 +310,7 @@ cdef int score_model(
     if status != STATUS_OK:
         return status
     status = _kernel_status(score_rows(
-        X, n_rows, ldx, &derived.params, chunk_rows_for(m.n_features), _threads(n_threads),
+        X, n_rows, ldx, &derived.params, default_chunk_rows(m.n_features), _threads(n_threads),
         log_prob_norm, resp, labels))
     free(derived.buffer)
     return status

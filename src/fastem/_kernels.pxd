@@ -13,6 +13,16 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 
 
+# Rows per chunk, for every path (default_chunk_rows picks one from D): a BLAS
+# chunk's scratch (a few copies of rows x D and rows x K doubles) stays in L2; a
+# column chunk is long enough for the row loops to vectorise well.  Results
+# depend on the chunk size (it fixes the order of the sums), so it is chosen
+# from the shape alone.
+cdef enum:
+    BLOCK_CHUNK_ROWS = 256
+    COLUMN_CHUNK_ROWS = 1024
+
+
 # How a row's responsibilities are obtained.
 cpdef enum Assign:
     ASSIGN_FULL = 0      # Gaussian, one upper-triangular precision factor per component

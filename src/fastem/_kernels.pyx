@@ -45,7 +45,7 @@ from libc.string cimport memset
 from libc.stdint cimport int64_t
 
 from fastem._blocks cimport (
-    BLAS_MIN_FEATURES, BLOCK_CHUNK_ROWS, COLUMN_CHUNK_ROWS, _ChunkScratch, _Shared,
+    BLAS_MIN_FEATURES, _ChunkScratch, _Shared,
     _block_chunks, _block_log_densities, _block_moments, _blocked_density, _chunk_scratch,
     _chunked_pass, _free_shared, _prepare_shared, _single_products, _weighted_given,
     _widened_chunk,
@@ -68,7 +68,7 @@ cdef Py_ssize_t params_stats_size(const MixtureParams* params) noexcept nogil:
 
 cdef Py_ssize_t default_chunk_rows(Py_ssize_t n_features) noexcept nogil:
     # Rows per chunk, from the shape alone (it fixes the order of the sums): see
-    # BLOCK_CHUNK_ROWS in _blocks.pxd.
+    # BLOCK_CHUNK_ROWS in _kernels.pxd.
     return BLOCK_CHUNK_ROWS if n_features >= BLAS_MIN_FEATURES else COLUMN_CHUNK_ROWS
 
 
@@ -182,7 +182,10 @@ cdef int _start_pass(
     c.shared = <_Shared*>calloc(1, sizeof(_Shared))
     if c.shared == NULL:
         return -1
-    if _prepare_shared(p, <_Shared*>c.shared, single and _single_products(p)) != 0:
+    # Only the block path reads the shared arrays (the column and row paths
+    # take everything from the parameters).
+    if (chunked and _block_chunks(p)
+            and _prepare_shared(p, <_Shared*>c.shared, single and _single_products(p)) != 0):
         free(<void*>c.shared)
         c.shared = NULL
         return -1

@@ -4,15 +4,12 @@ caller holds.  The EM and Lloyd passes go chunk by chunk (_columns, _blocks).
 """
 from libc.math cimport INFINITY
 
+from fastem._covariance_shapes cimport COUNTS_OFFSET, first_offset, second_offset
 from fastem._kernels cimport (
     ASSIGN_DIAG, ASSIGN_FULL, ASSIGN_GIVEN, ASSIGN_NEAREST, ASSIGN_TIED, MixtureParams,
-    STATS_DIAG, STATS_FULL, STATS_NONE, STATS_TIED,
+    STATS_DIAG, STATS_FULL, STATS_TIED,
 )
-from fastem._simd cimport (
-    _dot3, _scaled_distance, _sum, _sum_squares, fastem_add_scaled,
-    fastem_add_scaled_squared_diff, fastem_add_squares, fastem_exp, fastem_exp_shifted_sum,
-    fastem_log, fastem_log_array, fastem_max_into, fastem_minus, fastem_scale_by, fastem_dot3,
-)
+from fastem._simd cimport _scaled_distance, _sum_squares, fastem_exp, fastem_log
 
 
 cdef Py_ssize_t row_work_size(const MixtureParams* params) noexcept nogil:
@@ -117,9 +114,9 @@ cdef void _add_row_stats(
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, k, i, j
     cdef const double* mean
     cdef double rw, a
-    cdef double* counts = stats + 1
-    cdef double* first = stats + 1 + n_comp
-    cdef double* second = stats + 1 + n_comp + n_comp * d
+    cdef double* counts = stats + COUNTS_OFFSET
+    cdef double* first = stats + first_offset(n_comp)
+    cdef double* second = stats + second_offset(n_comp, d)
     if p.stats == STATS_TIED:
         for i in range(d):
             centred[i] = x[i] - p.tied_shift[i]

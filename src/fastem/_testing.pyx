@@ -18,6 +18,7 @@ from fastem._kernels cimport (
 )
 
 from fastem._em cimport _out_pointer
+from fastem._em import raise_for_status, split_statistics
 from fastem._simd cimport (
     fastem_add_scaled, fastem_add_scaled_squared_diff, fastem_add_squares, fastem_dot3,
     fastem_exp, fastem_exp_array, fastem_exp_shifted_sum, fastem_log, fastem_log_array,
@@ -277,22 +278,8 @@ def accumulate(
             status = accumulate_stats(&X[0, 0], n, d, w_ptr, &p, rows, n_threads, &out[0])
     else:
         out[:] = 0.0
-    if status == -1:
-        raise MemoryError("fastem: could not allocate the per-thread buffers")
-    if status != 0:
-        raise ValueError(f"fastem: accumulate_stats failed with status {status}")
-    result = np.asarray(out)
-    first_end = 1 + k + k * d
-    second = result[first_end:]
-    if stats == STATS_FULL:
-        second = second.reshape(k, d, d)
-    elif stats == STATS_TIED:
-        second = second.reshape(d, d)
-    elif stats == STATS_DIAG:
-        second = second.reshape(k, d)
-    else:
-        second = None
-    return float(result[0]), result[1:1 + k], result[1 + k:first_end].reshape(k, d), second
+    raise_for_status(status)   # the kernels' -1 / -2 are STATUS_NO_MEMORY / BAD_ARGUMENT
+    return split_statistics(np.asarray(out), stats, k, d)
 
 
 def score(
@@ -340,8 +327,5 @@ def score(
     if n > 0:
         with nogil:
             status = score_rows(&X[0, 0], n, d, &p, rows, n_threads, lp_ptr, resp_ptr, label_ptr)
-    if status == -1:
-        raise MemoryError("fastem: could not allocate the per-thread buffers")
-    if status != 0:
-        raise ValueError(f"fastem: score_rows failed with status {status}")
+    raise_for_status(status)
     return log_prob, resp, labels

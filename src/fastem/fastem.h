@@ -21,6 +21,19 @@
  * before including this header, to keep running on older fastem releases.
  * Extensions built against minor 0 keep working with every 1.x fastem.
  *
+ * Such an extension must not touch an entry newer than the installed minor:
+ * the table of an older fastem ends before it, and reading past it is
+ * undefined behaviour.  fastem_import_minor() gives the installed minor at run
+ * time; guard every newer entry with it:
+ *
+ *     #define FASTEM_API_MINOR_REQUIRED 0      (runs on any 1.x fastem)
+ *     #include "fastem.h"
+ *     static const fastem_api *api;
+ *     static int api_minor;
+ *     ... in the module's init:  api = fastem_import_minor(&api_minor);
+ *     ... later:  if (api_minor >= 1) api->accumulate_given_f64(...);
+ *                 else  (a fallback that uses minor-0 entries only)
+ *
  *   minor 0: every entry up to em_fit_f32
  *   minor 1: accumulate_given_f64, accumulate_given_f32
  *
@@ -61,6 +74,10 @@ extern "C" {
 #define FASTEM_API_MINOR 1
 #ifndef FASTEM_API_MINOR_REQUIRED
 #define FASTEM_API_MINOR_REQUIRED FASTEM_API_MINOR
+#endif
+#if FASTEM_API_MINOR_REQUIRED > FASTEM_API_MINOR
+/* This header declares no entry of that minor: build against a newer fastem. */
+#error "FASTEM_API_MINOR_REQUIRED is newer than this fastem.h's FASTEM_API_MINOR"
 #endif
 
 /* covariance_type */
@@ -175,7 +192,12 @@ typedef struct fastem_api {
      * moments are taken about model->means (tied: about sum_k weights_k means_k), laid out
      * by model->covariance_type, so m_step() takes them; stats[0] is 0.  A row of zero
      * weight is dropped without reading its responsibilities.  Chunked like accumulate:
-     * no scratch grows with n_rows. */
+     * no scratch grows with n_rows.  Full, diag and spherical accept any non-negative
+     * rows; the tied scatter counts every row with its sample weight alone (it does not
+     * read resp), so for a tied model each row's responsibilities must sum to one, or
+     * the M-step's covariance will not match the counts.
+     * Entries of minor 1: call them only when the installed minor is >= 1 (see
+     * fastem_import_minor), unless you build with the default FASTEM_API_MINOR_REQUIRED. */
     int (*accumulate_given_f64)(const double *X, int64_t n_rows, int64_t ldx,
                                 const double *sample_weight, const double *resp, int64_t ld_resp,
                                 const fastem_gmm *model, int n_threads, double *stats);
@@ -185,9 +207,11 @@ typedef struct fastem_api {
 } fastem_api;
 
 #ifndef FASTEM_NO_IMPORT
-/* The table from the installed fastem, or NULL with a Python exception set.
- * Call with the GIL held. */
-static inline const fastem_api *fastem_import(void)
+/* The table from the installed fastem, or NULL with a Python exception set;
+ * `minor` (may be NULL) receives the installed minor version (>=
+ * FASTEM_API_MINOR_REQUIRED on success): entries of a newer minor than it are
+ * not in the table.  Call with the GIL held. */
+static inline const fastem_api *fastem_import_minor(int *minor_out)
 {
     const fastem_api *api;
     long minor = 0;
@@ -232,7 +256,16 @@ static inline const fastem_api *fastem_import(void)
                      FASTEM_API_VERSION, FASTEM_API_MINOR_REQUIRED, api->api_version, minor);
         return NULL;
     }
+    if (minor_out != NULL)
+        *minor_out = (int)minor;
     return api;
+}
+
+/* fastem_import_minor(NULL): for extensions that call only entries of the
+ * minor they require. */
+static inline const fastem_api *fastem_import(void)
+{
+    return fastem_import_minor(NULL);
 }
 #endif
 
