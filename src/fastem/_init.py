@@ -125,5 +125,5 @@ def _one_row_per_component(X, sample_weight, indices, covariance_type, n_threads
     flat = stats.flat()
     flat[1 + k + k * n_features:] = everything.totals().second.ravel()
     stats.lanes[:] = 0.0
-    stats.lanes[0] = flat
+    stats.lanes[0, :stats.n_stats] = flat
     return stats

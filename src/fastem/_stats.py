@@ -28,8 +28,6 @@ pickled and added across workers) and the HMM (posteriors it computes itself)
 exchange.
 """
 import collections
-import functools
-import operator
 
 import numpy as np
 
@@ -63,8 +61,12 @@ class SufficientStatistics:
 
     Attributes
     ----------
-    lanes : ndarray of shape (n_lanes, n_stats)
-        The engine's partial sums; :meth:`totals` adds them in order.
+    lanes : ndarray of shape (n_lanes, lane_stride)
+        The engine's partial sums: each lane holds ``n_stats`` statistics,
+        then zeros up to a cache line, so threads never share one.
+        :meth:`totals` adds the lanes in order.
+    n_stats : int
+        Length of the flat statistics (layout of ``fastem.h``).
     next_chunk : int
         Global index of the next chunk of rows: it decides which lane that
         chunk is added to.
@@ -101,8 +103,8 @@ class SufficientStatistics:
                 raise ValueError(f"tied_centre must have shape ({centres.shape[1]},)")
         else:
             self.tied_centre = None
-        n_stats = _engine.statistics_size(self.statistic, *centres.shape)
-        self.lanes = np.zeros((_engine.lane_count(n_stats), n_stats))
+        self.n_stats = _engine.statistics_size(self.statistic, *centres.shape)
+        self.lanes = np.zeros(_engine.lane_shape(self.n_stats))
         self.next_chunk = 0
         self.total_weight = 0.0
         self.extras = {}
@@ -189,13 +191,13 @@ class SufficientStatistics:
             first_chunk=self.next_chunk, model=model, responsibilities=responsibilities,
             tied_centre=self.tied_centre, n_threads=n_threads,
         )
-        self.total_weight = _running_sum(self.total_weight, sample_weight, X.shape[0])
+        self.total_weight = _engine.sum_weights(sample_weight, X.shape[0], self.total_weight)
         return self
 
     # -- reading -----------------------------------------------------------
     def flat(self):
         """The statistics as one array, lanes added in order (layout of fastem.h)."""
-        return _engine.reduce_lanes(self.lanes)
+        return _engine.reduce_lanes(self.lanes, self.n_stats)
 
     def totals(self):
         """The statistics, lanes added in order.
@@ -316,7 +318,7 @@ class SufficientStatistics:
         lanes = self.lanes.copy()
         counts = lanes[:, 1:1 + k]
         first = lanes[:, 1 + k:end].reshape(-1, k, d)
-        second = lanes[:, end:]
+        second = lanes[:, end:self.n_stats]
         delta = new.centres - self.centres
         if self.statistic == "tied":
             shift = new.tied_centre - self.tied_centre
@@ -388,10 +390,8 @@ class SufficientStatistics:
             raise ValueError("statistics without a covariance type have no M-step")
         counts, means, covariances, factors = m_step_from(
             self.flat(), self.centres, self.tied_centre, self.covariance_type, reg_covar, dtype)
-        if total_weight is None:
-            # component order, one addition at a time: the compiled M-step's rule
-            total_weight = functools.reduce(operator.add, counts.tolist(), 0.0)
-        return GaussianParameters(counts / total_weight, means, covariances, factors)
+        weights = _engine.normalised_weights(counts) if total_weight is None else counts / total_weight
+        return GaussianParameters(weights, means, covariances, factors)
 
     def __repr__(self):
         return (
@@ -405,12 +405,3 @@ def _symmetric(upper):
     """Square blocks with their lower triangles filled from the upper ones."""
     lower = np.tril(np.swapaxes(upper, -1, -2), -1)
     return np.triu(upper) + lower
-
-
-def _running_sum(start, sample_weight, n_rows):
-    """start + the weights, added one row at a time (so blocks add up as one pass would)."""
-    if sample_weight is None:
-        return start + n_rows
-    if len(sample_weight) == 0:
-        return start
-    return float(np.cumsum(np.concatenate([[start], sample_weight]))[-1])
