@@ -29,8 +29,8 @@ from fastem._blas_threads import single_threaded_blas
 from fastem._validation import check_random_state
 from fastem.exceptions import EM_NOT_CONVERGED, not_fitted_error, warn_convergence
 
-FitData = collections.namedtuple("FitData", "X sample_weight total_weight")
-FitData.__doc__ = """Validated training data: X, its row weights (or None) and their sum."""
+FitData = collections.namedtuple("FitData", "source")
+FitData.__doc__ = """Validated training data: a fastem._sources.RowSource of X and its weights."""
 
 Iteration = collections.namedtuple("Iteration", "init n_iter lower_bound change")
 Iteration.__doc__ = """What the per-iteration hook is told: which initialisation (from 0),
@@ -171,9 +171,12 @@ class EMEstimator:
         return self
 
     def _fit(self, X, sample_weight):
-        """The EM loop over initialisations; returns the validated data."""
+        """Validate, then run the EM loop; returns the validated data."""
         self._check_parameters()
-        data = self._validate_fit_data(X, sample_weight)
+        return self._run_em(self._validate_fit_data(X, sample_weight))
+
+    def _run_em(self, data):
+        """The EM loop over initialisations on validated data; returns the data."""
         do_init = not (self.warm_start and self.__sklearn_is_fitted__())
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
@@ -204,7 +207,7 @@ class EMEstimator:
         if not converged and self.max_iter > 0:
             warn_convergence(EM_NOT_CONVERGED)
         self._store_fitted(state, data)
-        dtype = data.X.dtype.type
+        dtype = data.source.dtype.type
         self.converged_ = bool(converged)
         self.n_iter_ = n_iter
         self.lower_bound_ = dtype(lower_bound if self.max_iter > 0 else -np.inf)

@@ -3,7 +3,7 @@ import enum
 from typing import Final
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 class Status(enum.IntEnum):
     STATUS_OK = 0
@@ -71,7 +71,7 @@ class ModelArrays:
     def log_densities(
         self, X: NDArray[np.float32] | NDArray[np.float64], n_threads: int = ...
     ) -> NDArray[np.float64]: ...
-    def m_step(self, stats: ArrayLike, reg_covar: float) -> None: ...
+    def m_step(self, stats: ArrayLike, reg_covar: float, dtype: DTypeLike | None = None) -> None: ...
     def tied_centre(self) -> NDArray[np.float64]: ...
     def score(
         self,

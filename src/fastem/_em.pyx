@@ -206,15 +206,18 @@ cdef class ModelArrays:
         raise_for_status(status)
         return out
 
-    def m_step(self, stats, double reg_covar):
-        """Replace the parameters by the M-step from `stats` (a pass over this model)."""
+    def m_step(self, stats, double reg_covar, dtype=None):
+        """Replace the parameters by the M-step from `stats` (a pass over this model).
+
+        `dtype`, the data's, only words the error (see :func:`raise_for_status`).
+        """
         cdef const double[::1] s = np.ascontiguousarray(stats, dtype=np.float64)
         if s.shape[0] != model_stats_size(&self.model):
             raise ValueError("stats has the wrong length for this model")
         cdef int status
         with nogil:
             status = m_step(&self.model, &s[0], reg_covar)
-        raise_for_status(status)
+        raise_for_status(status, dtype)
 
     def tied_centre(self):
         """(D,) sum_k weights_k means_k, summed in component order: the centre about

@@ -13,9 +13,13 @@ import numpy as np
 from fastem import _covariance as cov_table
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
-from fastem._em import ModelArrays, sum_weights
+from fastem._em import NOT_FINITE_MESSAGE, ModelArrays
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
+from fastem._sources import (
+    ArrayRows, BlockRows, block_rows, is_dask_collection, is_on_disk_array, rows_for_fit,
+)
+from fastem._stats import SufficientStatistics
 from fastem._validation import (
     GAUSSIAN_MIXTURE_PARAMETERS,
     check_feature_names,
@@ -25,12 +29,12 @@ from fastem._validation import (
     check_sample_count,
     check_sample_weight,
     check_storable,
-    validate_fit_data,
     validate_predict_data,
 )
 
 # The fit data, and the checked weights_init, means_init and precisions_init factors.
 _GaussianFitData = collections.namedtuple("_GaussianFitData", FitData._fields + ("given",))
+
 
 class GaussianMixture(EMEstimator):
     """Gaussian mixture model fitted by Expectation-Maximization.
@@ -156,16 +160,18 @@ class GaussianMixture(EMEstimator):
 
     def _validate_fit_data(self, X, sample_weight):
         check_feature_names(self, X, reset=True)
-        X, sample_weight = validate_fit_data(X, sample_weight, self.n_components, type(self).__name__)
-        if self.warm_start and self.__sklearn_is_fitted__() and self.means_.shape[1] != X.shape[1]:
+        source = rows_for_fit(X, sample_weight, self.n_components, type(self).__name__,
+                              n_threads=self.n_threads)
+        return self._fit_data(source)
+
+    def _fit_data(self, source):
+        """The fit data of a checked row source: the source and the checked ``*_init``."""
+        if self.warm_start and self.__sklearn_is_fitted__() and self.means_.shape[1] != source.n_features:
             raise ValueError(
-                f"X has {X.shape[1]} features, but the warm start holds a model with "
+                f"X has {source.n_features} features, but the warm start holds a model with "
                 f"{self.means_.shape[1]} features."
             )
-        return _GaussianFitData(
-            X, sample_weight, sum_weights(sample_weight, X.shape[0]),
-            self._check_initial_parameters(X.shape[1]),
-        )
+        return _GaussianFitData(source, self._check_initial_parameters(source.n_features))
 
     def _validate_predict_data(self, X):
         return validate_predict_data(self, X)
@@ -180,8 +186,7 @@ class GaussianMixture(EMEstimator):
 
     def _initial_state(self, data, random_state):
         weights, means, covariances, factor = initial_parameters(
-            data.X, data.sample_weight, data.total_weight,
-            n_components=self.n_components, covariance_type=self.covariance_type,
+            data.source, n_components=self.n_components, covariance_type=self.covariance_type,
             init_params=self.init_params, reg_covar=self.reg_covar,
             random_state=random_state, n_threads=effective_n_threads(self.n_threads),
             given=data.given,
@@ -192,14 +197,22 @@ class GaussianMixture(EMEstimator):
         return self._model(self.weights_, self.means_, self.precisions_cholesky_, self.covariances_)
 
     def _em_step(self, model, data):
-        # One fused pass and the M-step, in C: the step em_fit of the C API runs.
-        return model.em_step(
-            data.X, data.sample_weight, data.total_weight, self.reg_covar,
-            effective_n_threads(self.n_threads),
-        )
+        source, n_threads = data.source, effective_n_threads(self.n_threads)
+        if isinstance(source, ArrayRows):
+            # One fused pass and the M-step, in C: the step em_fit of the C API runs.
+            return model.em_step(source.X, source.sample_weight, source.total_weight,
+                                 self.reg_covar, n_threads)
+        # Rows in blocks: the same pass block by block, then the same M-step.
+        stats = source.accumulate(SufficientStatistics.of_model(model), model=model,
+                                  n_threads=n_threads)
+        lower_bound = stats.mean_log_likelihood
+        if not np.isfinite(lower_bound):
+            raise ValueError(NOT_FINITE_MESSAGE)
+        model.m_step(stats.flat(), self.reg_covar, dtype=source.dtype)
+        return lower_bound
 
     def _store_fitted(self, model, data):
-        dtype = data.X.dtype
+        dtype = data.source.dtype
         precisions = cov_table.precisions_from_cholesky(model.precisions_cholesky, self.covariance_type)
         check_storable(dtype, weights_=model.weights, means_=model.means,
                        covariances_=model.covariances, precisions_cholesky_=model.precisions_cholesky,
@@ -209,7 +222,7 @@ class GaussianMixture(EMEstimator):
         self.covariances_ = np.asarray(model.covariances, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(model.precisions_cholesky, dtype=dtype)
         self.precisions_ = np.asarray(precisions, dtype=dtype)
-        self.n_features_in_ = data.X.shape[1]
+        self.n_features_in_ = data.source.n_features
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model and return the most responsible component of each row.
@@ -227,7 +240,64 @@ class GaussianMixture(EMEstimator):
         """
         with single_threaded_blas():
             data = self._fit(X, sample_weight)
-        return self._score(data.X, want_labels=True)[2]
+        if isinstance(data.source, ArrayRows):
+            return self._score(data.source.X, want_labels=True)[2]
+        return self.predict(X)
+
+    def fit_chunks(self, make_chunks):
+        """Estimate the model parameters with EM over data delivered in chunks.
+
+        Every pass of the fit (the initialisation's and one per EM
+        iteration) calls `make_chunks` again and reads its chunks once, so
+        the data never need to be in memory together: files read one at a
+        time, a database cursor, a generator.  Only one chunk at a time and
+        a subsample of a few hundred rows per component are held.
+
+        From the same initial parameters, the fit equals ``fit`` on the
+        concatenation of the chunks: bit for bit when every chunk but the
+        last has a multiple of the kernel's chunk size of rows (the
+        ``chunk_rows`` of :class:`fastem.SufficientStatistics`; any multiple
+        of 16384 rows is), to rounding otherwise.  The initialisation draws
+        the same rows as ``fit`` would from the same `random_state`, so with
+        aligned chunks the whole fit is identical.
+
+        Parameters
+        ----------
+        make_chunks : callable
+            Called with no argument at the start of every pass; returns an
+            iterable of chunks, each an array of shape (n_rows, n_features)
+            or a pair ``(X, sample_weight)``.  Every call must give the same
+            rows in the same order (a ValueError says so otherwise).  Chunks
+            share one dtype: float32 stays float32, others become float64.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            For chunks that disagree in features, dtype or weights, non-finite
+            values, fewer rows than `n_components`, or a pass whose row count
+            differs from the first.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> def chunks():
+        ...     rng = np.random.default_rng(0)
+        ...     for _ in range(4):
+        ...         yield rng.normal(size=(16384, 2))
+        >>> GaussianMixture(2, random_state=0).fit_chunks(chunks).n_features_in_
+        2
+        """
+        with single_threaded_blas():
+            self._check_parameters()
+            source = BlockRows(make_chunks, self.n_components, type(self).__name__)
+            self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
+            self._run_em(self._fit_data(source))
+        return self
 
     # ------------------------------------------------------------------
     # inference
@@ -240,28 +310,55 @@ class GaussianMixture(EMEstimator):
                 n_threads=effective_n_threads(self.n_threads),
             )
 
+    def _infer(self, X, output, cast=True):
+        """``output`` ("log_prob", "resp" or "labels") for the rows of X.
+
+        In memory, on disk (read in blocks) or a Dask array (lazily, block by
+        block); floats in X's float dtype when `cast`.
+        """
+        if is_dask_collection(X):
+            from fastem._dask import infer_lazily  # the optional extra
+
+            return infer_lazily(self, X, output, cast)
+        if is_on_disk_array(X):
+            self._check_is_fitted()
+            step = block_rows(max(1, X.shape[1]))
+            parts = [self._infer(X[start:start + step], output, cast)
+                     for start in range(0, X.shape[0], step)]
+            return np.concatenate(parts) if parts else self._infer(np.asarray(X[:0]), output, cast)
+        X = self._validate_predict_data(X)
+        index = ("log_prob", "resp", "labels").index(output)
+        want = {f"want_{name}": name == output for name in ("log_prob", "resp", "labels")}
+        result = self._score(X, **want)[index]
+        return result.astype(X.dtype, copy=False) if cast and output != "labels" else result
+
     def score_samples(self, X):
         """Log-likelihood of each row under the mixture.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Also an on-disk array (read in blocks) or a Dask array (the
+            result is a lazy Dask array).
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
             ``log p(x_n)``, in X's float dtype.
         """
-        X = self._validate_predict_data(X)
-        return self._score(X, want_log_prob=True)[0].astype(X.dtype, copy=False)
+        return self._infer(X, "log_prob")
 
     def _log_likelihood_and_weight(self, X, sample_weight):
         """Validated X's summed (weighted) log-likelihood and its total weight."""
-        X = self._validate_predict_data(X)
-        sample_weight = check_sample_weight(sample_weight, X.shape[0])
-        log_prob = self._score(X, want_log_prob=True)[0]
+        log_prob = self._infer(X, "log_prob", cast=False)
+        n_samples = log_prob.shape[0]
+        if is_dask_collection(log_prob):
+            from fastem._dask import weighted_sum  # the optional extra
+
+            return weighted_sum(log_prob, sample_weight)
+        sample_weight = check_sample_weight(sample_weight, n_samples)
         if sample_weight is None:
-            return log_prob.sum(), X.shape[0]
+            return log_prob.sum(), n_samples
         positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
         return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
 
@@ -271,13 +368,13 @@ class GaussianMixture(EMEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Also an on-disk array or a Dask array (as in :meth:`score_samples`).
 
         Returns
         -------
         labels : ndarray of shape (n_samples,), int
         """
-        X = self._validate_predict_data(X)
-        return self._score(X, want_labels=True)[2]
+        return self._infer(X, "labels")
 
     def predict_proba(self, X):
         """Responsibilities: the posterior probability of each component for each row.
@@ -285,14 +382,14 @@ class GaussianMixture(EMEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Also an on-disk array or a Dask array (as in :meth:`score_samples`).
 
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
             Rows sum to 1; in X's float dtype.
         """
-        X = self._validate_predict_data(X)
-        return self._score(X, want_resp=True)[1].astype(X.dtype, copy=False)
+        return self._infer(X, "resp")
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.

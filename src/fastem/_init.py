@@ -19,30 +19,23 @@ whatever they give.
 import numpy as np
 
 from fastem import _covariance
-from fastem._kmeans import data_mean_and_variance, kmeans, kmeans_plusplus, seed_rows
+from fastem._kmeans import data_mean_and_variance, kmeans, kmeans_plusplus, seed_positions
 from fastem._stats import GaussianParameters, SufficientStatistics
 
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
-# Rows per block when init_params="random" draws responsibilities: the draws
-# must exist somewhere, and blocks keep them to a few MB.  A multiple of every
-# chunk size, so the blocks add up exactly as one pass would.
-_RANDOM_RESP_BLOCK_ROWS = 16384
-
 
 def initial_parameters(
-    X, sample_weight, total_weight, *, n_components, covariance_type, init_params,
-    reg_covar, random_state, n_threads, given=(None, None, None),
+    source, *, n_components, covariance_type, init_params, reg_covar, random_state, n_threads,
+    given=(None, None, None),
 ):
     """The parameters EM starts from.
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
-    sample_weight : ndarray of shape (n_samples,) or None
-    total_weight : float
-        Sum of `sample_weight` (n_samples without): initial weights are the
-        counts divided by it, as scikit-learn divides by n_samples.
+    source : fastem._sources.RowSource
+        The rows of X.  Initial weights are the counts divided by its total
+        weight, as scikit-learn divides by n_samples.
     n_components : int
     covariance_type : str
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}
@@ -63,9 +56,9 @@ def initial_parameters(
     weights = means = covariances = factor = None
     if weights_init is None or means_init is None or factor_init is None:
         stats = _initial_statistics(
-            X, sample_weight, n_components, covariance_type, init_params, random_state, n_threads)
+            source, n_components, covariance_type, init_params, random_state, n_threads)
         weights, means, covariances, factor = stats.m_step(
-            reg_covar, total_weight=total_weight, dtype=X.dtype)
+            reg_covar, total_weight=source.total_weight, dtype=source.dtype)
     if weights_init is not None:
         weights = weights_init
     if means_init is not None:
@@ -76,34 +69,28 @@ def initial_parameters(
     return GaussianParameters(weights, means, covariances, factor)
 
 
-def _initial_statistics(X, sample_weight, k, covariance_type, init_params, random_state, n_threads):
+def _initial_statistics(source, k, covariance_type, init_params, random_state, n_threads):
     """Statistics of the responsibilities `init_params` stands for."""
-    n_samples, n_features = X.shape
     if init_params == "kmeans":
-        centres = kmeans(X, sample_weight, k, random_state, n_threads=n_threads)
+        centres = kmeans(source, k, random_state, n_threads=n_threads)
         stats = SufficientStatistics(covariance_type, centres, centres.mean(axis=0))
-        return stats.add(X, sample_weight, n_threads=n_threads)
+        return source.accumulate(stats, n_threads=n_threads)
     if init_params == "random":
-        data_mean, _ = data_mean_and_variance(X, sample_weight, n_threads)
+        data_mean, _ = data_mean_and_variance(source, n_threads)
         stats = SufficientStatistics(covariance_type, np.repeat(data_mean[None], k, axis=0), data_mean)
-        for start in range(0, n_samples, _RANDOM_RESP_BLOCK_ROWS):
-            block = X[start:start + _RANDOM_RESP_BLOCK_ROWS]
-            resp = random_state.uniform(size=(len(block), k))
-            resp /= resp.sum(axis=1)[:, None]
-            weight = None if sample_weight is None else sample_weight[start:start + len(block)]
-            stats.add(block, weight, responsibilities=resp, n_threads=n_threads)
-        return stats
+        return source.accumulate(stats, random_responsibilities=random_state, n_threads=n_threads)
     if init_params == "k-means++":
-        rows = seed_rows(n_samples, k, random_state, sample_weight)
-        _, indices = kmeans_plusplus(X, sample_weight, k, random_state, rows=rows)
+        seeds, seed_weights = source.take(seed_positions(source.n_candidates, k, random_state))
+        _, chosen = kmeans_plusplus(seeds, seed_weights, k, random_state)
+        rows = seeds[chosen]
+        row_weights = None if seed_weights is None else seed_weights[chosen]
     else:  # random_from_data
-        candidates = np.arange(n_samples) if sample_weight is None else np.flatnonzero(sample_weight)
-        indices = candidates[random_state.choice(len(candidates), size=k, replace=False)]
-    return _one_row_per_component(X, sample_weight, indices, covariance_type, n_threads)
+        rows, row_weights = source.take(random_state.choice(source.n_candidates, size=k, replace=False))
+    return _one_row_per_component(source, rows, row_weights, covariance_type, n_threads)
 
 
-def _one_row_per_component(X, sample_weight, indices, covariance_type, n_threads):
-    """Statistics of responsibility 1 on row indices[k] for component k, 0 elsewhere.
+def _one_row_per_component(source, rows, row_weights, covariance_type, n_threads):
+    """Statistics of responsibility 1 on rows[k] for component k, 0 for every other row.
 
     The pass runs over those K rows only.  scikit-learn's tied covariance
     nevertheless sums the scatter over *every* row (zero responsibility
@@ -112,16 +99,15 @@ def _one_row_per_component(X, sample_weight, indices, covariance_type, n_threads
     taken about the origin too, so that both sides of the M-step's
     centring identity use the same centre.
     """
-    rows = np.ascontiguousarray(X[indices])
+    rows = np.ascontiguousarray(rows)
     k, n_features = rows.shape
     origin = np.zeros(n_features)
-    row_weight = None if sample_weight is None else sample_weight[indices]
     stats = SufficientStatistics(covariance_type, rows.astype(np.float64), origin)
-    stats.add(rows, row_weight, responsibilities=np.eye(k), n_threads=n_threads)
+    stats.add(rows, row_weights, responsibilities=np.eye(k), n_threads=n_threads)
     if stats.statistic != "tied":
         return stats
-    everything = SufficientStatistics("tied", origin[None], origin)
-    everything.add(X, sample_weight, n_threads=n_threads)
+    everything = source.accumulate(SufficientStatistics("tied", origin[None], origin),
+                                   n_threads=n_threads)
     flat = stats.flat()
     flat[1 + k + k * n_features:] = everything.totals().second.ravel()
     stats.lanes[:] = 0.0

@@ -30,6 +30,7 @@ X: the subsample is at most a few hundred rows per cluster.
 """
 import numpy as np
 
+from fastem._sources import ArrayRows
 from fastem._stats import SufficientStatistics
 
 # Rows seen by k-means++: enough for good seeds, few enough that seeding costs
@@ -58,29 +59,24 @@ _FULL_DATA_PASSES = 1
 _BLOCK_ROWS = 4096
 
 
-def seed_rows(n_samples, n_clusters, random_state, sample_weight=None):
-    """Sorted distinct row indices of the seeding subsample (None: all rows)."""
+def seed_positions(n_candidates, n_clusters, random_state):
+    """Sorted distinct positions of the seeding subsample among the candidate rows (None: all)."""
     wanted = max(_SEED_MIN_ROWS, _SEED_ROWS_PER_CLUSTER * n_clusters)
-    return _subsample_rows(n_samples, wanted, random_state, sample_weight)
+    return _subsample_positions(n_candidates, wanted, random_state)
 
 
-def _subsample_rows(n_samples, wanted, random_state, sample_weight=None):
-    """Sorted distinct indices of about `wanted` random rows (None: all rows).
+def _subsample_positions(n_candidates, wanted, random_state):
+    """Sorted distinct positions of about `wanted` random candidate rows (None: all of them).
 
-    Only rows with a positive weight are drawn: a row of weight zero does not
-    count, and a uniform draw could miss the few rows that do (10 weighted
-    rows among 100,000 would rarely be drawn at all).
+    Candidates are the rows with a positive weight (fastem._sources): a row
+    of weight zero does not count, and a uniform draw over all rows could miss
+    the few that do (10 weighted rows among 100,000 would rarely be drawn).
     """
-    if sample_weight is not None and not np.all(sample_weight > 0):
-        positive = np.flatnonzero(sample_weight > 0)
-        if len(positive) <= wanted:
-            return positive
-        return positive[_subsample_rows(len(positive), wanted, random_state)]
-    if n_samples <= wanted:
+    if n_candidates <= wanted:
         return None
     # Draw with replacement and drop repeats: choice(replace=False) would
-    # allocate a permutation of all n_samples rows.
-    return np.unique(random_state.randint(0, n_samples, size=wanted))
+    # allocate a permutation of all the candidates.
+    return np.unique(random_state.randint(0, n_candidates, size=wanted))
 
 
 def _blocks(X, rows):
@@ -165,7 +161,7 @@ def kmeans_plusplus(X, sample_weight, n_clusters, random_state, rows=None):
     return centers, indices
 
 
-def kmeans(X, sample_weight, n_clusters, random_state, *, n_threads, max_iter=300, tol=1e-4):
+def kmeans(source, n_clusters, random_state, *, n_threads, max_iter=300, tol=1e-4):
     """Lloyd's k-means from k-means++ seeds, mostly on a subsample (see the module docstring).
 
     Lloyd stops when the total squared movement of the centres is at most
@@ -175,8 +171,8 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, n_threads, max_iter=30
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features), float32 or float64, C-contiguous
-    sample_weight : ndarray of shape (n_samples,) or None
+    source : fastem._sources.RowSource
+        The rows of X; only the subsample is ever copied.
     n_clusters : int
     random_state : numpy.random.RandomState
     n_threads : int
@@ -188,41 +184,37 @@ def kmeans(X, sample_weight, n_clusters, random_state, *, n_threads, max_iter=30
     -------
     centers : ndarray of shape (n_clusters, n_features), float64
     """
-    n_samples = X.shape[0]
-    rows = _subsample_rows(
-        n_samples, max(_SEED_MIN_ROWS, _LLOYD_ROWS_PER_CLUSTER * n_clusters), random_state,
-        sample_weight,
-    )
-    if rows is None:
-        subsample, sub_weight = X, sample_weight
-    else:
-        subsample = np.ascontiguousarray(X[rows])
-        sub_weight = None if sample_weight is None else sample_weight[rows]
-    n_sub = subsample.shape[0]
-    seeds = seed_rows(n_sub, n_clusters, random_state)
-    centers, _ = kmeans_plusplus(subsample, sub_weight, n_clusters, random_state, rows=seeds)
+    positions = _subsample_positions(
+        source.n_candidates, max(_SEED_MIN_ROWS, _LLOYD_ROWS_PER_CLUSTER * n_clusters), random_state)
+    subsample = ArrayRows(*source.take(positions))
+    seeds = seed_positions(subsample.n_samples, n_clusters, random_state)
+    centers, _ = kmeans_plusplus(subsample.X, subsample.sample_weight, n_clusters, random_state,
+                                 rows=seeds)
     # The tolerance only scales a stopping rule: the subsample's variance serves
     # as well as that of X and spares a pass over X.  The budget is at least
     # _LLOYD_BUDGET_PASSES passes, as the subsample is never larger than X.
-    threshold = tol * data_mean_and_variance(subsample, sub_weight, n_threads)[1]
-    sub_passes = min(max_iter, int(_LLOYD_BUDGET_PASSES * n_samples / n_sub))
-    centers = _lloyd(subsample, sub_weight, None, centers, sub_passes, threshold, n_threads)
-    if rows is not None:
+    threshold = tol * data_mean_and_variance(subsample, n_threads)[1]
+    sub_passes = min(max_iter, int(_LLOYD_BUDGET_PASSES * source.n_samples / subsample.n_samples))
+    centers = _lloyd(subsample, subsample, centers, sub_passes, threshold, n_threads)
+    if positions is not None:
         full_passes = min(max_iter, _FULL_DATA_PASSES)
-        centers = _lloyd(X, sample_weight, rows, centers, full_passes, threshold, n_threads)
+        centers = _lloyd(source, subsample, centers, full_passes, threshold, n_threads)
     return centers
 
 
-def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, n_threads):
-    """Lloyd passes from `centers` until they move by at most `threshold` (squared)."""
+def _lloyd(source, subsample, centers, max_iter, threshold, n_threads):
+    """Lloyd passes over `source` from `centers` until they move by at most `threshold` (squared).
+
+    An empty cluster moves to the `subsample` row farthest from the other centres.
+    """
     for _ in range(max_iter):
-        counts, first = _nearest_centre_sums(X, sample_weight, centers, n_threads)
+        counts, first = _nearest_centre_sums(source, centers, n_threads)
         empty = counts <= 0
         step = np.zeros_like(centers)
         step[~empty] = first[~empty] / counts[~empty, None]
         new_centers = centers + step
         if np.any(empty):
-            new_centers[empty] = _farthest_rows(X, sample_weight, rows, new_centers[~empty], int(empty.sum()))
+            new_centers[empty] = _farthest_rows(subsample, new_centers[~empty], int(empty.sum()))
         shift = float(((new_centers - centers) ** 2).sum())
         centers = new_centers
         if shift <= threshold:
@@ -230,41 +222,43 @@ def _lloyd(X, sample_weight, rows, centers, max_iter, threshold, n_threads):
     return centers
 
 
-def _farthest_rows(X, sample_weight, rows, centers, count):
-    """The `count` subsample rows (with positive weight) farthest from `centers`."""
+def _farthest_rows(subsample, centers, count):
+    """The `count` rows of `subsample` (with positive weight) farthest from `centers`."""
+    X, sample_weight = subsample.X, subsample.sample_weight
     distances = []
-    for start, block in _blocks(X, rows):
+    for start, block in _blocks(X, None):
         dist = _squared_distances(block, centers).min(axis=1)
         if sample_weight is not None:
-            index = np.arange(start, start + len(block))
-            weight = sample_weight[index if rows is None else rows[index]]
-            dist[weight <= 0] = -1.0
+            dist[sample_weight[start:start + len(block)] <= 0] = -1.0
         distances.append(dist)
     order = np.argsort(np.concatenate(distances), kind="stable")[::-1][:count]
-    return np.asarray(X[order if rows is None else rows[order]], dtype=np.float64)
+    return np.asarray(X[order], dtype=np.float64)
 
 
-def _nearest_centre_sums(X, sample_weight, centers, n_threads):
+def _nearest_centre_sums(source, centers, n_threads):
     """One Lloyd pass: each centre's count and sum of (x - centre) over its nearest rows."""
-    _, counts, first, _ = SufficientStatistics(None, centers).add(
-        X, sample_weight, n_threads=n_threads).totals()
+    _, counts, first, _ = source.accumulate(SufficientStatistics(None, centers), n_threads=n_threads).totals()
     return counts, first
 
 
-def data_mean_and_variance(X, sample_weight, n_threads):
+def data_mean_and_variance(source, n_threads):
     """Weighted mean of X and the mean over features of its variance, from one kernel pass.
 
-    Moments are taken about the first row rather than the origin, so data far
-    from the origin lose no precision to E[x^2] - E[x]^2.
+    Moments are taken about the first candidate row rather than the origin,
+    so data far from the origin lose no precision to E[x^2] - E[x]^2.
+
+    Parameters
+    ----------
+    source : fastem._sources.RowSource
 
     Returns
     -------
     mean : ndarray of shape (n_features,)
     mean_variance : float
     """
-    shift = np.asarray(X[:1], dtype=np.float64)
+    shift = np.asarray(source.take(np.zeros(1, dtype=np.intp))[0], dtype=np.float64)
     # One centre: every row is "nearest" to it, so this is a plain weighted pass.
-    _, count, first, second = SufficientStatistics("diag", shift).add(
-        X, sample_weight, n_threads=n_threads).totals()
+    _, count, first, second = source.accumulate(
+        SufficientStatistics("diag", shift), n_threads=n_threads).totals()
     offset = first[0] / count[0]
     return shift[0] + offset, float((second[0] / count[0] - offset**2).mean())
