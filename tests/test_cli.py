@@ -157,6 +157,20 @@ def test_npy_input(capsys, tmp_path, dtype, one_dimensional):
     assert summary_value(out, "AIC") == f"{expected.aic(X):.4f}"
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.int32])
+def test_mmap_npy_fits_as_the_loaded_file(capsys, tmp_path, dtype):
+    X, _ = motivating_example(3000, random_state=3)
+    X = np.round(X * 10).astype(dtype)
+    path = tmp_path / "data.npy"
+    np.save(path, X)
+    status, out, err = run_cli(capsys, "fit", path, "--mmap")
+    assert status == 0, err
+    assert "(memory-mapped): 3000 samples x 1 feature" in out
+    loaded_status, loaded_out, _ = run_cli(capsys, "fit", path)
+    assert loaded_status == 0
+    assert summary_value(out, "BIC") == summary_value(loaded_out, "BIC")
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_saved_and_printed_values_equal_the_estimator(capsys, tmp_path, blobs_2d, covariance_type):
     csv = write_csv(tmp_path / "data.csv", blobs_2d)
@@ -247,6 +261,12 @@ ERROR_CASES = {
     "n-samples with a file": (
         lambda tmp: ["fit", _write(tmp / "ok.csv", "1\n2\n3\n"), "--n-samples", "5"],
         "--n-samples applies only to the built-in example"),
+    "NaN in a mapped .npy": (
+        lambda tmp: ["fit", _save(tmp / "nan.npy", [1.0, 2.0, np.nan]), "--mmap"],
+        "data row 3, column 1 is nan"),
+    "mmap of a CSV": (lambda tmp: ["fit", _write(tmp / "ok.csv", "1\n2\n3\n"), "--mmap"],
+                      "--mmap needs a .npy file"),
+    "mmap without a file": (lambda tmp: ["fit", "--mmap"], "--mmap applies only to a .npy FILE"),
     "out into a missing directory": (
         lambda tmp: ["fit", "--out", tmp / "no" / "model.npz"], "does not exist"),
 }

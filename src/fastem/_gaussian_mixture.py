@@ -17,7 +17,7 @@ from fastem._em import NOT_FINITE_MESSAGE, ModelArrays
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import (
-    ArrayRows, BlockRows, block_rows, is_dask_collection, is_on_disk_array, rows_for_fit,
+    ArrayRows, BlockRows, is_dask_collection, is_on_disk_array, row_blocks, rows_for_fit,
 )
 from fastem._stats import SufficientStatistics
 from fastem._validation import (
@@ -322,9 +322,7 @@ class GaussianMixture(EMEstimator):
             return infer_lazily(self, X, output, cast)
         if is_on_disk_array(X):
             self._check_is_fitted()
-            step = block_rows(max(1, X.shape[1]))
-            parts = [self._infer(X[start:start + step], output, cast)
-                     for start in range(0, X.shape[0], step)]
+            parts = [self._infer(block, output, cast) for _, block in row_blocks(X)]
             return np.concatenate(parts) if parts else self._infer(np.asarray(X[:0]), output, cast)
         X = self._validate_predict_data(X)
         index = ("log_prob", "resp", "labels").index(output)
@@ -350,17 +348,24 @@ class GaussianMixture(EMEstimator):
 
     def _log_likelihood_and_weight(self, X, sample_weight):
         """Validated X's summed (weighted) log-likelihood and its total weight."""
-        log_prob = self._infer(X, "log_prob", cast=False)
-        n_samples = log_prob.shape[0]
-        if is_dask_collection(log_prob):
+        if is_dask_collection(X):
             from fastem._dask import weighted_sum  # the optional extra
 
-            return weighted_sum(log_prob, sample_weight)
-        sample_weight = check_sample_weight(sample_weight, n_samples)
-        if sample_weight is None:
-            return log_prob.sum(), n_samples
-        positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
-        return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
+            return weighted_sum(self._infer(X, "log_prob", cast=False), sample_weight)
+        if not (is_on_disk_array(X) or isinstance(X, np.memmap)):
+            log_prob = self._infer(X, "log_prob", cast=False)
+            sample_weight = check_sample_weight(sample_weight, log_prob.shape[0])
+            return _weighted_sum(log_prob, sample_weight)
+        # Block by block: no per-row vector of a file larger than memory.
+        self._check_is_fitted()
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])
+        log_lik = total_weight = 0.0
+        for start, block in row_blocks(X):
+            log_prob = self._infer(block, "log_prob", cast=False)
+            weight = None if sample_weight is None else sample_weight[start:start + len(log_prob)]
+            part, part_weight = _weighted_sum(log_prob, weight)
+            log_lik, total_weight = log_lik + part, total_weight + part_weight
+        return log_lik, total_weight
 
     def predict(self, X):
         """Most responsible component of each row.
@@ -435,3 +440,11 @@ class GaussianMixture(EMEstimator):
     def _n_parameters(self):
         kind = cov_table.covariance_type(self.covariance_type)
         return kind.n_parameters(self.n_components, self.means_.shape[1])
+
+
+def _weighted_sum(log_prob, sample_weight):
+    """sum_n w_n log p(x_n) and sum_n w_n (unit weights when None)."""
+    if sample_weight is None:
+        return log_prob.sum(), log_prob.shape[0]
+    positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
+    return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()

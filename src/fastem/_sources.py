@@ -323,6 +323,19 @@ def block_rows(n_features):
     return chunk * max(1, _BLOCK_BYTES // (8 * n_features * chunk))
 
 
+def row_blocks(X):
+    """Yield (start, block) over X in blocks of :func:`block_rows` rows.
+
+    For on-disk arrays and memmaps at inference: each block is read, used and
+    dropped, so nothing the size of X is held; memmap blocks become plain
+    ndarray views (nothing is copied).
+    """
+    step = block_rows(max(1, X.shape[1]))
+    for start in range(0, X.shape[0], step):
+        block = X[start:start + step]
+        yield start, block.view(np.ndarray) if isinstance(block, np.memmap) else block
+
+
 def sliced_blocks(X, sample_weight, rows_per_block):
     """A ``make_blocks`` callable slicing X (and the weights) into blocks of rows."""
     n_samples = X.shape[0]

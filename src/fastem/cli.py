@@ -41,6 +41,10 @@ MAX_FEATURES_PRINTED_IN_FULL = 4
 DEFAULT_TOL = 1e-3
 DEFAULT_MAX_ITER = 100
 
+# The finite check of a data file reads this many bytes of rows at a time, so
+# that a memory-mapped file is never held in memory as a whole.
+_FINITE_CHECK_BYTES = 16 * 2**20
+
 # Size of the built-in example's sample: the fit's sampling error (standard
 # deviation about 0.006 on the weights, 0.02-0.05 on the means, 0.02-0.03 on
 # the sigmas) is small next to the differences a reader looks for, and the fit
@@ -98,7 +102,7 @@ def _non_negative_float(text):
 
 # ----------------------------------------------------------------- data input
 
-def load_data(path):
+def load_data(path, mmap=False):
     """Read a data file into a 2-D array, one sample per row.
 
     Parameters
@@ -108,6 +112,11 @@ def load_data(path):
         comma-separated text: one sample per line, an optional header row
         (recognised when none of its fields is a number), blank lines and
         ``#`` comments ignored.  A single column is one feature.
+    mmap : bool, default=False
+        Map a ``.npy`` file instead of reading it (``numpy.load(mmap_mode="r")``):
+        the fit then reads it from disk once per pass, so it may be larger
+        than memory.  Integer files stay integer here; the fit converts them
+        block by block.
 
     Returns
     -------
@@ -121,24 +130,29 @@ def load_data(path):
         NaN or infinite values.
     """
     if path.lower().endswith(".npy"):
-        X = _load_npy(path)
+        X = _load_npy(path, mmap)
+    elif mmap:
+        raise CLIError(f"{path}: --mmap needs a .npy file")
     else:
         X = _load_csv(path)
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise CLIError(f"{path}: no data")
-    not_finite = ~np.isfinite(X)
-    if not_finite.any():
-        row, col = np.argwhere(not_finite)[0]
-        raise CLIError(
-            f"{path}: data row {row + 1}, column {col + 1} is {X[row, col]}; "
-            "fastem needs finite numbers (no NaN or infinity)"
-        )
+    # Block by block, so that a mapped file is not held in memory at once.
+    rows = max(1, _FINITE_CHECK_BYTES // (8 * X.shape[1]))
+    for start in range(0, X.shape[0], rows):
+        not_finite = ~np.isfinite(X[start:start + rows])
+        if not_finite.any():
+            row, col = np.argwhere(not_finite)[0]
+            raise CLIError(
+                f"{path}: data row {start + row + 1}, column {col + 1} is "
+                f"{X[start + row, col]}; fastem needs finite numbers (no NaN or infinity)"
+            )
     return X
 
 
-def _load_npy(path):
+def _load_npy(path, mmap=False):
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
     except (ValueError, EOFError) as exc:
@@ -151,7 +165,7 @@ def _load_npy(path):
         array = array.reshape(-1, 1)
     elif array.ndim != 2:
         raise CLIError(f"{path}: expected a 1-D or 2-D array, found shape {array.shape}")
-    if array.dtype not in (np.float32, np.float64):
+    if array.dtype not in (np.float32, np.float64) and not mmap:
         array = array.astype(np.float64)
     return array
 
@@ -411,6 +425,8 @@ def save_model(path, model):
 def _run_fit(args):
     truth = None
     if args.file is None:
+        if args.mmap:
+            raise CLIError("--mmap applies only to a .npy FILE")
         n_samples = BUILTIN_EXAMPLE_SAMPLES if args.n_samples is None else args.n_samples
         X, truth = motivating_example(n_samples, random_state=args.seed)
         source = (
@@ -422,8 +438,8 @@ def _run_fit(args):
     else:
         if args.n_samples is not None:
             raise CLIError("--n-samples applies only to the built-in example (no FILE)")
-        X = load_data(args.file)
-        source = args.file
+        X = load_data(args.file, mmap=args.mmap)
+        source = args.file + (" (memory-mapped)" if args.mmap else "")
         tol = DEFAULT_TOL if args.tol is None else args.tol
         max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
     _check_out_path(args.out)
@@ -522,6 +538,9 @@ def _add_fit_parser(subparsers):
                         help="save the fitted parameters to PATH with numpy.savez")
     parser.add_argument("--n-samples", type=_int_at_least(1), default=None,
                         help=f"sample size of the built-in example (default: {BUILTIN_EXAMPLE_SAMPLES})")
+    parser.add_argument("--mmap", action="store_true",
+                        help="memory-map a .npy FILE instead of reading it: the fit reads it "
+                             "from disk once per pass, so it may be larger than memory")
     parser.set_defaults(handler=_run_fit)
 
 
