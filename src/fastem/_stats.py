@@ -143,6 +143,75 @@ class SufficientStatistics:
         """
         return cls(model.covariance_type, model.means, model.tied_centre())
 
+    @classmethod
+    def of_parameters(cls, covariance_type, parameters, reg_covar=0.0, total_weight=1.0):
+        """Statistics whose M-step gives back `parameters`: a mixture turned into sums.
+
+        The statistics of `total_weight` rows that the mixture describes
+        exactly: counts ``N_k = total_weight * weights_k``, first moments 0
+        about the means, and second moments ``N_k (covariances_k - reg_covar)``
+        (reg_covar off the diagonal of each matrix, or off each variance; a
+        spherical variance repeated over the D features), the tied scatter
+        taken about the mixture's mean ``sum_k weights_k means_k``.  What
+        online EM starts from when it continues a fitted model.
+
+        Parameters
+        ----------
+        covariance_type : {"full", "tied", "diag", "spherical"}
+        parameters : GaussianParameters or tuple
+            ``weights`` (K,), ``means`` (K, D) and ``covariances`` (shaped by
+            the covariance type); ``precisions_cholesky`` is not read.
+        reg_covar : float, default=0.0
+            The regularisation the covariances include, which
+            :meth:`m_step` adds back.
+        total_weight : float, default=1.0
+            The weight the statistics stand for (1: per unit of weight).
+
+        Returns
+        -------
+        SufficientStatistics
+            All sums in lane 0; ``log_lik`` is 0 (no rows were seen) and
+            ``next_chunk`` is 0.  ``of_parameters(t, p, r).m_step(r)`` gives
+            back ``p`` to rounding (the M-step's count floor of 10 eps per
+            component aside).
+        """
+        weights, means, covariances = (np.asarray(a, dtype=np.float64) for a in parameters[:3])
+        kind = _covariance.covariance_type(covariance_type)
+        k, d = np.shape(means)
+        if weights.shape != (k,) or covariances.shape != kind.shape(k, d):
+            raise ValueError(
+                f"parameters of shapes {weights.shape}, {means.shape}, {covariances.shape} "
+                f"are not a {covariance_type!r} mixture"
+            )
+        total_weight = float(total_weight)
+        if not (np.isfinite(total_weight) and total_weight > 0.0):
+            raise ValueError(f"total_weight must be finite and > 0, got {total_weight!r}")
+        counts = total_weight * weights
+        # The tied centre in component order, as ModelArrays.tied_centre sums it.
+        tied_centre = np.zeros(d)
+        for weight, mean in zip(weights, means):
+            tied_centre += weight * mean
+        new = cls(covariance_type, means, tied_centre)
+        # Covariances without the regularisation the M-step will add again.
+        if kind.matrix:
+            scatter = covariances - reg_covar * np.eye(d)
+        else:
+            scatter = covariances - reg_covar
+        if kind.name == "full":
+            second = counts[:, None, None] * np.triu(scatter)
+        elif kind.name == "tied":
+            # about t: sum_k N_k (Sigma + (mu_k - t)(mu_k - t)^T)
+            offsets = means - tied_centre
+            second = np.triu(counts.sum() * scatter + (counts[:, None] * offsets).T @ offsets)
+        elif kind.name == "diag":
+            second = counts[:, None] * scatter
+        else:
+            second = counts[:, None] * np.repeat(scatter[:, None], d, axis=1)
+        flat = np.concatenate([[0.0], counts, np.zeros(k * d), second.reshape(-1)])
+        new.lanes[0, :new.n_stats] = flat
+        new.total_weight = total_weight
+        return new
+
     def add(self, X, sample_weight=None, *, model=None, responsibilities=None, n_threads=1):
         """Add the statistics of rows of X, in place.
 
