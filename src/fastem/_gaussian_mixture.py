@@ -11,6 +11,7 @@ import collections
 import numpy as np
 
 from fastem import _covariance as cov_table
+from fastem import _online
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
 from fastem._em import NOT_FINITE_MESSAGE, ModelArrays
@@ -82,6 +83,15 @@ class GaussianMixture(EMEstimator):
         OpenMP threads for the kernels.  None: OpenMP's current limit
         (``OMP_NUM_THREADS`` or a threadpoolctl limit), capped at the CPUs
         this process may use.  Results do not depend on it.
+    learning_decay : float, default=0.7
+        alpha of :meth:`partial_fit`'s step sizes, in (0.5, 1]: the t-th
+        chunk (from 1) gets the weight ``gamma_t = (t + learning_offset) **
+        -learning_decay`` and the running statistics ``1 - gamma_t``.  Larger
+        values forget the past more slowly late in a stream.  ``fit`` ignores it.
+    learning_offset : float, default=2.0
+        tau of :meth:`partial_fit`'s step sizes, > 0; larger values make the
+        early steps smaller (gamma_1 = (1 + tau) ** -alpha, 0.46 by default).
+        ``fit`` ignores it.
 
     Attributes
     ----------
@@ -94,13 +104,19 @@ class GaussianMixture(EMEstimator):
     precisions_cholesky_ : ndarray
         Cholesky factors of the precisions, shaped alike.
     converged_ : bool
+        Always False after :meth:`partial_fit` (a stream has no stopping rule).
     n_iter_ : int
-        EM iterations of the best initialisation.
+        EM iterations of the best initialisation; after :meth:`partial_fit`,
+        the steps taken since the stream began (its first chunk, or the last
+        ``fit``).
     lower_bound_ : float
         Mean log-likelihood per sample (weighted mean with `sample_weight`)
-        of the best initialisation, at its last E-step.
+        of the best initialisation, at its last E-step; after
+        :meth:`partial_fit`, that of the last chunk under the model before
+        the step.
     lower_bounds_ : list of float
-        The lower bound after every iteration of the best initialisation.
+        The lower bound after every iteration of the best initialisation
+        (after :meth:`partial_fit`, the last chunk's alone).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when X had string column names.
@@ -109,7 +125,8 @@ class GaussianMixture(EMEstimator):
     -----
     Additions to scikit-learn: ``sample_weight`` in ``fit``, ``fit_predict``,
     ``score``, ``bic`` and ``aic`` (an integer weight acts as repeating the
-    row, zero as removing it) and ``n_threads``.
+    row, zero as removing it), ``n_threads``, and online EM (:meth:`partial_fit`,
+    with ``learning_decay`` and ``learning_offset``).
     """
 
     def __init__(
@@ -130,6 +147,8 @@ class GaussianMixture(EMEstimator):
         verbose=0,
         verbose_interval=10,
         n_threads=None,
+        learning_decay=0.7,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -146,6 +165,8 @@ class GaussianMixture(EMEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.n_threads = n_threads
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ------------------------------------------------------------------
     # validation
@@ -297,6 +318,54 @@ class GaussianMixture(EMEstimator):
             source = BlockRows(make_chunks, self.n_components, type(self).__name__)
             self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
             self._run_em(self._fit_data(source))
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on a chunk of a stream.
+
+        The model keeps running statistics s, the M-step's sums per unit of
+        weight.  The t-th call computes the chunk's statistics under the
+        current model, divided by the chunk's total weight (so a step does
+        not depend on the chunk's size), blends them in as
+        ``s = (1 - gamma_t) s + gamma_t s_chunk`` with
+        ``gamma_t = (t + learning_offset) ** -learning_decay``, and sets the
+        parameters to the M-step of s (Cappé & Moulines, 2009).
+
+        The first call on an unfitted estimator initialises the model from its
+        chunk (``init_params``, ``weights_init``, ``means_init``,
+        ``precisions_init``, ``random_state``; one initialisation) and then
+        takes the first step.  After ``fit``, the stream starts from the fitted
+        parameters (t starts again from 1).  ``n_init``, ``max_iter``, ``tol``
+        and ``warm_start`` are not used.  The stream's state pickles: a
+        pickled estimator carries on exactly as the original would.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One chunk.  The first needs at least 2 and at least n_components
+            rows; later ones at least one row, and the features of the first.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights with a positive sum.
+
+        Returns
+        -------
+        self
+            With the fitted attributes of the new parameters; ``n_iter_`` is
+            the number of steps since the stream began, ``lower_bound_`` the
+            chunk's mean log-likelihood under the model before this step,
+            ``converged_`` False.
+
+        Raises
+        ------
+        ValueError
+            For a chunk with other features than the model, NaN or infinity, a
+            zero total weight, a first chunk with fewer rows than
+            n_components, or a step whose log-likelihood is not finite or
+            whose covariances are ill-defined (the model is then unchanged).
+        """
+        with single_threaded_blas():
+            _online.partial_fit(self, X, sample_weight)
         return self
 
     # ------------------------------------------------------------------

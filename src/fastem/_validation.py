@@ -202,6 +202,10 @@ GAUSSIAN_MIXTURE_PARAMETERS = {
     "weights_init": (ARRAY_LIKE, NONE),
     "means_init": (ARRAY_LIKE, NONE),
     "precisions_init": (ARRAY_LIKE, NONE),
+    # fastem's own: partial_fit's step sizes (t + learning_offset) ** -learning_decay.
+    # (0.5, 1] is where stepwise EM converges; offset > 0 keeps every step below 1.
+    "learning_decay": (Interval(numbers.Real, 0.5, 1.0, "right"),),
+    "learning_offset": (Interval(numbers.Real, 0.0, None, "neither"),),
 }
 
 

@@ -1,0 +1,246 @@
+"""Online EM: a Gaussian mixture fitted to a stream, one chunk of rows per step.
+
+Stepwise EM (Cappé & Moulines, 2009) keeps *running statistics* s, the
+M-step's sums per unit of weight, and for the t-th chunk Y_t (t = 1, 2, ...)
+under the current parameters theta_{t-1}:
+
+    s_t = (1 - gamma_t) s_{t-1} + gamma_t s_hat(Y_t; theta_{t-1})
+    theta_t = M-step(s_t)
+
+where s_hat is the chunk's E-step statistics divided by the chunk's total
+weight, so a step does not depend on how many rows the chunk holds, and
+
+    gamma_t = (t + learning_offset) ** (-learning_decay)
+
+with learning_decay in (0.5, 1] (the sum of the steps diverges and the sum of
+their squares converges: the conditions under which the recursion settles on
+a stationary point of the expected log-likelihood) and learning_offset > 0
+(larger: smaller early steps).
+
+Both terms must be moments about the same centres before they are added:
+the running statistics are recentred onto theta_{t-1}'s means, which the
+chunk's E-step takes its moments about (``SufficientStatistics.recentred``;
+no precision is lost, the moments stay about points near the data).
+
+s_0 is the statistics of a model (``SufficientStatistics.of_parameters``):
+the model the first chunk initialises, or the model ``fit`` left.  Everything
+between calls lives in one :class:`StreamState`, which pickles, so a stream
+resumed from a pickle continues bit for bit.
+"""
+import dataclasses
+
+import numpy as np
+
+from fastem import _covariance as cov_table
+from fastem._base import FitData
+from fastem._em import NOT_FINITE_MESSAGE
+from fastem._openmp_info import effective_n_threads
+from fastem._stats import GaussianParameters, SufficientStatistics
+from fastem._validation import (
+    check_array,
+    check_feature_names,
+    check_random_state,
+    check_sample_weight,
+)
+
+
+def step_size(n_step, learning_decay, learning_offset):
+    """The weight of the t-th chunk: ``(t + learning_offset) ** -learning_decay``.
+
+    Parameters
+    ----------
+    n_step : int
+        t, from 1 for the first chunk of a stream.
+    learning_decay : float
+        In (0.5, 1].
+    learning_offset : float
+        > 0, so that every step is below 1 and the statistics from before
+        always keep some weight.
+
+    Returns
+    -------
+    float
+    """
+    return float((n_step + learning_offset) ** -learning_decay)
+
+
+@dataclasses.dataclass
+class StreamState:
+    """What ``partial_fit`` keeps between calls (``GaussianMixture._stream``).
+
+    Attributes
+    ----------
+    statistics : SufficientStatistics
+        The running statistics per unit of weight, about the means of
+        `parameters`.
+    parameters : GaussianParameters
+        The model of the last M-step in float64 (the public attributes may
+        be float32): the next chunk's E-step runs on it.
+    n_steps : int
+        t: the steps taken since the stream began (first chunk, or ``fit``).
+    published : tuple of ndarray
+        ``weights_``, ``means_`` and ``covariances_`` as stored after the last
+        step.  While they are still the estimator's, the stream carries on;
+        once ``fit`` (or the user) has replaced them, the next step starts a
+        new stream from the new parameters.
+    """
+
+    statistics: SufficientStatistics
+    parameters: GaussianParameters
+    n_steps: int
+    published: tuple = ()
+
+
+def start(covariance_type, parameters, reg_covar):
+    """A stream at t = 0 whose running statistics are `parameters`.
+
+    Parameters
+    ----------
+    covariance_type : str
+    parameters : GaussianParameters
+        float64, full/tied factors upper triangular (as the engine reads them).
+    reg_covar : float
+
+    Returns
+    -------
+    StreamState
+    """
+    statistics = SufficientStatistics.of_parameters(covariance_type, parameters, reg_covar)
+    return StreamState(statistics, parameters, 0)
+
+
+def step(state, model, X, sample_weight, *, reg_covar, learning_decay, learning_offset,
+         n_threads):
+    """One step of stepwise EM on one chunk of rows.
+
+    Parameters
+    ----------
+    state : StreamState
+        Not modified.
+    model : fastem._em.ModelArrays
+        The model of ``state.parameters``: the E-step runs on it.
+    X : ndarray of shape (n_rows, n_features), float32 or float64, C-contiguous
+    sample_weight : ndarray of shape (n_rows,), float64, or None
+        With a positive sum.
+    reg_covar, learning_decay, learning_offset : float
+    n_threads : int
+        The result does not depend on it.
+
+    Returns
+    -------
+    state : StreamState
+        After the step (``published`` left empty).
+    lower_bound : float
+        The chunk's mean log-likelihood per unit of weight under `model`.
+
+    Raises
+    ------
+    ValueError
+        If the log-likelihood is not finite or a covariance is ill-defined;
+        `state` still holds the stream as it was.
+    """
+    chunk = SufficientStatistics.of_model(model).add(X, sample_weight, model=model,
+                                                     n_threads=n_threads)
+    lower_bound = chunk.mean_log_likelihood
+    if not np.isfinite(lower_bound):
+        raise ValueError(NOT_FINITE_MESSAGE)
+    n_steps = state.n_steps + 1
+    gamma = step_size(n_steps, learning_decay, learning_offset)
+    # One scaling of the chunk both turns it into statistics per unit of
+    # weight and weighs it by the step.
+    running = (state.statistics.recentred_to_model(model).scaled(1.0 - gamma)
+               + chunk.scaled(gamma / chunk.total_weight))
+    parameters = running.m_step(reg_covar, dtype=X.dtype)
+    return StreamState(running, parameters, n_steps), lower_bound
+
+
+def _float64_parameters(weights, means, covariances, precisions_cholesky):
+    return GaussianParameters(*(np.array(a, dtype=np.float64, order="C")
+                                for a in (weights, means, covariances, precisions_cholesky)))
+
+
+def _published(estimator):
+    return (estimator.weights_, estimator.means_, estimator.covariances_)
+
+
+def _current_stream(estimator):
+    """The stream to continue: None before any fit, else the running one or one
+    started from the fitted parameters."""
+    if not estimator.__sklearn_is_fitted__():
+        return None
+    kind = cov_table.covariance_type(estimator.covariance_type)
+    k, d = np.shape(estimator.means_)
+    if k != estimator.n_components or np.shape(estimator.covariances_) != kind.shape(k, d):
+        raise ValueError(
+            f"The fitted model has {k} components and {np.ndim(estimator.covariances_)}-d "
+            f"covariances, which n_components={estimator.n_components} and "
+            f"covariance_type={estimator.covariance_type!r} do not describe: the "
+            "parameters changed after fitting. Call fit, or partial_fit on a new estimator."
+        )
+    stream = getattr(estimator, "_stream", None)
+    if stream is not None and len(stream.published) == 3 and all(
+            np.array_equal(mine, theirs) for mine, theirs in zip(stream.published,
+                                                                 _published(estimator))):
+        return stream
+    parameters = _float64_parameters(
+        estimator.weights_, estimator.means_, estimator.covariances_,
+        cov_table.upper_factors(estimator.precisions_cholesky_, estimator.covariance_type))
+    return start(estimator.covariance_type, parameters, estimator.reg_covar)
+
+
+def _chunk_data(estimator, X, sample_weight):
+    """A later chunk, checked against the fitted model (as scikit-learn's partial_fit does)."""
+    check_feature_names(estimator, X, reset=False)
+    name = type(estimator).__name__
+    X = check_array(X, estimator_name=name)
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {name} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    sample_weight = check_sample_weight(sample_weight, X.shape[0])
+    return FitData(X, sample_weight, None)
+
+
+def partial_fit(estimator, X, sample_weight):
+    """One step of online EM on `estimator` (``GaussianMixture.partial_fit``'s body).
+
+    The first chunk of an unfitted estimator initialises the model
+    (``init_params``, ``weights_init``, ...) and is then the first step.
+    After ``fit``, the stream starts from the fitted parameters.  The
+    estimator's state changes only when the step succeeds.
+
+    Parameters
+    ----------
+    estimator : GaussianMixture
+    X : array-like of shape (n_rows, n_features)
+    sample_weight : array-like of shape (n_rows,) or None
+    """
+    estimator._check_parameters()
+    stream = _current_stream(estimator)
+    if stream is None:
+        data = estimator._validate_fit_data(X, sample_weight)
+        model = estimator._initial_state(data, check_random_state(estimator.random_state))
+        stream = start(estimator.covariance_type, _float64_parameters(
+            model.weights, model.means, model.covariances, model.precisions_cholesky),
+            estimator.reg_covar)
+    else:
+        data = _chunk_data(estimator, X, sample_weight)
+        model = estimator._model(stream.parameters.weights, stream.parameters.means,
+                                 stream.parameters.precisions_cholesky,
+                                 stream.parameters.covariances)
+    stream, lower_bound = step(
+        stream, model, data.X, data.sample_weight, reg_covar=estimator.reg_covar,
+        learning_decay=estimator.learning_decay, learning_offset=estimator.learning_offset,
+        n_threads=effective_n_threads(estimator.n_threads),
+    )
+    p = stream.parameters
+    estimator._store_fitted(estimator._model(p.weights, p.means, p.precisions_cholesky,
+                                             p.covariances), data)
+    stream.published = tuple(np.array(a) for a in _published(estimator))
+    estimator._stream = stream
+    dtype = data.X.dtype.type
+    estimator.converged_ = False
+    estimator.n_iter_ = stream.n_steps
+    estimator.lower_bound_ = dtype(lower_bound)
+    estimator.lower_bounds_ = [dtype(lower_bound)]
