@@ -334,3 +334,19 @@ def test_step_size_parameters_are_parameters():
     assert gm.get_params()["learning_decay"] == 1.0
     assert gm.get_params()["learning_offset"] == 10
     assert "learning_decay=1.0" in repr(gm) and "learning_offset" not in repr(GaussianMixture())
+
+
+def test_readme_stream_example_runs():
+    # The README's partial_fit example, as a newcomer would run it.
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Streams: `partial_fit`", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    gm = namespace["gm"]
+    np.testing.assert_allclose(np.sort(gm.weights_), [0.3, 0.7], atol=0.02)
+    np.testing.assert_allclose(np.sort(gm.means_, axis=0), [[-4.0, -4.0], [4.0, 4.0]], atol=0.1)
+    assert gm.n_iter_ == 200

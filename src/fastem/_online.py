@@ -172,10 +172,11 @@ def _current_stream(estimator):
     k, d = np.shape(estimator.means_)
     if k != estimator.n_components or np.shape(estimator.covariances_) != kind.shape(k, d):
         raise ValueError(
-            f"The fitted model has {k} components and {np.ndim(estimator.covariances_)}-d "
-            f"covariances, which n_components={estimator.n_components} and "
-            f"covariance_type={estimator.covariance_type!r} do not describe: the "
-            "parameters changed after fitting. Call fit, or partial_fit on a new estimator."
+            f"The fitted model (means_ of shape {np.shape(estimator.means_)}, covariances_ "
+            f"of shape {np.shape(estimator.covariances_)}) is not one of "
+            f"n_components={estimator.n_components} and covariance_type="
+            f"{estimator.covariance_type!r}: the parameters changed after fitting. Call fit, "
+            "or partial_fit on a new estimator."
         )
     stream = getattr(estimator, "_stream", None)
     if stream is not None and len(stream.published) == 3 and all(
