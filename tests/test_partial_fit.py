@@ -148,9 +148,9 @@ def test_pickled_mid_stream_resumes_to_the_same_model(rng):
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 def test_results_do_not_depend_on_the_thread_count(rng, covariance_type):
-    # Chunks of many engine chunks (and threads), float32 among them.
-    chunks = list(stream(rng, n_chunks=6, chunk_rows=5000))
-    chunks[3] = chunks[3].astype(np.float32)
+    # Chunks of ~10 engine chunks each (1024 rows in 2-D) over 2 threads, float32 among them.
+    chunks = list(stream(rng, n_chunks=4, chunk_rows=10000))
+    chunks[2] = chunks[2].astype(np.float32)
     models = [feed(GaussianMixture(3, covariance_type=covariance_type, random_state=0,
                                    n_threads=n), chunks) for n in (1, 2)]
     assert_same_model(*models)
