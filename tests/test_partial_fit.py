@@ -200,6 +200,19 @@ def test_first_chunk_takes_the_initial_parameters(rng):
     np.testing.assert_allclose(gm.means_, TRUE_MEANS, atol=0.5)
 
 
+def test_chunks_may_be_on_disk_arrays(rng, tmp_path):
+    # A Fortran-ordered memmap is read block by block (a row source), as fit reads it.
+    chunks = list(stream(rng, n_chunks=3, chunk_rows=400))
+    in_memory = feed(GaussianMixture(3, random_state=0), chunks)
+    on_disk = []
+    for i, chunk in enumerate(chunks):
+        mapped = np.memmap(tmp_path / f"chunk{i}.dat", dtype=np.float64, mode="w+",
+                           shape=chunk.shape, order="F")
+        mapped[:] = chunk
+        on_disk.append(mapped)
+    assert_same_model(feed(GaussianMixture(3, random_state=0), on_disk), in_memory)
+
+
 def test_partial_fit_after_fit_starts_from_the_fitted_model(rng):
     X = draw(rng, 20000)
     chunk = draw(rng, 2000)

@@ -35,6 +35,7 @@ from fastem import _covariance as cov_table
 from fastem._base import FitData
 from fastem._em import NOT_FINITE_MESSAGE
 from fastem._openmp_info import effective_n_threads
+from fastem._sources import ArrayRows
 from fastem._stats import GaussianParameters, SufficientStatistics
 from fastem._validation import (
     check_array,
@@ -109,8 +110,7 @@ def start(covariance_type, parameters, reg_covar):
     return StreamState(statistics, parameters, 0)
 
 
-def step(state, model, X, sample_weight, *, reg_covar, learning_decay, learning_offset,
-         n_threads):
+def step(state, model, source, *, reg_covar, learning_decay, learning_offset, n_threads):
     """One step of stepwise EM on one chunk of rows.
 
     Parameters
@@ -119,9 +119,8 @@ def step(state, model, X, sample_weight, *, reg_covar, learning_decay, learning_
         Not modified.
     model : fastem._em.ModelArrays
         The model of ``state.parameters``: the E-step runs on it.
-    X : ndarray of shape (n_rows, n_features), float32 or float64, C-contiguous
-    sample_weight : ndarray of shape (n_rows,), float64, or None
-        With a positive sum.
+    source : fastem._sources.RowSource
+        The chunk's rows and weights (a positive total weight).
     reg_covar, learning_decay, learning_offset : float
     n_threads : int
         The result does not depend on it.
@@ -139,8 +138,8 @@ def step(state, model, X, sample_weight, *, reg_covar, learning_decay, learning_
         If the log-likelihood is not finite or a covariance is ill-defined;
         `state` still holds the stream as it was.
     """
-    chunk = SufficientStatistics.of_model(model).add(X, sample_weight, model=model,
-                                                     n_threads=n_threads)
+    chunk = source.accumulate(SufficientStatistics.of_model(model), model=model,
+                              n_threads=n_threads)
     lower_bound = chunk.mean_log_likelihood
     if not np.isfinite(lower_bound):
         raise ValueError(NOT_FINITE_MESSAGE)
@@ -150,7 +149,7 @@ def step(state, model, X, sample_weight, *, reg_covar, learning_decay, learning_
     # weight and weighs it by the step.
     running = (state.statistics.recentred_to_model(model).scaled(1.0 - gamma)
                + chunk.scaled(gamma / chunk.total_weight))
-    parameters = running.m_step(reg_covar, dtype=X.dtype)
+    parameters = running.m_step(reg_covar, dtype=source.dtype)
     return StreamState(running, parameters, n_steps), lower_bound
 
 
@@ -200,7 +199,7 @@ def _chunk_data(estimator, X, sample_weight):
             f"{estimator.n_features_in_} features as input."
         )
     sample_weight = check_sample_weight(sample_weight, X.shape[0])
-    return FitData(X, sample_weight, None)
+    return FitData(ArrayRows(X, sample_weight))
 
 
 def partial_fit(estimator, X, sample_weight):
@@ -231,7 +230,7 @@ def partial_fit(estimator, X, sample_weight):
                                  stream.parameters.precisions_cholesky,
                                  stream.parameters.covariances)
     stream, lower_bound = step(
-        stream, model, data.X, data.sample_weight, reg_covar=estimator.reg_covar,
+        stream, model, data.source, reg_covar=estimator.reg_covar,
         learning_decay=estimator.learning_decay, learning_offset=estimator.learning_offset,
         n_threads=effective_n_threads(estimator.n_threads),
     )
@@ -240,7 +239,7 @@ def partial_fit(estimator, X, sample_weight):
                                              p.covariances), data)
     stream.published = tuple(np.array(a) for a in _published(estimator))
     estimator._stream = stream
-    dtype = data.X.dtype.type
+    dtype = data.source.dtype.type
     estimator.converged_ = False
     estimator.n_iter_ = stream.n_steps
     estimator.lower_bound_ = dtype(lower_bound)
