@@ -328,3 +328,32 @@ def test_block_rows_are_chunk_multiples():
     for n_features in (1, 3, 8, 64, 1000, 100_000):
         rows = _sources.block_rows(n_features)
         assert rows % _em.chunk_rows(n_features) == 0 and rows > 0
+
+
+# ----------------------------------------------------------------- README
+
+def _readme_block(containing):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if containing in b]
+    assert len(blocks) == 1, f"README.md must hold one python block with {containing!r}"
+    return blocks[0]
+
+
+@pytest.mark.parametrize("marker", ['mmap_mode="r"', "def make_chunks"])
+def test_readme_out_of_core_examples_run(tmp_path, monkeypatch, capsys, marker):
+    monkeypatch.chdir(tmp_path)  # the memmap example writes big.npy where it runs
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastem.ConvergenceWarning)
+        exec(compile(_readme_block(marker), "README.md", "exec"), namespace)
+    gm = namespace["gm"]
+    if marker == "def make_chunks":
+        whole = np.concatenate(list(namespace["make_chunks"]()))
+        expected = fastem.GaussianMixture(n_components=2, random_state=0).fit(whole)
+    else:
+        expected = fastem.GaussianMixture(n_components=2, random_state=0).fit(np.load("big.npy"))
+    _assert_identical(gm, expected)
+    assert capsys.readouterr().out

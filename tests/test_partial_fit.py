@@ -220,7 +220,7 @@ def test_partial_fit_after_fit_starts_from_the_fitted_model(rng):
     fitted = {name: getattr(gm, name).copy() for name in PARAMETER_NAMES}
     gm.partial_fit(chunk)
     assert gm.n_iter_ == 1
-    # A chunk of the same distribution moves the model by about gamma_1 = 0.46
+    # The schedule continues from t = 20000 / 2000 = 10: gamma = 13**-0.7 = 0.17
     # times the chunk's sampling error (~0.05 for a mean), no more...
     np.testing.assert_allclose(gm.means_, fitted["means_"], atol=0.1)
     np.testing.assert_allclose(gm.weights_, fitted["weights_"], atol=0.02)
@@ -228,6 +228,23 @@ def test_partial_fit_after_fit_starts_from_the_fitted_model(rng):
     # ... and the result is not what a fresh stream makes of that chunk.
     fresh = GaussianMixture(3, random_state=0).partial_fit(chunk)
     assert not np.allclose(np.sort(fresh.means_, axis=0), np.sort(gm.means_, axis=0), atol=1e-3)
+
+
+def test_after_fit_a_chunk_is_weighed_against_the_data_the_fit_saw(rng):
+    X = draw(rng, 20000)
+    small = draw(rng, 20)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    fitted = gm.means_.copy()
+    gm.partial_fit(small)
+    # t continues from 20000 / 20 = 1000: gamma = 1003**-0.7 = 0.008, against
+    # 0.46 for the first chunk of a fresh stream.
+    moved = np.abs(gm.means_ - fitted).max()
+    fresh = GaussianMixture(3, random_state=0).fit(X)
+    fresh.__dict__.pop("_fit_total_weight")  # as if the weight of the fit were unknown
+    fresh.partial_fit(small)
+    assert moved < 0.05 * np.abs(fresh.means_ - fitted).max()
+    assert gm._stream.step_offset == pytest.approx(1000.0)
+    assert gm.n_iter_ == 1
 
 
 def test_a_converged_fit_is_a_fixed_point_of_a_step_on_its_data(rng):

@@ -244,6 +244,8 @@ class GaussianMixture(EMEstimator):
         self.precisions_cholesky_ = np.asarray(model.precisions_cholesky, dtype=dtype)
         self.precisions_ = np.asarray(precisions, dtype=dtype)
         self.n_features_in_ = data.source.n_features
+        # What partial_fit after fit weighs its first chunk against (fastem._online).
+        self._fit_total_weight = float(data.source.total_weight)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model and return the most responsible component of each row.
@@ -335,7 +337,10 @@ class GaussianMixture(EMEstimator):
         chunk (``init_params``, ``weights_init``, ``means_init``,
         ``precisions_init``, ``random_state``; one initialisation) and then
         takes the first step.  After ``fit``, the stream starts from the fitted
-        parameters (t starts again from 1).  ``n_init``, ``max_iter``, ``tol``
+        parameters, and the schedule continues as if the fit's data had come
+        as chunks like the first one: with W the fit's total weight and w the
+        chunk's, t runs from W / w + 1, so a small chunk moves a model fitted
+        to much data only a little.  ``n_init``, ``max_iter``, ``tol``
         and ``warm_start`` are not used.  The stream's state pickles: a
         pickled estimator carries on exactly as the original would.
 

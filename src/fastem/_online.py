@@ -23,7 +23,11 @@ chunk's E-step takes its moments about (``SufficientStatistics.recentred``;
 no precision is lost, the moments stay about points near the data).
 
 s_0 is the statistics of a model (``SufficientStatistics.of_parameters``):
-the model the first chunk initialises, or the model ``fit`` left.  Everything
+the model the first chunk initialises, or the model ``fit`` left.  After
+``fit`` the schedule does not restart at t = 1, which would let one small
+chunk outweigh all the data the fit saw: it continues as if that data had
+been a stream of chunks like the first one, t_0 = W_fit / w_chunk steps
+long, so the first step is gamma = (1 + t_0 + learning_offset)^(-learning_decay).  Everything
 between calls lives in one :class:`StreamState`, which pickles, so a stream
 resumed from a pickle continues bit for bit.
 """
@@ -50,8 +54,9 @@ def step_size(n_step, learning_decay, learning_offset):
 
     Parameters
     ----------
-    n_step : int
-        t, from 1 for the first chunk of a stream.
+    n_step : float
+        t, from 1 for the first chunk of a stream (plus the offset of a
+        stream begun after ``fit``).
     learning_decay : float
         In (0.5, 1].
     learning_offset : float
@@ -78,7 +83,13 @@ class StreamState:
         The model of the last M-step in float64 (the public attributes may
         be float32): the next chunk's E-step runs on it.
     n_steps : int
-        t: the steps taken since the stream began (first chunk, or ``fit``).
+        The steps taken since the stream began (first chunk, or ``fit``).
+    step_offset : float
+        Added to `n_steps` in the step-size schedule: 0 for a stream begun
+        by its first chunk, W_fit / w_chunk after ``fit`` (module docstring).
+    seed_weight : float
+        The total weight of the data ``fit`` saw, for a stream begun from a
+        fitted model that has taken no step yet; 0 otherwise.
     published : tuple of ndarray
         ``weights_``, ``means_`` and ``covariances_`` as stored after the last
         step.  While they are still the estimator's, the stream carries on;
@@ -90,9 +101,11 @@ class StreamState:
     parameters: GaussianParameters
     n_steps: int
     published: tuple = ()
+    step_offset: float = 0.0
+    seed_weight: float = 0.0
 
 
-def start(covariance_type, parameters, reg_covar):
+def start(covariance_type, parameters, reg_covar, seed_weight=0.0):
     """A stream at t = 0 whose running statistics are `parameters`.
 
     Parameters
@@ -101,13 +114,16 @@ def start(covariance_type, parameters, reg_covar):
     parameters : GaussianParameters
         float64, full/tied factors upper triangular (as the engine reads them).
     reg_covar : float
+    seed_weight : float, default=0.0
+        The total weight of the data `parameters` were fitted to (0: none,
+        the stream's own first chunk made them).
 
     Returns
     -------
     StreamState
     """
     statistics = SufficientStatistics.of_parameters(covariance_type, parameters, reg_covar)
-    return StreamState(statistics, parameters, 0)
+    return StreamState(statistics, parameters, 0, seed_weight=float(seed_weight))
 
 
 def step(state, model, source, *, reg_covar, learning_decay, learning_offset, n_threads):
@@ -144,13 +160,16 @@ def step(state, model, source, *, reg_covar, learning_decay, learning_offset, n_
     if not np.isfinite(lower_bound):
         raise ValueError(NOT_FINITE_MESSAGE)
     n_steps = state.n_steps + 1
-    gamma = step_size(n_steps, learning_decay, learning_offset)
+    offset = state.step_offset
+    if state.n_steps == 0 and state.seed_weight > 0.0:
+        offset = state.seed_weight / chunk.total_weight  # the fit, as chunks like this one
+    gamma = step_size(n_steps + offset, learning_decay, learning_offset)
     # One scaling of the chunk both turns it into statistics per unit of
     # weight and weighs it by the step.
     running = (state.statistics.recentred_to_model(model).scaled(1.0 - gamma)
                + chunk.scaled(gamma / chunk.total_weight))
     parameters = running.m_step(reg_covar, dtype=source.dtype)
-    return StreamState(running, parameters, n_steps), lower_bound
+    return StreamState(running, parameters, n_steps, step_offset=offset), lower_bound
 
 
 def _float64_parameters(weights, means, covariances, precisions_cholesky):
@@ -185,7 +204,8 @@ def _current_stream(estimator):
     parameters = _float64_parameters(
         estimator.weights_, estimator.means_, estimator.covariances_,
         cov_table.upper_factors(estimator.precisions_cholesky_, estimator.covariance_type))
-    return start(estimator.covariance_type, parameters, estimator.reg_covar)
+    return start(estimator.covariance_type, parameters, estimator.reg_covar,
+                 seed_weight=getattr(estimator, "_fit_total_weight", 0.0))
 
 
 def _chunk_data(estimator, X, sample_weight):
