@@ -124,19 +124,35 @@ def test_memmap_inference_equals_in_memory(tmp_path, rng):
     assert gm.bic(mapped) == pytest.approx(gm.bic(X), rel=1e-12)
 
 
-def test_memmap_fit_allocates_nothing_the_size_of_X(tmp_path, rng):
+@pytest.mark.parametrize("weighted", [False, True])
+def test_memmap_fit_allocates_nothing_the_size_of_X(tmp_path, rng, weighted):
+    # random_from_data is left out: it draws scikit-learn's choice(n, k,
+    # replace=False), which permutes an index of every candidate row (documented).
     X, _ = _blobs(rng, n_samples=40 * ALIGNED, n_features=4)
+    weights = _weights(rng, len(X)) if weighted else None
     path = tmp_path / "X.npy"
     np.save(path, X)
     mapped = np.load(path, mmap_mode="r")
     for init_params in ("kmeans", "k-means++", "random"):
         tracemalloc.start()
         try:
-            _fit(mapped, init_params=init_params, max_iter=2)
+            _fit(mapped, weights, init_params=init_params, max_iter=2)
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
         assert peak < 0.05 * X.nbytes, f"{init_params}: peak {peak / X.nbytes:.1%} of X"
+
+
+@pytest.mark.parametrize("array", [np.arange(100, dtype=np.int32),
+                                   np.zeros(10, dtype=[("a", "f8"), ("b", "f8")])])
+def test_memmaps_that_are_not_2d_numeric_get_check_arrays_errors(tmp_path, array):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    mapped = np.load(path, mmap_mode="r")
+    assert not _sources.is_on_disk_array(mapped)
+    # the errors of the same array in memory: 1-D, or NumPy's cast error for records
+    with pytest.raises((ValueError, TypeError), match="Expected 2D array|Cannot cast"):
+        fastem.GaussianMixture(2).fit(mapped)
 
 
 # ----------------------------------------------------------------- on-disk arrays
@@ -188,7 +204,10 @@ def test_on_disk_array_with_nan_names_the_problem(rng):
 def test_sparse_and_dataframes_are_not_on_disk_arrays(rng):
     from scipy import sparse
 
+    pd = pytest.importorskip("pandas")
     X, _ = _blobs(rng, n_samples=100)
+    assert not _sources.is_on_disk_array(pd.DataFrame(X))
+    assert not _sources.is_on_disk_array(pd.Series(X[:, 0]))
     assert not _sources.is_on_disk_array(sparse.csr_matrix(X))
     assert not _sources.is_on_disk_array(X)
     assert not _sources.is_on_disk_array(X.tolist())
@@ -259,10 +278,12 @@ def test_fit_chunks_result_pickles_and_predicts(rng):
     (lambda: [np.ones((3, 2)), np.ones((3, 3))], "chunk 1 has 3 features, but the first chunk had 2"),
     (lambda: [np.ones((3, 2)), np.ones((3, 2), np.float32)], "chunk 1 is float32, but the first"),
     (lambda: [(np.ones((3, 2)), np.ones(3)), np.ones((3, 2))], "chunk 1 lacks sample weights"),
-    (lambda: [(np.ones((3, 2)), np.ones(2))], r"sample_weight.shape == \(2,\), expected \(3,\)"),
+    (lambda: [(np.ones((3, 2)), np.ones(2))], r"chunk 0: sample_weight.shape == \(2,\), expected \(3,\)"),
+    (lambda: [np.ones((3, 2)), np.empty((0, 3))], "chunk 1 has 3 features"),
+    (lambda: [np.ones((3, 2)), np.ones((3, 2)), np.full((2, 2), np.inf)], "chunk 2: Input X contains infinity"),
     (lambda: [(np.ones((3, 2)), -np.ones(3))], "sample_weight must be non-negative"),
     (lambda: [(np.ones((3, 2)), np.ones(3), 1)], "a tuple of 3 items"),
-    (lambda: [np.full((3, 2), np.nan)], "Input X contains NaN"),
+    (lambda: [np.full((3, 2), np.nan)], "chunk 0: Input X contains NaN"),
     (lambda: [np.ones(3)], "Expected 2D array"),
     (lambda: [], "make_chunks gave no rows"),
     (lambda: [np.ones((1, 2))], "minimum of 2 is required"),
@@ -275,9 +296,17 @@ def test_fit_chunks_bad_chunks_name_the_problem(make_chunks, message):
                                ).fit_chunks(make_chunks)
 
 
-def test_fit_chunks_needs_a_callable():
+def test_fit_chunks_needs_a_callable_returning_an_iterable():
     with pytest.raises(TypeError, match="make_chunks must be a callable"):
         fastem.GaussianMixture().fit_chunks([np.ones((3, 2))])
+    for returned in (None, np.ones((3, 2)), 3):
+        with pytest.raises(TypeError, match=r"make_chunks\(\) must return an iterable of chunks"):
+            fastem.GaussianMixture().fit_chunks(lambda: returned)
+
+
+def test_a_scalar_chunk_weight_applies_to_every_row(rng):
+    X, _ = _blobs(rng, n_samples=600)
+    _assert_identical(_fit(lambda: [(X, 2.0)]), _fit(X, np.full(len(X), 2.0)))
 
 
 def test_a_source_that_changes_between_passes_is_an_error(rng):
@@ -288,8 +317,24 @@ def test_a_source_that_changes_between_passes_is_an_error(rng):
         calls.append(1)
         return [X[: 1000 - 10 * len(calls)]]
 
-    with pytest.raises(ValueError, match="every call must produce the same rows"):
+    with pytest.raises(ValueError, match="every pass must read the same rows"):
         _fit(shrinking)
+
+
+@pytest.mark.parametrize("init_params", INIT_METHODS)
+def test_a_source_whose_weights_change_between_passes_is_an_error(rng, init_params):
+    X, _ = _blobs(rng, n_samples=1000)
+    calls = []
+
+    def changing():
+        calls.append(1)
+        weight = np.ones(len(X))
+        if len(calls) > 1:
+            weight[::2] = 0.0  # same rows, other candidates
+        return [(X, weight)]
+
+    with pytest.raises(ValueError, match="every pass must read the same rows"):
+        _fit(changing, init_params=init_params)
 
 
 def test_fit_chunks_validates_parameters_before_reading():

@@ -240,7 +240,7 @@ def test_after_fit_a_chunk_is_weighed_against_the_data_the_fit_saw(rng):
     # 0.46 for the first chunk of a fresh stream.
     moved = np.abs(gm.means_ - fitted).max()
     fresh = GaussianMixture(3, random_state=0).fit(X)
-    fresh.__dict__.pop("_fit_total_weight")  # as if the weight of the fit were unknown
+    fresh.__dict__.pop("_seen_weight")  # as if the weight of the fit were unknown
     fresh.partial_fit(small)
     assert moved < 0.05 * np.abs(fresh.means_ - fitted).max()
     assert gm._stream.step_offset == pytest.approx(1000.0)
@@ -380,3 +380,36 @@ def test_readme_stream_example_runs():
     np.testing.assert_allclose(np.sort(gm.weights_), [0.3, 0.7], atol=0.02)
     np.testing.assert_allclose(np.sort(gm.means_, axis=0), [[-4.0, -4.0], [4.0, 4.0]], atol=0.1)
     assert gm.n_iter_ == 200
+
+
+def test_changing_covariance_type_is_refused_even_when_shapes_agree(rng):
+    # K = D: diag means_-shaped (K, D) covariances look like one tied (D, D) matrix.
+    X = draw(rng, 600)
+    gm = GaussianMixture(X.shape[1], covariance_type="diag", random_state=0).fit(X)
+    gm.set_params(covariance_type="tied")
+    with pytest.raises(ValueError, match="the parameters changed after fitting"):
+        gm.partial_fit(X)
+
+
+def test_later_chunks_may_be_on_disk_arrays_read_in_blocks(rng):
+    class RowsOnly:
+        def __init__(self, data):
+            self._data, self.shape, self.dtype = data, data.shape, data.dtype
+
+        def __getitem__(self, index):
+            return self._data[index].copy()
+
+        def __array__(self, *args, **kwargs):
+            raise AssertionError("loaded whole")
+
+    chunks = list(stream(rng, n_chunks=3, chunk_rows=300))
+    in_memory = feed(GaussianMixture(3, random_state=0), chunks)
+    on_disk = feed(GaussianMixture(3, random_state=0), [RowsOnly(c) for c in chunks])
+    assert_same_model(on_disk, in_memory)
+
+
+def test_a_chunk_weight_too_small_to_divide_by_names_the_problem(rng):
+    chunks = list(stream(rng, n_chunks=2, chunk_rows=300))
+    gm = GaussianMixture(3, random_state=0).partial_fit(chunks[0])
+    with pytest.raises(ValueError, match="too small to divide by"):
+        gm.partial_fit(chunks[1], sample_weight=np.full(300, 1e-320))

@@ -209,7 +209,8 @@ cdef class ModelArrays:
     def m_step(self, stats, double reg_covar, dtype=None):
         """Replace the parameters by the M-step from `stats` (a pass over this model).
 
-        `dtype`, the data's, only words the error (see :func:`raise_for_status`).
+        `dtype` is the data's: float32 data get scikit-learn's float32 hint in
+        the ill-defined-covariance error (see :func:`raise_for_status`).
         """
         cdef const double[::1] s = np.ascontiguousarray(stats, dtype=np.float64)
         if s.shape[0] != model_stats_size(&self.model):

@@ -14,13 +14,12 @@ from fastem import _covariance as cov_table
 from fastem import _online
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
-from fastem._em import NOT_FINITE_MESSAGE, ModelArrays
+from fastem._em import ModelArrays
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import (
-    ArrayRows, BlockRows, is_dask_collection, is_on_disk_array, row_blocks, rows_for_fit,
+    ArrayRows, BlockRows, e_step, is_dask_collection, is_on_disk_array, row_blocks, rows_for_fit,
 )
-from fastem._stats import SufficientStatistics
 from fastem._validation import (
     GAUSSIAN_MIXTURE_PARAMETERS,
     check_feature_names,
@@ -224,11 +223,7 @@ class GaussianMixture(EMEstimator):
             return model.em_step(source.X, source.sample_weight, source.total_weight,
                                  self.reg_covar, n_threads)
         # Rows in blocks: the same pass block by block, then the same M-step.
-        stats = source.accumulate(SufficientStatistics.of_model(model), model=model,
-                                  n_threads=n_threads)
-        lower_bound = stats.mean_log_likelihood
-        if not np.isfinite(lower_bound):
-            raise ValueError(NOT_FINITE_MESSAGE)
+        stats, lower_bound = e_step(source, model, n_threads)
         model.m_step(stats.flat(), self.reg_covar, dtype=source.dtype)
         return lower_bound
 
@@ -244,8 +239,10 @@ class GaussianMixture(EMEstimator):
         self.precisions_cholesky_ = np.asarray(model.precisions_cholesky, dtype=dtype)
         self.precisions_ = np.asarray(precisions, dtype=dtype)
         self.n_features_in_ = data.source.n_features
-        # What partial_fit after fit weighs its first chunk against (fastem._online).
-        self._fit_total_weight = float(data.source.total_weight)
+        # What partial_fit after fit weighs its first chunk against, and the
+        # covariance type the arrays are stored for (fastem._online).
+        self._seen_weight = float(data.source.total_weight)
+        self._fitted_covariance_type = self.covariance_type
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model and return the most responsible component of each row.
@@ -274,15 +271,18 @@ class GaussianMixture(EMEstimator):
         iteration) calls `make_chunks` again and reads its chunks once, so
         the data never need to be in memory together: files read one at a
         time, a database cursor, a generator.  Only one chunk at a time and
-        a subsample of a few hundred rows per component are held.
+        a subsample of a few hundred rows per component are held (except
+        with ``init_params="random_from_data"``, whose draw, scikit-learn's
+        ``choice(n, k, replace=False)``, permutes an index of every row of
+        positive weight: 8 bytes a row).
 
         From the same initial parameters, the fit equals ``fit`` on the
         concatenation of the chunks: bit for bit when every chunk but the
-        last has a multiple of the kernel's chunk size of rows (the
-        ``chunk_rows`` of :class:`fastem.SufficientStatistics`; any multiple
-        of 16384 rows is), to rounding otherwise.  The initialisation draws
-        the same rows as ``fit`` would from the same `random_state`, so with
-        aligned chunks the whole fit is identical.
+        last has a multiple of the kernel's chunk size of rows (which
+        depends on the number of features; any multiple of 16384 rows is
+        one), to rounding otherwise.  The initialisation draws the same rows
+        as ``fit`` would from the same `random_state`, so with aligned chunks
+        the whole fit is identical.
 
         Parameters
         ----------

@@ -37,9 +37,11 @@ import numpy as np
 
 from fastem import _covariance as cov_table
 from fastem._base import FitData
-from fastem._em import NOT_FINITE_MESSAGE
 from fastem._openmp_info import effective_n_threads
-from fastem._sources import ArrayRows
+from fastem._sources import (
+    ArrayRows, BlockRows, block_rows, e_step, is_dask_collection, is_on_disk_array, rows_for_fit,
+    sliced_blocks,
+)
 from fastem._stats import GaussianParameters, SufficientStatistics
 from fastem._validation import (
     check_array,
@@ -154,11 +156,7 @@ def step(state, model, source, *, reg_covar, learning_decay, learning_offset, n_
         If the log-likelihood is not finite or a covariance is ill-defined;
         `state` still holds the stream as it was.
     """
-    chunk = source.accumulate(SufficientStatistics.of_model(model), model=model,
-                              n_threads=n_threads)
-    lower_bound = chunk.mean_log_likelihood
-    if not np.isfinite(lower_bound):
-        raise ValueError(NOT_FINITE_MESSAGE)
+    chunk, lower_bound = e_step(source, model, n_threads)
     n_steps = state.n_steps + 1
     offset = state.step_offset
     if state.n_steps == 0 and state.seed_weight > 0.0:
@@ -166,6 +164,11 @@ def step(state, model, source, *, reg_covar, learning_decay, learning_offset, n_
     gamma = step_size(n_steps + offset, learning_decay, learning_offset)
     # One scaling of the chunk both turns it into statistics per unit of
     # weight and weighs it by the step.
+    if not np.isfinite(gamma / chunk.total_weight):
+        raise ValueError(
+            f"The chunk's total sample_weight ({chunk.total_weight!r}) is too small to divide "
+            "by: rescale sample_weight."
+        )
     running = (state.statistics.recentred_to_model(model).scaled(1.0 - gamma)
                + chunk.scaled(gamma / chunk.total_weight))
     parameters = running.m_step(reg_covar, dtype=source.dtype)
@@ -188,7 +191,10 @@ def _current_stream(estimator):
         return None
     kind = cov_table.covariance_type(estimator.covariance_type)
     k, d = np.shape(estimator.means_)
-    if k != estimator.n_components or np.shape(estimator.covariances_) != kind.shape(k, d):
+    # Shapes alone cannot tell diag (K, D) from tied (D, D) when K = D.
+    fitted_type = getattr(estimator, "_fitted_covariance_type", estimator.covariance_type)
+    if (k != estimator.n_components or fitted_type != estimator.covariance_type
+            or np.shape(estimator.covariances_) != kind.shape(k, d)):
         raise ValueError(
             f"The fitted model (means_ of shape {np.shape(estimator.means_)}, covariances_ "
             f"of shape {np.shape(estimator.covariances_)}) is not one of "
@@ -205,21 +211,32 @@ def _current_stream(estimator):
         estimator.weights_, estimator.means_, estimator.covariances_,
         cov_table.upper_factors(estimator.precisions_cholesky_, estimator.covariance_type))
     return start(estimator.covariance_type, parameters, estimator.reg_covar,
-                 seed_weight=getattr(estimator, "_fit_total_weight", 0.0))
+                 seed_weight=getattr(estimator, "_seen_weight", 0.0))
 
 
 def _chunk_data(estimator, X, sample_weight):
-    """A later chunk, checked against the fitted model (as scikit-learn's partial_fit does)."""
+    """A later chunk, checked against the fitted model (as scikit-learn's partial_fit does).
+
+    Any X ``fit`` takes: in memory, a memmap or on-disk array (read in
+    blocks, never loaded whole), a Dask array; one row is enough.
+    """
     check_feature_names(estimator, X, reset=False)
     name = type(estimator).__name__
-    X = check_array(X, estimator_name=name)
-    if X.shape[1] != estimator.n_features_in_:
+    if is_dask_collection(X):
+        source = rows_for_fit(X, sample_weight, 1, name, n_threads=estimator.n_threads)
+    elif is_on_disk_array(X):
+        weight = check_sample_weight(sample_weight, X.shape[0])
+        source = BlockRows(sliced_blocks(X, weight, block_rows(max(1, X.shape[1]))), 1, name,
+                           label="X", min_samples=1)
+    else:
+        X = check_array(X, estimator_name=name)
+        source = ArrayRows(X, check_sample_weight(sample_weight, X.shape[0]))
+    if source.n_features != estimator.n_features_in_:
         raise ValueError(
-            f"X has {X.shape[1]} features, but {name} is expecting "
+            f"X has {source.n_features} features, but {name} is expecting "
             f"{estimator.n_features_in_} features as input."
         )
-    sample_weight = check_sample_weight(sample_weight, X.shape[0])
-    return FitData(ArrayRows(X, sample_weight))
+    return FitData(source)
 
 
 def partial_fit(estimator, X, sample_weight):
@@ -237,6 +254,7 @@ def partial_fit(estimator, X, sample_weight):
     sample_weight : array-like of shape (n_rows,) or None
     """
     estimator._check_parameters()
+    seen_weight = getattr(estimator, "_seen_weight", 0.0) if estimator.__sklearn_is_fitted__() else 0.0
     stream = _current_stream(estimator)
     if stream is None:
         data = estimator._validate_fit_data(X, sample_weight)
@@ -258,6 +276,7 @@ def partial_fit(estimator, X, sample_weight):
     estimator._store_fitted(estimator._model(p.weights, p.means, p.precisions_cholesky,
                                              p.covariances), data)
     stream.published = tuple(np.array(a) for a in _published(estimator))
+    estimator._seen_weight = seen_weight + data.source.total_weight
     estimator._stream = stream
     dtype = data.source.dtype.type
     estimator.converged_ = False

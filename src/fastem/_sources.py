@@ -29,7 +29,8 @@ import numpy as np
 from scipy import sparse
 
 from fastem import _em
-from fastem._validation import check_array, check_sample_weight, validate_fit_data
+from fastem._stats import SufficientStatistics
+from fastem._validation import check_array, check_enough_rows, check_sample_weight, validate_fit_data
 
 # Rows per block when random responsibilities are drawn (init_params="random"):
 # the draws must exist somewhere, and blocks keep them to a few MB.  A multiple
@@ -40,6 +41,11 @@ RANDOM_RESPONSIBILITY_ROWS = 16384
 # Bytes of float64 per block when slicing an on-disk array: large enough that
 # the kernels' threads share many chunks, small enough to stay in RAM.
 _BLOCK_BYTES = 16 * 2**20
+
+
+# Rows per view when an in-memory array is scanned for rows of positive weight:
+# bounds the index of candidates to 0.5 MB.
+_SCAN_ROWS = 65536
 
 
 class RowSource:
@@ -73,10 +79,16 @@ class RowSource:
             (``init_params="random"``).
         n_threads : int, default=1
         """
-        raise NotImplementedError
+        for X, weight in self._blocks():
+            add_rows(stats, X, weight, model=model,
+                     random_responsibilities=random_responsibilities, n_threads=n_threads)
+        return stats
 
     def take(self, positions):
         """Candidate rows at `positions`, in the order given.
+
+        One scan of the blocks, stopped as soon as every row is found;
+        memory for the rows taken only.
 
         Parameters
         ----------
@@ -89,6 +101,36 @@ class RowSource:
         rows : ndarray of shape (len(positions), n_features), of ``dtype``
         weights : ndarray of shape (len(positions),) or None
         """
+        if positions is None:
+            positions = np.arange(self.n_candidates)
+        positions = np.asarray(positions, dtype=np.intp)
+        order = np.argsort(positions, kind="stable")
+        wanted = positions[order]
+        rows = np.empty((len(positions), self.n_features), dtype=self.dtype)
+        weights = np.empty(len(positions)) if self._has_weights else None
+        seen = found = 0  # candidates before this block; positions filled so far
+        for X, weight in self._blocks():
+            if found == len(wanted):
+                break
+            candidates = None if weight is None else np.flatnonzero(weight > 0)
+            n_block = X.shape[0] if candidates is None else len(candidates)
+            end = int(np.searchsorted(wanted, seen + n_block))
+            picked = wanted[found:end] - seen
+            if candidates is not None:
+                picked = candidates[picked]
+            rows[order[found:end]] = X[picked]
+            if weights is not None:
+                weights[order[found:end]] = weight[picked]
+            found, seen = end, seen + n_block
+        if found != len(wanted):
+            raise ValueError(
+                f"{self._label} gave fewer rows of positive weight on this pass than on the "
+                "first: every pass must read the same rows"
+            )
+        return rows, weights
+
+    def _blocks(self):
+        """Yield the (X, sample_weight) blocks of one pass, in row order."""
         raise NotImplementedError
 
 
@@ -112,8 +154,37 @@ def add_rows(stats, X, sample_weight, *, model, random_responsibilities, n_threa
     return stats
 
 
+def e_step(source, model, n_threads):
+    """The statistics of one E-step over every row of `source`, and its lower bound.
+
+    Parameters
+    ----------
+    source : RowSource
+    model : fastem._em.ModelArrays
+    n_threads : int
+
+    Returns
+    -------
+    stats : SufficientStatistics
+        About the model's means (``SufficientStatistics.of_model``), so that
+        ``model.m_step(stats.flat(), ...)`` is the engine's M-step.
+    lower_bound : float
+        The mean log-likelihood per unit of weight.
+
+    Raises
+    ------
+    ValueError
+        If the log-likelihood is not finite (the engine's message).
+    """
+    stats = source.accumulate(SufficientStatistics.of_model(model), model=model, n_threads=n_threads)
+    lower_bound = stats.mean_log_likelihood
+    if not np.isfinite(lower_bound):
+        raise ValueError(_em.NOT_FINITE_MESSAGE)
+    return stats, lower_bound
+
+
 class ArrayRows(RowSource):
-    """An ndarray (or memmap) the kernels read in place: one block, one call per pass.
+    """An ndarray (or memmap) the kernels read in place: one call per pass.
 
     Parameters
     ----------
@@ -121,37 +192,49 @@ class ArrayRows(RowSource):
     sample_weight : ndarray of shape (n_samples,), float64, or None
     """
 
+    _label = "X"
+
     def __init__(self, X, sample_weight=None):
         self.X = X
         self.sample_weight = sample_weight
         self.n_samples, self.n_features = X.shape
         self.dtype = X.dtype
+        self._has_weights = sample_weight is not None
         self.total_weight = _em.sum_weights(sample_weight, self.n_samples)
-        self._positive = None
-        if sample_weight is not None and not np.all(sample_weight > 0):
-            self._positive = np.flatnonzero(sample_weight > 0)
-        self.n_candidates = self.n_samples if self._positive is None else len(self._positive)
+        self.n_candidates = self.n_samples
+        if sample_weight is not None:
+            self.n_candidates = sum(int(np.count_nonzero(w > 0)) for _, w in self._blocks())
 
     def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
+        # All rows in one call: the engine splits them into chunks and threads.
         return add_rows(stats, self.X, self.sample_weight, model=model,
                         random_responsibilities=random_responsibilities, n_threads=n_threads)
 
     def take(self, positions):
-        if positions is None:
-            if self._positive is None:
+        if self.n_candidates == self.n_samples:  # every row is a candidate: index directly
+            if positions is None:
                 return self.X, self.sample_weight
-            positions = np.arange(self.n_candidates)
-        rows = positions if self._positive is None else self._positive[positions]
-        weights = None if self.sample_weight is None else self.sample_weight[rows]
-        return np.ascontiguousarray(self.X[rows]), weights
+            weights = None if self.sample_weight is None else self.sample_weight[positions]
+            return np.ascontiguousarray(self.X[positions]), weights
+        return super().take(positions)
+
+    def _blocks(self):
+        # Views of X, so that finding candidates needs no index of every row.
+        step = _SCAN_ROWS
+        for start in range(0, self.n_samples, step):
+            weight = None if self.sample_weight is None else self.sample_weight[start:start + step]
+            yield self.X[start:start + step], weight
 
 
 class BlockRows(RowSource):
     """Rows read block by block, anew for every pass, each block checked as it comes.
 
-    The first pass (made here) checks every block and counts the rows and
-    their weight; later passes must deliver the same rows, and a source that
+    The first pass (made here) checks every block and counts the rows, the
+    rows of positive weight and their total weight; every later pass must
+    give the same three (and the same features and dtype), so a source that
     changes between passes is an error rather than a silently different fit.
+    (Values are not compared: a source that keeps its counts but changes its
+    numbers goes unnoticed.)
 
     Parameters
     ----------
@@ -164,51 +247,69 @@ class BlockRows(RowSource):
         For the check that there are enough rows.
     estimator_name : str
         Named in the error messages.
+    label : str, default="make_chunks"
+        What the messages call the source of the blocks.
+    min_samples : int, default=2
+        Fewest rows accepted (partial_fit takes chunks of one row).
     """
 
-    def __init__(self, make_blocks, n_components, estimator_name):
+    def __init__(self, make_blocks, n_components, estimator_name, label="make_chunks",
+                 min_samples=2):
         if not callable(make_blocks):
             raise TypeError(
-                f"make_chunks must be a callable returning an iterable of chunks, got "
+                f"{label} must be a callable returning an iterable of chunks, got "
                 f"{type(make_blocks).__name__}; wrap a list of chunks as `lambda: chunks`"
             )
         self._make_blocks = make_blocks
         self._estimator_name = estimator_name
-        self.n_features = self.dtype = None
-        self._has_weights = None
+        self._label = label
+        self.n_features = self.dtype = self._has_weights = None
+        self._counts = None
+        for _ in self._blocks():  # the first pass: checks every block, sets the counts
+            pass
+        self.n_samples, self.n_candidates, self.total_weight = self._counts
+        if self.n_features is None:
+            raise ValueError(f"{label} gave no rows: a fit needs at least {min_samples}")
+        if min_samples > 1:
+            check_enough_rows(self.n_samples, self.n_features, self.n_candidates, n_components,
+                              estimator_name)
+        elif not self.total_weight > 0:
+            raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+
+    def _blocks(self):
+        """Yield the checked blocks of one pass; at its end, compare its counts with the first's."""
         n_samples = n_candidates = 0
         total_weight = 0.0
-        for X, weight in self._blocks(first_pass=True):
+        for X, weight in self._checked_blocks():
             n_samples += X.shape[0]
             n_candidates += X.shape[0] if weight is None else int(np.count_nonzero(weight > 0))
             total_weight = _em.sum_weights(weight, X.shape[0], total_weight)
-        if self.n_features is None:
-            raise ValueError("make_chunks gave no rows: a fit needs at least 2")
-        self.n_samples, self.n_candidates, self.total_weight = n_samples, n_candidates, total_weight
-        if n_samples < 2:
+            yield X, weight
+        counts = (n_samples, n_candidates, total_weight)
+        if self._counts is None:
+            self._counts = counts
+        elif counts != self._counts:
             raise ValueError(
-                f"Found array with {n_samples} sample(s) (shape=({n_samples}, {self.n_features})) "
-                f"while a minimum of 2 is required by {estimator_name}."
-            )
-        if n_samples < n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components "
-                f"but got n_components = {n_components}, n_samples = {n_samples}"
-            )
-        if n_candidates < n_components:
-            raise ValueError(
-                f"Expected at least n_components = {n_components} rows with a positive "
-                f"sample_weight, got {n_candidates}"
+                f"{self._label} gave {counts[0]} rows ({counts[1]} of positive weight, total "
+                f"weight {counts[2]!r}) on this pass but {self._counts[0]} ({self._counts[1]}, "
+                f"{self._counts[2]!r}) on the first: every pass must read the same rows"
             )
 
-    def _blocks(self, first_pass=False):
-        """Yield checked (X, sample_weight) blocks of one pass."""
-        n_rows = 0
-        for index, item in enumerate(self._make_blocks()):
+    def _checked_blocks(self):
+        """Yield the (X, sample_weight) blocks of one pass, each checked."""
+        items = self._make_blocks()
+        if items is None or isinstance(items, np.ndarray) or not hasattr(items, "__iter__"):
+            raise TypeError(
+                f"{self._label}() must return an iterable of chunks (X or (X, sample_weight)), "
+                f"got {type(items).__name__}"
+            )
+        for index, item in enumerate(items):
             X, weight = _split_item(item, index)
-            X = check_array(X, estimator_name=self._estimator_name, ensure_min_samples=0)
-            if X.shape[0] == 0:
-                continue
+            try:
+                X = check_array(X, estimator_name=self._estimator_name, ensure_min_samples=0)
+                weight = check_sample_weight(weight, X.shape[0], allow_zero_sum=True)
+            except ValueError as error:
+                raise ValueError(f"chunk {index}: {error}") from None
             if self.n_features is None:
                 self.n_features, self.dtype = X.shape[1], X.dtype
                 self._has_weights = weight is not None
@@ -227,39 +328,8 @@ class BlockRows(RowSource):
                     f"chunk {index} {'has' if weight is not None else 'lacks'} sample weights, "
                     "unlike the first chunk: give weights with every chunk or with none"
                 )
-            weight = _check_block_weight(weight, X.shape[0])
-            n_rows += X.shape[0]
-            yield X, weight
-        if not first_pass and n_rows != self.n_samples:
-            raise ValueError(
-                f"make_chunks gave {n_rows} rows on this pass but {self.n_samples} on the first: "
-                "every call must produce the same rows"
-            )
-
-    def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
-        for X, weight in self._blocks():
-            add_rows(stats, X, weight, model=model,
-                     random_responsibilities=random_responsibilities, n_threads=n_threads)
-        return stats
-
-    def take(self, positions):
-        if positions is None:
-            positions = np.arange(self.n_candidates)
-        positions = np.asarray(positions, dtype=np.intp)
-        order = np.argsort(positions, kind="stable")
-        wanted = positions[order]
-        rows = np.empty((len(positions), self.n_features), dtype=self.dtype)
-        weights = np.empty(len(positions)) if self._has_weights else None
-        seen = found = 0  # candidates before this block; positions filled so far
-        for X, weight in self._blocks():
-            candidates = np.arange(X.shape[0]) if weight is None else np.flatnonzero(weight > 0)
-            end = np.searchsorted(wanted, seen + len(candidates))
-            picked = candidates[wanted[found:end] - seen]
-            rows[order[found:end]] = X[picked]
-            if weights is not None:
-                weights[order[found:end]] = weight[picked]
-            found, seen = end, seen + len(candidates)
-        return rows, weights
+            if X.shape[0]:
+                yield X, weight
 
 
 def _split_item(item, index):
@@ -271,22 +341,6 @@ def _split_item(item, index):
             )
         return item
     return item, None
-
-
-def _check_block_weight(weight, n_rows):
-    if weight is None:
-        return None
-    weight = np.asarray(weight)
-    if weight.ndim != 1 or weight.shape[0] != n_rows:
-        raise ValueError(f"sample_weight.shape == {weight.shape}, expected ({n_rows},)!")
-    if weight.dtype.kind not in "biuf":
-        raise ValueError(f"sample_weight must be real numbers, got dtype {weight.dtype}.")
-    weight = np.ascontiguousarray(weight, dtype=np.float64)
-    if not np.all(np.isfinite(weight)):
-        raise ValueError("sample_weight contains NaN or infinity.")
-    if np.any(weight < 0):
-        raise ValueError("sample_weight must be non-negative; negative weights were given.")
-    return weight
 
 
 # ---------------------------------------------------------------------------
@@ -307,7 +361,9 @@ def is_on_disk_array(X):
     arrays.  DataFrames, sparse matrices and Dask arrays are not.
     """
     if isinstance(X, np.memmap):
-        return not (X.flags.c_contiguous and X.dtype in (np.float32, np.float64))
+        # (others, 1-D or not numeric, go to check_array and its errors)
+        return (X.ndim == 2 and X.dtype.kind in "biuf"
+                and not (X.flags.c_contiguous and X.dtype in (np.float32, np.float64)))
     if (isinstance(X, np.ndarray) or hasattr(X, "columns") or sparse.issparse(X)
             or is_dask_collection(X)):
         return False
@@ -358,10 +414,17 @@ def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None)
     sample_weight : array-like of shape (n_samples,) or None
     n_components : int
     estimator_name : str
+    n_threads : int or None, default=None
+        The estimator's; a Dask source decides its workers' threads from it.
 
     Returns
     -------
     RowSource
+
+    Raises
+    ------
+    ValueError, TypeError
+        For data a fit cannot use, with scikit-learn's messages where it has them.
     """
     if is_dask_collection(X):
         from fastem._dask import DaskRows  # the optional extra, imported only when used
@@ -370,6 +433,6 @@ def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None)
     if is_on_disk_array(X):
         weight = check_sample_weight(sample_weight, X.shape[0])
         blocks = sliced_blocks(X, weight, block_rows(max(1, X.shape[1])))
-        return BlockRows(blocks, n_components, estimator_name)
+        return BlockRows(blocks, n_components, estimator_name, label="X")
     X, sample_weight = validate_fit_data(X, sample_weight, n_components, estimator_name)
     return ArrayRows(X, sample_weight)

@@ -407,8 +407,11 @@ def check_array(
     return np.ascontiguousarray(array)
 
 
-def check_sample_weight(sample_weight, n_samples):
+def check_sample_weight(sample_weight, n_samples, allow_zero_sum=False):
     """Validate sample weights; None stays None (unit weights, the fast path).
+
+    `allow_zero_sum` accepts all-zero weights: for one chunk of a fit, whose
+    other chunks may carry the weight.
 
     ``sample_weight`` is fastem's own addition (scikit-learn's GaussianMixture
     has none), so these messages are fastem's.
@@ -436,7 +439,7 @@ def check_sample_weight(sample_weight, n_samples):
         raise ValueError("sample_weight contains NaN or infinity.")
     if np.any(weights < 0):
         raise ValueError("sample_weight must be non-negative; negative weights were given.")
-    if not weights.sum() > 0:
+    if not (allow_zero_sum or weights.sum() > 0):
         raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
     return weights
 
@@ -501,6 +504,34 @@ def check_feature_names(estimator, X, *, reset):
         raise ValueError(message)
 
 
+def check_enough_rows(n_samples, n_features, n_positive, n_components, estimator_name):
+    """A fit's row counts: >= 2 rows, >= n_components rows, >= n_components of positive weight.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+    n_positive : int
+        Rows with a positive weight (n_samples without weights).
+    n_components : int
+    estimator_name : str
+    """
+    if n_samples < 2:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) (shape=({n_samples}, {n_features})) while a "
+            f"minimum of 2 is required by {estimator_name}."
+        )
+    if n_samples < n_components:
+        raise ValueError(
+            "Expected n_samples >= n_components "
+            f"but got n_components = {n_components}, n_samples = {n_samples}"
+        )
+    if n_positive < n_components:
+        raise ValueError(
+            f"Expected at least n_components = {n_components} rows with a positive "
+            f"sample_weight, got {n_positive}"
+        )
+
+
 def validate_fit_data(X, sample_weight, n_components, estimator_name):
     """X and sample_weight for fit: a float array of >= 2 rows and >= n_components rows.
 
@@ -510,17 +541,9 @@ def validate_fit_data(X, sample_weight, n_components, estimator_name):
     sample_weight : ndarray of shape (n_samples,) or None
     """
     X = check_array(X, estimator_name=estimator_name, ensure_min_samples=2)
-    if X.shape[0] < n_components:
-        raise ValueError(
-            "Expected n_samples >= n_components "
-            f"but got n_components = {n_components}, n_samples = {X.shape[0]}"
-        )
-    sample_weight = check_sample_weight(sample_weight, X.shape[0])
-    if sample_weight is not None and np.count_nonzero(sample_weight) < n_components:
-        raise ValueError(
-            f"Expected at least n_components = {n_components} rows with a positive "
-            f"sample_weight, got {np.count_nonzero(sample_weight)}"
-        )
+    sample_weight = check_sample_weight(sample_weight, X.shape[0]) if X.shape[0] >= n_components else None
+    n_positive = X.shape[0] if sample_weight is None else np.count_nonzero(sample_weight)
+    check_enough_rows(X.shape[0], X.shape[1], n_positive, n_components, estimator_name)
     return X, sample_weight
 
 

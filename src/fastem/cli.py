@@ -27,6 +27,7 @@ import numpy as np
 import fastem
 from fastem import GaussianMixture, bench
 from fastem._covariance import COVARIANCE_NAMES
+from fastem._sources import row_blocks
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
@@ -41,9 +42,6 @@ MAX_FEATURES_PRINTED_IN_FULL = 4
 DEFAULT_TOL = 1e-3
 DEFAULT_MAX_ITER = 100
 
-# The finite check of a data file reads this many bytes of rows at a time, so
-# that a memory-mapped file is never held in memory as a whole.
-_FINITE_CHECK_BYTES = 16 * 2**20
 
 # Size of the built-in example's sample: the fit's sampling error (standard
 # deviation about 0.006 on the weights, 0.02-0.05 on the means, 0.02-0.03 on
@@ -138,14 +136,13 @@ def load_data(path, mmap=False):
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise CLIError(f"{path}: no data")
     # Block by block, so that a mapped file is not held in memory at once.
-    rows = max(1, _FINITE_CHECK_BYTES // (8 * X.shape[1]))
-    for start in range(0, X.shape[0], rows):
-        not_finite = ~np.isfinite(X[start:start + rows])
+    for start, block in row_blocks(X):
+        not_finite = ~np.isfinite(block)
         if not_finite.any():
             row, col = np.argwhere(not_finite)[0]
             raise CLIError(
                 f"{path}: data row {start + row + 1}, column {col + 1} is "
-                f"{X[start + row, col]}; fastem needs finite numbers (no NaN or infinity)"
+                f"{block[row, col]}; fastem needs finite numbers (no NaN or infinity)"
             )
     return X
 
