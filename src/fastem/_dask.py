@@ -422,10 +422,9 @@ class DaskRows(RowSource):
         if model is not None:
             model_parameters = (model.covariance_type, np.asarray(model.weights),
                                 np.asarray(model.means), np.asarray(model.precisions_cholesky))
-        # One key for the pass's description: each worker fetches it once, not once per block.
-        spec = dask.delayed(
-            (stats.covariance_type, stats.centres, stats.tied_centre, model_parameters),
-            traverse=False)
+        # The pass's description travels inside every task (a few KB): a key of its
+        # own would make every other worker wait for a transfer before starting.
+        spec = (stats.covariance_type, stats.centres, stats.tied_centre, model_parameters)
         seeds = [None] * self.n_blocks
         if random_responsibilities is not None:
             seeds = random_responsibilities.randint(np.iinfo(np.int32).max, size=self.n_blocks)
