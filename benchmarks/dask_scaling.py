@@ -48,7 +48,7 @@ def _time_block_kernel(X, spec, repeats):
     from fastem._dask import _block_statistics
 
     X = np.ascontiguousarray(X)
-    return _median_seconds(lambda: _block_statistics(X, None, spec, 0, None, 1), repeats)
+    return _median_seconds(lambda: _block_statistics(X, None, spec, None, 1), repeats)
 
 
 def _median_seconds(run, repeats):

@@ -19,6 +19,7 @@ import dask.array as da  # noqa: E402
 
 import fastem  # noqa: E402
 from fastem import _dask, _em  # noqa: E402
+from fastem._stats import SufficientStatistics  # noqa: E402
 from _helpers import COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree, init_kwargs, initial_parameters  # noqa: E402
 
 RTOL = 1e-10
@@ -237,3 +238,16 @@ def test_without_dask_the_error_names_the_extra(blobs, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r'pip install "fastem\[dask\]"'):
         fastem.GaussianMixture(2).fit(dX)
+
+
+def test_a_block_sends_one_copy_of_its_statistics(blobs):
+    # Only the block's lanes added up leave its task: n_stats numbers, not the engine's lanes.
+    X, weights, _ = blobs
+    model = fastem.GaussianMixture(3, random_state=0).fit(X)._warm_state()
+    empty = SufficientStatistics.of_model(model)
+    spec = (empty.covariance_type, empty.centres, empty.tied_centre,
+            (model.covariance_type, model.weights, model.means, model.precisions_cholesky))
+    block = _dask._block_statistics(X[:1700], weights[:1700], spec, None, 1)
+    assert block.lanes.shape == (1, empty.n_stats)
+    direct = SufficientStatistics.of_model(model).add(X[:1700], weights[:1700], model=model)
+    np.testing.assert_array_equal(block.flat(), direct.flat())

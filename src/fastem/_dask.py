@@ -13,12 +13,17 @@ up on the workers in a tree whose shape depends only on the number of
 blocks.  One object of statistics reaches the client, which runs the M-step.
 Rows never leave the workers, except the few a ``take`` asks for.
 
-Bits.  Block b's chunks go to the engine lanes they would have in one pass
-over all the rows (its first chunk is numbered after the chunks of the
-blocks before it), and the lanes are added lane by lane; only the order in
-which a lane's chunks are summed differs from the in-memory pass (a tree
-over blocks instead of one running sum), so a Dask fit equals the in-memory
-fit to rounding, the same on every run, whichever worker runs what.
+What travels.  A block's statistics leave its task with their lanes already
+added up (in lane order): one copy of the statistics, 1 + K + K D + K D (D+1)/2
+numbers for full covariances, rather than the engine's up to 32 lanes of them.
+The tree then adds these sums in block order; the client puts the total in
+lane 0 of statistics of the usual shape.
+
+Bits.  A block's sum does not depend on where or with how many threads it
+was made (the engine's lanes), nor the total on which worker holds which
+block (the tree), so a Dask fit is the same on every run.  It equals the
+in-memory fit to rounding, not bit for bit: the in-memory pass adds the same
+chunk sums in another order (lane by lane over all the rows).
 
 Threads.  The engine's result does not depend on its thread count, so the
 choice is about speed only: every task runs the kernels with all the threads
@@ -39,7 +44,7 @@ import threading
 import numpy as np
 
 from fastem._blas_threads import single_threaded_blas
-from fastem._em import ModelArrays, chunk_rows, sum_weights
+from fastem._em import ModelArrays, lane_shape, sum_weights
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import RowSource, add_rows, is_dask_collection
 from fastem._stats import SufficientStatistics
@@ -217,12 +222,10 @@ def _block_summary(X, weight):
     return has_nan, has_inf, None, int(np.count_nonzero(weight > 0)), sum_weights(weight, len(weight))
 
 
-def _block_statistics(X, weight, spec, first_chunk, seed, fallback_threads):
-    """One block's statistics for the pass `spec` describes (see DaskRows.accumulate)."""
+def _block_statistics(X, weight, spec, seed, fallback_threads):
+    """One block's statistics for the pass `spec` describes, lanes added (see DaskRows.accumulate)."""
     covariance_type, centres, tied_centre, model_parameters = spec
     stats = SufficientStatistics(covariance_type, centres, tied_centre)
-    # The chunks of this block take the lanes they have in one pass over all the rows.
-    stats.next_chunk = first_chunk
     model = None if model_parameters is None else ModelArrays(*model_parameters)
     random_state = None if seed is None else np.random.RandomState(seed)
     X = np.ascontiguousarray(X)
@@ -230,8 +233,8 @@ def _block_statistics(X, weight, spec, first_chunk, seed, fallback_threads):
     with _KernelTurn(fallback_threads) as n_threads:
         add_rows(stats, X, weight, model=model, random_responsibilities=random_state,
                  n_threads=n_threads)
-    # Count only this block's chunks, so that adding blocks adds their counts.
-    stats.next_chunk -= first_chunk
+    # What crosses the network: one lane, the block's lanes added in order.
+    stats.lanes = stats.flat()[None, :]
     return stats
 
 
@@ -359,9 +362,6 @@ class DaskRows(RowSource):
         w_blocks = weights.to_delayed().ravel() if weights is not None else [None] * len(sizes)
         self._blocks = [(x_blocks[i], w_blocks[i]) for i in keep]
         self.n_blocks = len(self._blocks)
-        # The global index of each block's first chunk: the lane numbering of one pass.
-        chunks_per_block = -(-sizes[keep] // chunk_rows(self.n_features))
-        self._first_chunks = np.concatenate([[0], np.cumsum(chunks_per_block)[:-1]]).astype(int)
 
         summaries = dask.compute(
             *[dask.delayed(_block_summary)(x, w) for x, w in self._blocks], scheduler=self._scheduler)
@@ -429,14 +429,17 @@ class DaskRows(RowSource):
         if random_responsibilities is not None:
             seeds = random_responsibilities.randint(np.iinfo(np.int32).max, size=self.n_blocks)
         parts = [
-            dask.delayed(_block_statistics)(x, w, spec, int(stats.next_chunk + first), seed,
-                                            self._fallback_threads)
-            for (x, w), first, seed in zip(self._blocks, self._first_chunks, seeds)
+            dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
+            for (x, w), seed in zip(self._blocks, seeds)
         ]
         while len(parts) > 1:
             parts = [dask.delayed(_sum_in_order)(*parts[start:start + _REDUCTION_FAN_IN])
                      for start in range(0, len(parts), _REDUCTION_FAN_IN)]
         (reduced,) = dask.compute(parts[0], scheduler=self._scheduler)
+        # Back to the engine's shape of lanes: the total in lane 0, the others zero.
+        lanes = np.zeros(lane_shape(reduced.n_stats))
+        lanes[0, :reduced.n_stats] = reduced.lanes[0]
+        reduced.lanes = lanes
         # Every pass adds every row: its weight is the source's, summed once in block order.
         reduced.total_weight = self.total_weight
         # In place, as the in-memory sources add into the caller's object.
