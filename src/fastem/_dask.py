@@ -14,7 +14,7 @@ blocks.  One object of statistics reaches the client, which runs the M-step.
 Rows never leave the workers, except the few a ``take`` asks for.
 
 What travels.  A block's statistics leave its task with their lanes already
-added up (in lane order): one copy of the statistics, 1 + K + K D + K D (D+1)/2
+added up (in lane order): one copy of the statistics, 1 + K + K D + K D^2
 numbers for full covariances, rather than the engine's up to 32 lanes of them.
 The tree then adds these sums in block order; the client puts the total in
 lane 0 of statistics of the usual shape.
@@ -38,7 +38,6 @@ Dask is an optional extra (``pip install "fastem[dask]"``): nothing here
 imports it until a Dask array is given.
 """
 import copy
-import operator
 import threading
 
 import numpy as np
@@ -107,11 +106,15 @@ class _KernelTurn:
 
     def __enter__(self):
         _KERNEL_LOCK.acquire()
-        # BLAS runs inside the engine's OpenMP threads: it must not add threads
-        # of its own (the nanny sets OPENBLAS_NUM_THREADS=1, a bare worker may not).
-        self._blas = single_threaded_blas()
-        self._blas.__enter__()
-        return _worker_threads(self.fallback_threads)
+        try:
+            # BLAS runs inside the engine's OpenMP threads: it must not add threads
+            # of its own (the nanny sets OPENBLAS_NUM_THREADS=1, a bare worker may not).
+            self._blas = single_threaded_blas()
+            self._blas.__enter__()
+            return _worker_threads(self.fallback_threads)
+        except BaseException:
+            _KERNEL_LOCK.release()
+            raise
 
     def __exit__(self, *exc_info):
         try:
@@ -242,7 +245,7 @@ def _sum_in_order(*parts):
     """``parts[0] + parts[1] + ...``, left to right: a node of the reduction tree."""
     total = parts[0]
     for part in parts[1:]:
-        total = operator.add(total, part)
+        total = total + part
     return total
 
 
