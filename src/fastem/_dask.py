@@ -52,11 +52,20 @@ from fastem.exceptions import not_fitted_error
 
 INSTALL_HINT = 'pip install "fastem[dask]"'
 
-# Children per node of the reduction tree.  Each node adds its children in
-# block order, so the result depends on the number of blocks only.  A wide
-# node means fewer tasks (each costs the scheduler about a millisecond) and
-# the statistics are small, so adding eight at a time costs nothing.
-_REDUCTION_FAN_IN = 8
+# Children per node of the reduction tree: as many as fit in this many bytes
+# of statistics, between 2 and 32.  A wide node means fewer tasks (each costs
+# the scheduler a millisecond or more) and fewer hops; the budget keeps a node
+# of huge statistics (full covariances with D in the thousands: hundreds of MB
+# per block) from holding dozens of them at once.  Each node adds its
+# children in block order, so the result depends on the number of blocks and
+# the size of the statistics only, never on where the blocks are.
+_REDUCTION_NODE_BYTES = 64 * 2**20
+_MAX_FAN_IN = 32
+
+
+def _fan_in(n_stats):
+    """Children per node of the reduction tree, for statistics of `n_stats` numbers."""
+    return int(min(_MAX_FAN_IN, max(2, _REDUCTION_NODE_BYTES // (8 * n_stats))))
 
 # The kernels of one worker process run one block at a time (module docstring).
 _KERNEL_LOCK = threading.Lock()
@@ -435,9 +444,10 @@ class DaskRows(RowSource):
             dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
             for (x, w), seed in zip(self._blocks, seeds)
         ]
+        fan_in = _fan_in(stats.n_stats)
         while len(parts) > 1:
-            parts = [dask.delayed(_sum_in_order)(*parts[start:start + _REDUCTION_FAN_IN])
-                     for start in range(0, len(parts), _REDUCTION_FAN_IN)]
+            parts = [dask.delayed(_sum_in_order)(*parts[start:start + fan_in])
+                     for start in range(0, len(parts), fan_in)]
         (reduced,) = dask.compute(parts[0], scheduler=self._scheduler)
         # Back to the engine's shape of lanes: the total in lane 0, the others zero.
         lanes = np.zeros(lane_shape(reduced.n_stats))
