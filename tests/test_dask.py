@@ -251,3 +251,23 @@ def test_a_block_sends_one_copy_of_its_statistics(blobs):
     assert block.lanes.shape == (1, empty.n_stats)
     direct = SufficientStatistics.of_model(model).add(X[:1700], weights[:1700], model=model)
     np.testing.assert_array_equal(block.flat(), direct.flat())
+
+
+def test_many_blocks_reduce_in_a_deeper_tree(client, blobs, monkeypatch):
+    # 40 blocks and at most 3 children per node: four levels of the tree, same fit.
+    monkeypatch.setattr(_dask, "_MAX_FAN_IN", 3)
+    X, weights, centers = blobs
+    init = init_kwargs(initial_parameters(np.random.default_rng(4), centers, "full"))
+    params = dict(n_components=3, max_iter=6, tol=0.0, **init)
+    memory, on_dask = _fit_both(X, weights, _dask_array(X, chunks=150), weights, **params)
+    _assert_same_fit(on_dask, memory, "40 blocks")
+    assert _dask._fan_in(10**9) == 2 and _dask._fan_in(1) == 3
+
+
+def test_without_a_distributed_client_the_local_scheduler_runs_it(client, blobs, monkeypatch):
+    monkeypatch.setattr(_dask, "_default_client", lambda: None)
+    X, _, centers = blobs
+    init = init_kwargs(initial_parameters(np.random.default_rng(5), centers, "diag"))
+    params = dict(n_components=3, covariance_type="diag", max_iter=6, tol=0.0, n_threads=2, **init)
+    memory, on_dask = _fit_both(X, None, _dask_array(X), None, **params)
+    _assert_same_fit(on_dask, memory, "local scheduler")
