@@ -1,0 +1,585 @@
+"""Gaussian mixtures over a Dask array: the row source of a distributed fit, and lazy inference.
+
+A fit reads X through the row-source interface (fastem._sources), so the EM
+loop, the initialisations and the M-step are the in-memory ones; this module
+only says how a pass and a ``take`` run on a cluster.
+
+A pass.  X (and the weights) were persisted on the workers once, when the
+source was made.  Each pass sends every worker a small description of the
+pass (the centres and, for an E-step, the model's parameters: O(K D^2)
+numbers), maps the engine's nogil kernels over the row blocks where they
+live, and adds the per-block :class:`~fastem._stats.SufficientStatistics`
+up on the workers in a tree whose shape depends only on the number of
+blocks.  One object of statistics reaches the client, which runs the M-step.
+Rows never leave the workers, except the few a ``take`` asks for.
+
+What travels.  A block's statistics leave its task with their lanes already
+added up (in lane order): one copy of the statistics, 1 + K + K D + K D^2
+numbers for full covariances, rather than the engine's up to 32 lanes of them.
+The tree then adds these sums in block order; the client puts the total in
+lane 0 of statistics of the usual shape.
+
+Bits.  A block's sum does not depend on where or with how many threads it
+was made (the engine's lanes), nor the total on which worker holds which
+block (the tree), so a Dask fit is the same on every run.  It equals the
+in-memory fit to rounding, not bit for bit: the in-memory pass adds the same
+chunk sums in another order (lane by lane over all the rows).
+
+Threads.  The engine's result does not depend on its thread count, so the
+choice is about speed only: every task runs the kernels with all the threads
+of its worker (``nthreads``), and the tasks of one worker process take turns
+(a process-wide lock).  A worker with T threads that is handed T blocks at
+once thus runs one T-thread team rather than T teams of T threads (T^2
+threads fighting for T cores); the waiting tasks hold a Dask thread each but
+no CPU.  Outside ``dask.distributed`` (Dask's local threaded scheduler) the
+estimator's ``n_threads`` is used instead.
+
+Dask is an optional extra (``pip install "fastem[dask]"``): nothing here
+imports it until a Dask array is given.
+"""
+import copy
+import threading
+
+import numpy as np
+
+from fastem._blas_threads import single_threaded_blas
+from fastem._em import ModelArrays, lane_shape, sum_weights
+from fastem._openmp_info import effective_n_threads
+from fastem._sources import RowSource, add_rows, is_dask_collection
+from fastem._stats import SufficientStatistics
+from fastem._validation import _NAN_IN_X_HINT, _RESHAPE_HINT, check_feature_names, check_sample_weight
+from fastem.exceptions import not_fitted_error
+
+INSTALL_HINT = 'pip install "fastem[dask]"'
+
+# Children per node of the reduction tree: as many as fit in this many bytes
+# of statistics, between 2 and 32.  A wide node means fewer tasks (each costs
+# the scheduler a millisecond or more) and fewer hops; the budget keeps a node
+# of huge statistics (full covariances with D in the thousands: hundreds of MB
+# per block) from holding dozens of them at once.  Each node adds its
+# children in block order, so the result depends on the number of blocks and
+# the size of the statistics only, never on where the blocks are.
+_REDUCTION_NODE_BYTES = 64 * 2**20
+_MAX_FAN_IN = 32
+
+
+def _fan_in(n_stats):
+    """Children per node of the reduction tree, for statistics of `n_stats` numbers."""
+    return int(min(_MAX_FAN_IN, max(2, _REDUCTION_NODE_BYTES // (8 * n_stats))))
+
+# The kernels of one worker process run one block at a time (module docstring).
+_KERNEL_LOCK = threading.Lock()
+
+
+def _dask():
+    """The ``dask`` module, or an ImportError that names the extra."""
+    try:
+        import dask
+        import dask.array  # noqa: F401  (the submodule must be importable too)
+    except ImportError as error:
+        raise ImportError(
+            f"Dask arrays need the optional Dask extra of fastem: {INSTALL_HINT}"
+        ) from error
+    return dask
+
+
+def _default_client():
+    """The default ``dask.distributed`` client, or None (Dask's local scheduler)."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # distributed is installed, but no client was started
+        return None
+
+
+def _worker_threads(fallback):
+    """Threads of the ``dask.distributed`` worker running this task, else `fallback`."""
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return fallback
+    try:
+        return max(1, int(get_worker().state.nthreads))
+    except ValueError:  # not inside a distributed worker: the local scheduler
+        return fallback
+
+
+class _KernelTurn:
+    """Context manager of a task's kernels: its turn on this process, its threads, one-thread BLAS."""
+
+    def __init__(self, fallback_threads):
+        self.fallback_threads = fallback_threads
+
+    def __enter__(self):
+        _KERNEL_LOCK.acquire()
+        try:
+            # BLAS runs inside the engine's OpenMP threads: it must not add threads
+            # of its own (the nanny sets OPENBLAS_NUM_THREADS=1, a bare worker may not).
+            self._blas = single_threaded_blas()
+            self._blas.__enter__()
+            return _worker_threads(self.fallback_threads)
+        except BaseException:
+            _KERNEL_LOCK.release()
+            raise
+
+    def __exit__(self, *exc_info):
+        try:
+            self._blas.__exit__(*exc_info)
+        finally:
+            _KERNEL_LOCK.release()
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Input checks (the messages of fastem._validation where they apply)
+# ---------------------------------------------------------------------------
+
+def _as_dask_array(X, what="X"):
+    dask = _dask()
+    if not isinstance(X, dask.array.Array):
+        raise TypeError(
+            f"{what} is a {type(X).__name__}, a Dask collection fastem does not read; give a "
+            "dask.array.Array (a Dask DataFrame becomes one with .to_dask_array(lengths=True))"
+        )
+    return X
+
+
+def _check_rows_known(row_chunks):
+    if any(np.isnan(n) for n in row_chunks):
+        raise ValueError(
+            "X has blocks of unknown size (a Dask array made by boolean indexing, say); "
+            "call X.compute_chunk_sizes() first"
+        )
+
+
+def _checked_matrix(X, *, estimator_name):
+    """X as a Dask array of float32 or float64, chunked along rows only (nothing computed)."""
+    X = _as_dask_array(X)
+    by = f" by {estimator_name}" if estimator_name else ""
+    if X.ndim == 0:
+        raise ValueError(f"Expected 2D array, got scalar array instead:\narray={X}.\n{_RESHAPE_HINT}")
+    if X.ndim == 1:
+        raise ValueError(f"Expected 2D array, got 1D array instead:\narray={X}.\n{_RESHAPE_HINT}")
+    if X.ndim >= 3:
+        raise ValueError(f"Found array with dim {X.ndim}, while dim <= 2 is required{by}.")
+    kind = X.dtype.kind
+    if kind == "c":
+        raise ValueError(f"Complex data not supported\n{X}\n")
+    if kind not in "biuf":
+        raise ValueError(
+            "dtype='numeric' is not compatible with arrays of bytes/strings."
+            "Convert your data to numeric values explicitly instead."
+            if kind in "USV" else f"X must hold numbers, got dtype {X.dtype}"
+        )
+    if X.shape[1] < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required{by}."
+        )
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    if len(X.chunks[1]) > 1:
+        # The kernels read whole rows: one block across the columns.
+        X = X.rechunk({1: -1})
+    return X
+
+
+def _weight_problem(weight):
+    """The message check_sample_weight gives for this block's weights, or None."""
+    if not np.all(np.isfinite(weight)):
+        return "sample_weight contains NaN or infinity."
+    if np.any(weight < 0):
+        return "sample_weight must be non-negative; negative weights were given."
+    return None
+
+
+def _dask_weights(sample_weight, n_samples, row_chunks):
+    """Weights as a float64 Dask array with X's row blocks (values checked later, per block)."""
+    da = _dask().array
+    if sample_weight is None:
+        return None
+    if not is_dask_collection(sample_weight):
+        weights = check_sample_weight(sample_weight, n_samples)  # in memory: checked now
+        return da.from_array(weights, chunks=(row_chunks,))
+    weights = _as_dask_array(sample_weight, "sample_weight")
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)!")
+    if weights.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight must be real numbers, got dtype {weights.dtype}.")
+    return weights.astype(np.float64).rechunk((row_chunks,))
+
+
+# ---------------------------------------------------------------------------
+# Tasks (run on the workers; module-level so that they pickle by name)
+# ---------------------------------------------------------------------------
+
+def _block_summary(X, weight):
+    """What the client checks and counts, for one block: a small tuple, never rows.
+
+    Returns (has_nan, has_inf, weight_problem, n_candidates, weight_sum).
+    """
+    # One buffered pass without a temporary; only a non-finite sum is looked into.
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = bool(np.isfinite(np.sum(X, dtype=np.float64)))
+    has_nan = not finite and bool(np.isnan(X).any())
+    has_inf = not finite and bool(np.isinf(X).any())
+    if weight is None:
+        return has_nan, has_inf, None, X.shape[0], float(X.shape[0])
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
+    problem = _weight_problem(weight)
+    if problem is not None:
+        return has_nan, has_inf, problem, 0, 0.0
+    return has_nan, has_inf, None, int(np.count_nonzero(weight > 0)), sum_weights(weight, len(weight))
+
+
+def _block_statistics(X, weight, spec, seed, fallback_threads):
+    """One block's statistics for the pass `spec` describes, lanes added (see DaskRows.accumulate)."""
+    covariance_type, centres, tied_centre, model_parameters = spec
+    stats = SufficientStatistics(covariance_type, centres, tied_centre)
+    model = None if model_parameters is None else ModelArrays(*model_parameters)
+    random_state = None if seed is None else np.random.RandomState(seed)
+    X = np.ascontiguousarray(X)
+    weight = None if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
+    with _KernelTurn(fallback_threads) as n_threads:
+        add_rows(stats, X, weight, model=model, random_responsibilities=random_state,
+                 n_threads=n_threads)
+    # What crosses the network: one lane, the block's lanes added in order.
+    stats.lanes = stats.flat()[None, :]
+    return stats
+
+
+def _sum_in_order(*parts):
+    """``parts[0] + parts[1] + ...``, left to right: a node of the reduction tree."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def _take_block_rows(X, weight, local_positions):
+    """The rows of one block at `local_positions` among its candidates, and their weights."""
+    if weight is None:
+        rows = local_positions
+    else:
+        weight = np.asarray(weight, dtype=np.float64)
+        rows = np.flatnonzero(weight > 0)[local_positions]
+    taken = np.ascontiguousarray(np.asarray(X)[rows])
+    return taken, (None if weight is None else weight[rows])
+
+
+def _infer_block(X, estimator, output, cast, out_dtype, fallback_threads):
+    """The in-memory inference (fastem's own checks included) of one block."""
+    if X.shape[0] == 0:
+        tail = (len(estimator.weights_),) if output == "resp" else ()
+        return np.empty((0,) + tail, dtype=out_dtype)
+    with _KernelTurn(fallback_threads) as n_threads:
+        local = copy.copy(estimator)  # the shared, deserialised estimator stays untouched
+        local.n_threads = n_threads
+        return local._infer(np.asarray(X), output, cast)
+
+
+def _weighted_block_sums(log_prob, weight):
+    """``[sum of w * log p, sum of w]`` over one block (a zero weight drops its row, even at -inf)."""
+    if weight is None:
+        return np.array([log_prob.sum(), float(len(log_prob))])
+    weight = np.asarray(weight, dtype=np.float64)
+    problem = _weight_problem(weight)
+    if problem is not None:
+        raise ValueError(problem)
+    positive = weight > 0
+    return np.array([np.dot(weight[positive], log_prob[positive]), weight.sum()])
+
+
+# ---------------------------------------------------------------------------
+# The row source
+# ---------------------------------------------------------------------------
+
+class DaskRows(RowSource):
+    """The rows of a Dask array, persisted on the workers, read by tasks where they live.
+
+    Made by :func:`fastem._sources.rows_for_fit` for a Dask X.  X is checked
+    (shape and dtype now; finite values, weights and counts in one pass over
+    the blocks), cast to float64 unless float32, rechunked to whole rows, and
+    persisted with the default ``dask.distributed`` client (Dask's local
+    scheduler without one) for as long as this object lives: every pass of
+    the fit then reads the workers' memory, never X's graph again.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Any numeric dtype; blocks of known size.
+    sample_weight : None, array-like or dask.array.Array of shape (n_samples,)
+        Rechunked to X's row blocks.
+    n_components : int
+        For the check that there are enough rows.
+    estimator_name : str
+        Named in the error messages.
+    n_threads : int or None, default=None
+        Kernel threads under Dask's local scheduler only; a ``distributed``
+        worker uses its own thread count (see the module docstring).
+
+    Attributes
+    ----------
+    n_samples, n_features, dtype, n_candidates, total_weight
+        As :class:`~fastem._sources.RowSource` describes them.  ``total_weight``
+        adds the blocks' sums in block order: equal to the in-memory total
+        to rounding (exactly without weights).
+    n_blocks : int
+        Row blocks with at least one row.
+
+    Raises
+    ------
+    ImportError
+        Without Dask, naming the extra ``pip install "fastem[dask]"``.
+    ValueError
+        For the inputs the in-memory fit refuses, with its messages.
+    """
+
+    def __init__(self, X, sample_weight, n_components, estimator_name, n_threads=None):
+        dask = _dask()
+        X = _checked_matrix(X, estimator_name=estimator_name)
+        _check_rows_known(X.chunks[0])
+        self.n_samples, self.n_features = (int(n) for n in X.shape)
+        self.dtype = X.dtype
+        if self.n_samples < 2:
+            raise ValueError(
+                f"Found array with {self.n_samples} sample(s) (shape={X.shape}) while a "
+                f"minimum of 2 is required by {estimator_name}."
+            )
+        if self.n_samples < n_components:
+            raise ValueError(
+                "Expected n_samples >= n_components "
+                f"but got n_components = {n_components}, n_samples = {self.n_samples}"
+            )
+        weights = _dask_weights(sample_weight, self.n_samples, X.chunks[0])
+
+        # Persist once: every pass reads the workers' memory, not X's graph.
+        self._client = _default_client()
+        if self._client is not None:
+            self._scheduler = self._client
+            X, weights = self._client.persist([X, weights]) if weights is not None else (
+                self._client.persist(X), None)
+        else:
+            self._scheduler = "threads"
+            X, weights = dask.persist(X, weights, scheduler="threads")
+        self._X, self._weights = X, weights
+        self._fallback_threads = effective_n_threads(n_threads)
+
+        # Blocks without rows are left out: they add nothing and take nothing.
+        sizes = np.array(X.chunks[0], dtype=np.int64)
+        keep = np.flatnonzero(sizes > 0)
+        x_blocks = X.to_delayed().ravel()
+        w_blocks = weights.to_delayed().ravel() if weights is not None else [None] * len(sizes)
+        self._blocks = [(x_blocks[i], w_blocks[i]) for i in keep]
+        self.n_blocks = len(self._blocks)
+
+        summaries = dask.compute(
+            *[dask.delayed(_block_summary)(x, w) for x, w in self._blocks], scheduler=self._scheduler)
+        self._check_summaries(summaries, n_components, estimator_name)
+
+    def _check_summaries(self, summaries, n_components, estimator_name):
+        has_nan = any(s[0] for s in summaries)
+        has_inf = any(s[1] for s in summaries)
+        if has_nan:
+            raise ValueError("Input X contains NaN." + _NAN_IN_X_HINT.format(estimator=estimator_name))
+        if has_inf:
+            raise ValueError(f"Input X contains infinity or a value too large for {self.dtype!r}.")
+        problems = [s[2] for s in summaries if s[2] is not None]
+        if problems:
+            raise ValueError(problems[0])
+        counts = np.array([s[3] for s in summaries], dtype=np.int64)
+        self.n_candidates = int(counts.sum())
+        # Candidate positions [starts[b], starts[b] + counts[b]) are block b's.
+        self._candidate_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._candidate_ends = np.cumsum(counts)
+        total = 0.0
+        for summary in summaries:   # block order: the same total on every run
+            total += summary[4]
+        self.total_weight = float(total) if self._weights is not None else float(self.n_samples)
+        if self._weights is not None:
+            if not total > 0:
+                raise ValueError(
+                    "sample_weight sums to zero: at least one row needs a positive weight.")
+            if self.n_candidates < n_components:
+                raise ValueError(
+                    f"Expected at least n_components = {n_components} rows with a positive "
+                    f"sample_weight, got {self.n_candidates}"
+                )
+
+    def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
+        """One pass on the workers; the statistics are added into `stats`, which is returned.
+
+        Parameters
+        ----------
+        stats : SufficientStatistics
+        model : fastem._em.ModelArrays, default=None
+            Sent as its parameters and rebuilt on the workers (the same
+            arithmetic gives the same bits).
+        random_responsibilities : numpy.random.RandomState, default=None
+            One seed per block is drawn from it here, in block order, and each
+            block draws its responsibilities from its own seed on its worker:
+            reproducible, but a different stream from the in-memory fit's.
+        n_threads : int, default=1
+            Ignored: tasks use their worker's threads (see the module docstring).
+
+        Returns
+        -------
+        SufficientStatistics
+            `stats`, with every row's statistics added.
+        """
+        dask = _dask()
+        model_parameters = None
+        if model is not None:
+            model_parameters = (model.covariance_type, np.asarray(model.weights),
+                                np.asarray(model.means), np.asarray(model.precisions_cholesky))
+        # The pass's description travels inside every task (a few KB): a key of its
+        # own would make every other worker wait for a transfer before starting.
+        spec = (stats.covariance_type, stats.centres, stats.tied_centre, model_parameters)
+        seeds = [None] * self.n_blocks
+        if random_responsibilities is not None:
+            seeds = random_responsibilities.randint(np.iinfo(np.int32).max, size=self.n_blocks)
+        parts = [
+            dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
+            for (x, w), seed in zip(self._blocks, seeds)
+        ]
+        fan_in = _fan_in(stats.n_stats)
+        while len(parts) > 1:
+            parts = [dask.delayed(_sum_in_order)(*parts[start:start + fan_in])
+                     for start in range(0, len(parts), fan_in)]
+        (reduced,) = dask.compute(parts[0], scheduler=self._scheduler)
+        # Back to the engine's shape of lanes: the total in lane 0, the others zero.
+        lanes = np.zeros(lane_shape(reduced.n_stats))
+        lanes[0, :reduced.n_stats] = reduced.lanes[0]
+        reduced.lanes = lanes
+        # Every pass adds every row: its weight is the source's, summed once in block order.
+        reduced.total_weight = self.total_weight
+        # In place, as the in-memory sources add into the caller's object.
+        stats.__dict__.update((stats + reduced).__dict__)
+        return stats
+
+    def take(self, positions):
+        """Candidate rows at `positions`, fetched from the blocks that hold them.
+
+        Only those rows cross the network; ``positions=None`` fetches every
+        candidate (the k-means subsample of data smaller than the subsample).
+
+        Parameters
+        ----------
+        positions : array of int or None
+
+        Returns
+        -------
+        rows : ndarray of shape (len(positions), n_features), of ``dtype``
+        weights : ndarray of shape (len(positions),) or None
+        """
+        dask = _dask()
+        positions = (np.arange(self.n_candidates) if positions is None
+                     else np.asarray(positions, dtype=np.intp).reshape(-1))
+        if len(positions) and (positions.min() < 0 or positions.max() >= self.n_candidates):
+            raise IndexError(f"positions must lie in [0, {self.n_candidates})")
+        block_of = np.searchsorted(self._candidate_ends, positions, side="right")
+        wanted = np.unique(block_of)
+        tasks = [
+            dask.delayed(_take_block_rows)(
+                *self._blocks[b], positions[block_of == b] - self._candidate_starts[b])
+            for b in wanted
+        ]
+        fetched = dask.compute(*tasks, scheduler=self._scheduler)
+        rows = np.empty((len(positions), self.n_features), dtype=self.dtype)
+        weights = np.empty(len(positions)) if self._weights is not None else None
+        for b, (block_rows, block_weights) in zip(wanted, fetched):
+            rows[block_of == b] = block_rows
+            if weights is not None:
+                weights[block_of == b] = block_weights
+        return rows, weights
+
+
+# ---------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------
+
+def infer_lazily(estimator, X, output, cast):
+    """A fitted estimator's `output` for each row of a Dask array, as a lazy Dask array.
+
+    Parameters
+    ----------
+    estimator : GaussianMixture
+        Fitted.
+    X : dask.array.Array of shape (n_samples, n_features)
+    output : {"log_prob", "resp", "labels"}
+    cast : bool
+        Floats in X's float dtype (float64 for other dtypes) when True,
+        float64 otherwise.
+
+    Returns
+    -------
+    dask.array.Array
+        Of shape (n_samples,) (log_prob, labels: int64) or
+        (n_samples, n_components) (resp), one block per row block of X.
+        Non-finite values in a block raise when that block is computed.
+    """
+    _dask()
+    if not estimator.__sklearn_is_fitted__():
+        raise not_fitted_error(estimator)
+    check_feature_names(estimator, X, reset=False)  # warns once, here, not once per block
+    name = type(estimator).__name__
+    X = _checked_matrix(X, estimator_name=name)
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {name} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    if output == "labels":
+        out_dtype = np.dtype(np.int64)
+    else:
+        out_dtype = X.dtype if cast else np.dtype(np.float64)
+    shipped = copy.copy(estimator)
+    shipped.__dict__.pop("feature_names_in_", None)  # checked above, once
+    threads = effective_n_threads(estimator.n_threads)
+    meta = np.empty((0, 0) if output == "resp" else (0,), dtype=out_dtype)
+    if output == "resp":
+        return X.map_blocks(_infer_block, shipped, output, cast, out_dtype, threads,
+                            chunks=(X.chunks[0], (len(estimator.weights_),)), dtype=out_dtype,
+                            meta=meta)
+    return X.map_blocks(_infer_block, shipped, output, cast, out_dtype, threads,
+                        drop_axis=1, dtype=out_dtype, meta=meta)
+
+
+def weighted_sum(log_prob, sample_weight):
+    """Summed (weighted) log-likelihood of a lazy Dask array of log-densities, and its weight.
+
+    Parameters
+    ----------
+    log_prob : dask.array.Array of shape (n_samples,), float64
+    sample_weight : None, array-like or dask.array.Array of shape (n_samples,)
+        A zero weight drops its row (even at a density of zero).
+
+    Returns
+    -------
+    log_likelihood : float
+    total_weight : float
+        Block sums added in block order on the client.
+
+    Raises
+    ------
+    ValueError
+        For weights of the wrong shape, negative or non-finite (found when
+        their block is computed) or summing to zero.
+    """
+    dask = _dask()
+    blocks = log_prob.to_delayed().ravel()
+    weights = [None] * len(blocks)
+    if sample_weight is not None:
+        _check_rows_known(log_prob.chunks[0])
+        weights = _dask_weights(sample_weight, log_prob.shape[0], log_prob.chunks[0])
+        weights = weights.to_delayed().ravel()
+    sums = dask.compute(*[dask.delayed(_weighted_block_sums)(lp, w) for lp, w in zip(blocks, weights)])
+    log_likelihood, total = 0.0, 0.0
+    for block_log_likelihood, block_weight in sums:  # block order
+        log_likelihood += block_log_likelihood
+        total += block_weight
+    if sample_weight is not None and not total > 0:
+        raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+    return float(log_likelihood), float(total)
