@@ -47,7 +47,9 @@ from fastem._em import ModelArrays, lane_shape, sum_weights
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import RowSource, add_rows, is_dask_collection
 from fastem._stats import SufficientStatistics
-from fastem._validation import _NAN_IN_X_HINT, _RESHAPE_HINT, check_feature_names, check_sample_weight
+from fastem._validation import (
+    _NAN_IN_X_HINT, _RESHAPE_HINT, check_enough_rows, check_feature_names, check_sample_weight,
+)
 from fastem.exceptions import not_fitted_error
 
 INSTALL_HINT = 'pip install "fastem[dask]"'
@@ -343,16 +345,9 @@ class DaskRows(RowSource):
         _check_rows_known(X.chunks[0])
         self.n_samples, self.n_features = (int(n) for n in X.shape)
         self.dtype = X.dtype
-        if self.n_samples < 2:
-            raise ValueError(
-                f"Found array with {self.n_samples} sample(s) (shape={X.shape}) while a "
-                f"minimum of 2 is required by {estimator_name}."
-            )
-        if self.n_samples < n_components:
-            raise ValueError(
-                "Expected n_samples >= n_components "
-                f"but got n_components = {n_components}, n_samples = {self.n_samples}"
-            )
+        # The counts known without computing; rows of positive weight after the pass below.
+        check_enough_rows(self.n_samples, self.n_features, self.n_samples, n_components,
+                          estimator_name)
         weights = _dask_weights(sample_weight, self.n_samples, X.chunks[0])
 
         # Persist once: every pass reads the workers' memory, not X's graph.
@@ -372,11 +367,11 @@ class DaskRows(RowSource):
         keep = np.flatnonzero(sizes > 0)
         x_blocks = X.to_delayed().ravel()
         w_blocks = weights.to_delayed().ravel() if weights is not None else [None] * len(sizes)
-        self._blocks = [(x_blocks[i], w_blocks[i]) for i in keep]
-        self.n_blocks = len(self._blocks)
+        self._delayed_blocks = [(x_blocks[i], w_blocks[i]) for i in keep]
+        self.n_blocks = len(self._delayed_blocks)
 
         summaries = dask.compute(
-            *[dask.delayed(_block_summary)(x, w) for x, w in self._blocks], scheduler=self._scheduler)
+            *[dask.delayed(_block_summary)(x, w) for x, w in self._delayed_blocks], scheduler=self._scheduler)
         self._check_summaries(summaries, n_components, estimator_name)
 
     def _check_summaries(self, summaries, n_components, estimator_name):
@@ -402,11 +397,8 @@ class DaskRows(RowSource):
             if not total > 0:
                 raise ValueError(
                     "sample_weight sums to zero: at least one row needs a positive weight.")
-            if self.n_candidates < n_components:
-                raise ValueError(
-                    f"Expected at least n_components = {n_components} rows with a positive "
-                    f"sample_weight, got {self.n_candidates}"
-                )
+            check_enough_rows(self.n_samples, self.n_features, self.n_candidates, n_components,
+                              estimator_name)
 
     def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
         """One pass on the workers; the statistics are added into `stats`, which is returned.
@@ -442,7 +434,7 @@ class DaskRows(RowSource):
             seeds = random_responsibilities.randint(np.iinfo(np.int32).max, size=self.n_blocks)
         parts = [
             dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
-            for (x, w), seed in zip(self._blocks, seeds)
+            for (x, w), seed in zip(self._delayed_blocks, seeds)
         ]
         fan_in = _fan_in(stats.n_stats)
         while len(parts) > 1:
@@ -483,7 +475,7 @@ class DaskRows(RowSource):
         wanted = np.unique(block_of)
         tasks = [
             dask.delayed(_take_block_rows)(
-                *self._blocks[b], positions[block_of == b] - self._candidate_starts[b])
+                *self._delayed_blocks[b], positions[block_of == b] - self._candidate_starts[b])
             for b in wanted
         ]
         fetched = dask.compute(*tasks, scheduler=self._scheduler)
