@@ -129,7 +129,7 @@ def main(argv=None):
                     (arrays.covariance_type, arrays.weights, arrays.means,
                      arrays.precisions_cholesky))
             (block_kernel,) = dask.compute(
-                dask.delayed(_time_block_kernel)(source._blocks[0][0], spec, args.repeats, summary),
+                dask.delayed(_time_block_kernel)(source._delayed_blocks[0][0], spec, args.repeats, summary),
                 scheduler=client)
             kernels = block_kernel * (n / rows) / args.workers
 

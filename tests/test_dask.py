@@ -271,3 +271,32 @@ def test_without_a_distributed_client_the_local_scheduler_runs_it(client, blobs,
     params = dict(n_components=3, covariance_type="diag", max_iter=6, tol=0.0, n_threads=2, **init)
     memory, on_dask = _fit_both(X, None, _dask_array(X), None, **params)
     _assert_same_fit(on_dask, memory, "local scheduler")
+
+
+@pytest.mark.parametrize("fan_in", [32, 3])
+def test_one_task_per_worker_and_the_tree_on_the_workers_give_the_same_bits(
+        client, blobs, monkeypatch, fan_in):
+    # The default pass runs one task per worker and adds the blocks' statistics on
+    # the client; above _GATHER_BYTES they are added on the workers. Same tree, same bits.
+    monkeypatch.setattr(_dask, "_MAX_FAN_IN", fan_in)
+    X, weights, centers = blobs
+    init = init_kwargs(initial_parameters(np.random.default_rng(6), centers, "tied"))
+    params = dict(n_components=3, covariance_type="tied", max_iter=5, tol=0.0, **init)
+    dX = _dask_array(X, chunks=400)
+    calls = []
+    by_worker = _dask.DaskRows._statistics_by_worker
+
+    def counted(self, *args):
+        calls.append(1)
+        return by_worker(self, *args)
+
+    monkeypatch.setattr(_dask.DaskRows, "_statistics_by_worker", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastem.ConvergenceWarning)
+        gathered = fastem.GaussianMixture(**params).fit(dX, sample_weight=weights)
+        assert len(calls) == 5  # every EM pass ran one task per worker
+        monkeypatch.setattr(_dask, "_GATHER_BYTES", 0)
+        on_workers = fastem.GaussianMixture(**params).fit(dX, sample_weight=weights)
+        assert len(calls) == 5
+    for name in PARAMETER_NAMES + ["lower_bounds_"]:
+        np.testing.assert_array_equal(getattr(gathered, name), getattr(on_workers, name), name)

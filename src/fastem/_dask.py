@@ -9,8 +9,8 @@ source was made.  Each pass sends every worker a small description of the
 pass (the centres and, for an E-step, the model's parameters: O(K D^2)
 numbers), maps the engine's nogil kernels over the row blocks where they
 live, and adds the per-block :class:`~fastem._stats.SufficientStatistics`
-up on the workers in a tree whose shape depends only on the number of
-blocks.  One object of statistics reaches the client, which runs the M-step.
+in a tree whose shape depends only on the number of blocks (on the client
+or on the workers: see "Latency").  One object of statistics reaches the client, which runs the M-step.
 Rows never leave the workers, except the few a ``take`` asks for.
 
 What travels.  A block's statistics leave its task with their lanes already
@@ -18,6 +18,13 @@ added up (in lane order): one copy of the statistics, 1 + K + K D + K D^2
 numbers for full covariances, rather than the engine's up to 32 lanes of them.
 The tree then adds these sums in block order; the client puts the total in
 lane 0 of statistics of the usual shape.
+
+Latency.  With a ``dask.distributed`` client and statistics small enough to
+gather (all blocks' together under ``_GATHER_BYTES``), a pass is one task
+per worker, run on the blocks that worker holds, and the client adds the
+blocks' statistics in the same tree: the same bits with a fraction of the
+scheduling (a task costs milliseconds of scheduler time, and an iteration
+waits for all of them).  Larger statistics are added on the workers instead.
 
 Bits.  A block's sum does not depend on where or with how many threads it
 was made (the engine's lanes), nor the total on which worker holds which
@@ -63,6 +70,10 @@ INSTALL_HINT = 'pip install "fastem[dask]"'
 # the size of the statistics only, never on where the blocks are.
 _REDUCTION_NODE_BYTES = 64 * 2**20
 _MAX_FAN_IN = 32
+
+# Every block's statistics together below this: one task per worker and the
+# tree on the client (module docstring, "Latency").
+_GATHER_BYTES = 64 * 2**20
 
 
 def _fan_in(n_stats):
@@ -260,6 +271,23 @@ def _sum_in_order(*parts):
     return total
 
 
+def _reduce_in_tree(parts, fan_in, node):
+    """The root of the reduction tree over `parts` (in block order), made by `node`.
+
+    `node` is :func:`_sum_in_order` on the client or its delayed form on the
+    workers: the same tree, so the same bits, either way.
+    """
+    while len(parts) > 1:
+        parts = [node(*parts[start:start + fan_in]) for start in range(0, len(parts), fan_in)]
+    return parts[0]
+
+
+def _worker_statistics(spec, seeds, fallback_threads, x_blocks, w_blocks):
+    """The statistics of every block one worker holds, one object per block, in the order given."""
+    return [_block_statistics(x, w, spec, seed, fallback_threads)
+            for x, w, seed in zip(x_blocks, w_blocks, seeds)]
+
+
 def _take_block_rows(X, weight, local_positions):
     """The rows of one block at `local_positions` among its candidates, and their weights."""
     if weight is None:
@@ -373,6 +401,8 @@ class DaskRows(RowSource):
         summaries = dask.compute(
             *[dask.delayed(_block_summary)(x, w) for x, w in self._delayed_blocks], scheduler=self._scheduler)
         self._check_summaries(summaries, n_components, estimator_name)
+        # (after the summaries: the persisted blocks now exist on the workers)
+        self._by_worker = None if self._client is None else self._blocks_by_worker(keep)
 
     def _check_summaries(self, summaries, n_components, estimator_name):
         has_nan = any(s[0] for s in summaries)
@@ -432,15 +462,16 @@ class DaskRows(RowSource):
         seeds = [None] * self.n_blocks
         if random_responsibilities is not None:
             seeds = random_responsibilities.randint(np.iinfo(np.int32).max, size=self.n_blocks)
-        parts = [
-            dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
-            for (x, w), seed in zip(self._delayed_blocks, seeds)
-        ]
         fan_in = _fan_in(stats.n_stats)
-        while len(parts) > 1:
-            parts = [dask.delayed(_sum_in_order)(*parts[start:start + fan_in])
-                     for start in range(0, len(parts), fan_in)]
-        (reduced,) = dask.compute(parts[0], scheduler=self._scheduler)
+        if self._by_worker is not None and 8 * stats.n_stats * self.n_blocks <= _GATHER_BYTES:
+            reduced = _reduce_in_tree(self._statistics_by_worker(spec, seeds), fan_in, _sum_in_order)
+        else:
+            parts = [
+                dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
+                for (x, w), seed in zip(self._delayed_blocks, seeds)
+            ]
+            root = _reduce_in_tree(parts, fan_in, dask.delayed(_sum_in_order))
+            (reduced,) = dask.compute(root, scheduler=self._scheduler)
         # Back to the engine's shape of lanes: the total in lane 0, the others zero.
         lanes = np.zeros(lane_shape(reduced.n_stats))
         lanes[0, :reduced.n_stats] = reduced.lanes[0]
@@ -450,6 +481,45 @@ class DaskRows(RowSource):
         # In place, as the in-memory sources add into the caller's object.
         stats.__dict__.update((stats + reduced).__dict__)
         return stats
+
+    def _statistics_by_worker(self, spec, seeds):
+        """Every block's statistics, in block order, from one task per worker."""
+        x_futures, w_futures, groups = self._by_worker
+        tasks = [
+            self._client.submit(
+                _worker_statistics, spec, [seeds[b] for b in blocks], self._fallback_threads,
+                [x_futures[b] for b in blocks], [w_futures[b] for b in blocks],
+                workers=[address], allow_other_workers=True, pure=False)
+            for address, blocks in groups.items()
+        ]
+        per_block = [None] * self.n_blocks
+        for blocks, results in zip(groups.values(), self._client.gather(tasks)):
+            for b, part in zip(blocks, results):
+                per_block[b] = part
+        return per_block
+
+    def _blocks_by_worker(self, keep):
+        """The kept blocks' futures and which worker holds each: (x, w, {address: blocks}).
+
+        Placement only decides where a block's task runs (and the data moves if
+        it changed); the sums are added in block order whatever it is.
+        """
+        from distributed import futures_of
+
+        futures = {future.key: future for future in futures_of(self._X)}
+        x_keys = [row[0] for row in self._X.__dask_keys__()]  # one block of columns
+        x_futures = [futures[x_keys[i]] for i in keep]
+        w_futures = [None] * len(keep)
+        if self._weights is not None:
+            futures = {future.key: future for future in futures_of(self._weights)}
+            w_keys = self._weights.__dask_keys__()
+            w_futures = [futures[w_keys[i]] for i in keep]
+        holders = self._client.who_has(x_futures)
+        groups = {}
+        for b, future in enumerate(x_futures):
+            address = (list(holders.get(future.key, ())) or [None])[0]
+            groups.setdefault(address, []).append(b)
+        return x_futures, w_futures, groups
 
     def take(self, positions):
         """Candidate rows at `positions`, fetched from the blocks that hold them.
