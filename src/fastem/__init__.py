@@ -7,6 +7,7 @@ over the data per iteration.
 from fastem._gaussian_mixture import GaussianMixture
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
 from fastem.exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
+from fastem.select import SelectionResult, select
 
 __version__ = "0.1.0"
 
@@ -33,4 +34,6 @@ __all__ = [
     "effective_n_threads",
     "get_include",
     "openmp_disabled_by_build",
+    "select",
+    "SelectionResult",
 ]

@@ -46,6 +46,27 @@ def has_converged(previous_bound, lower_bound, tol):
     return abs(lower_bound - previous_bound) < tol
 
 
+def information_criteria(log_likelihood, n, n_parameters):
+    """BIC and AIC (lower is better) of a fitted model.
+
+    Parameters
+    ----------
+    log_likelihood : float
+        Total (weighted) log-likelihood of the data.
+    n : float
+        Number of samples, or the sum of their weights.
+    n_parameters : int
+        Free parameters of the model.
+
+    Returns
+    -------
+    bic, aic : float
+        ``-2 log L + p log(n)`` and ``-2 log L + 2 p``.
+    """
+    return (float(-2.0 * log_likelihood + n_parameters * np.log(n)),
+            float(-2.0 * log_likelihood + 2 * n_parameters))
+
+
 class EMEstimator:
     """Base of fastem's estimators: scikit-learn's estimator protocol and the EM loop.
 
@@ -280,8 +301,8 @@ class EMEstimator:
         -------
         float
         """
-        log_lik, n = self._log_likelihood_and_weight(X, sample_weight)
-        return float(-2.0 * log_lik + self._n_parameters() * np.log(n))
+        return information_criteria(*self._log_likelihood_and_weight(X, sample_weight),
+                                    self._n_parameters())[0]
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion for the current model on X (lower is better).
@@ -297,5 +318,5 @@ class EMEstimator:
         -------
         float
         """
-        log_lik, _ = self._log_likelihood_and_weight(X, sample_weight)
-        return float(-2.0 * log_lik + 2 * self._n_parameters())
+        return information_criteria(*self._log_likelihood_and_weight(X, sample_weight),
+                                    self._n_parameters())[1]

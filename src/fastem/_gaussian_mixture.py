@@ -32,8 +32,10 @@ from fastem._validation import (
     validate_predict_data,
 )
 
-# The fit data, and the checked weights_init, means_init and precisions_init factors.
-_GaussianFitData = collections.namedtuple("_GaussianFitData", FitData._fields + ("given",))
+# The fit data, the checked weights_init, means_init and precisions_init factors,
+# and (fastem.select only) an iterator of k-means centres, one per initialisation.
+_GaussianFitData = collections.namedtuple(
+    "_GaussianFitData", FitData._fields + ("given", "kmeans_centres"), defaults=(None,))
 
 
 class GaussianMixture(EMEstimator):
@@ -193,6 +195,22 @@ class GaussianMixture(EMEstimator):
             )
         return _GaussianFitData(source, self._check_initial_parameters(source.n_features))
 
+    def _fit_checked_source(self, source, kmeans_centres=None):
+        """Fit on a row source ``rows_for_fit`` already checked: how ``fastem.select`` fits.
+
+        `kmeans_centres` (with ``init_params="kmeans"``): the k-means centres
+        of each initialisation in turn, found by the caller from the
+        RandomState ``fit`` would draw them from, so the fit is the one ``fit``
+        makes.  The caller records feature names and holds BLAS to one thread
+        (concurrent fits must not each enter and leave threadpoolctl's limit).
+        """
+        self._check_parameters()
+        data = self._fit_data(source)
+        if kmeans_centres is not None:
+            data = data._replace(kmeans_centres=iter(kmeans_centres))
+        self._run_em(data)
+        return self
+
     def _validate_predict_data(self, X):
         return validate_predict_data(self, X)
 
@@ -210,6 +228,7 @@ class GaussianMixture(EMEstimator):
             init_params=self.init_params, reg_covar=self.reg_covar,
             random_state=random_state, n_threads=effective_n_threads(self.n_threads),
             given=data.given,
+            kmeans_centres=None if data.kmeans_centres is None else next(data.kmeans_centres),
         )
         return self._model(weights, means, factor, covariances)
 

@@ -27,7 +27,7 @@ INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
 def initial_parameters(
     source, *, n_components, covariance_type, init_params, reg_covar, random_state, n_threads,
-    given=(None, None, None),
+    given=(None, None, None), kmeans_centres=None,
 ):
     """The parameters EM starts from.
 
@@ -45,6 +45,10 @@ def initial_parameters(
     given : tuple of (ndarray or None)
         Checked ``weights_init``, ``means_init`` and the precision factors
         of ``precisions_init`` (lower triangular for full and tied).
+    kmeans_centres : ndarray of shape (n_components, n_features), default=None
+        With ``init_params="kmeans"``: centres k-means already found (and
+        drew from `random_state`), shared by fits that differ only in
+        covariance type (``fastem.select``).  None runs k-means here.
 
     Returns
     -------
@@ -56,7 +60,8 @@ def initial_parameters(
     weights = means = covariances = factor = None
     if weights_init is None or means_init is None or factor_init is None:
         stats = _initial_statistics(
-            source, n_components, covariance_type, init_params, random_state, n_threads)
+            source, n_components, covariance_type, init_params, random_state, n_threads,
+            kmeans_centres)
         weights, means, covariances, factor = stats.m_step(
             reg_covar, total_weight=source.total_weight, dtype=source.dtype)
     if weights_init is not None:
@@ -69,10 +74,12 @@ def initial_parameters(
     return GaussianParameters(weights, means, covariances, factor)
 
 
-def _initial_statistics(source, k, covariance_type, init_params, random_state, n_threads):
+def _initial_statistics(source, k, covariance_type, init_params, random_state, n_threads,
+                        centres=None):
     """Statistics of the responsibilities `init_params` stands for."""
     if init_params == "kmeans":
-        centres = kmeans(source, k, random_state, n_threads=n_threads)
+        if centres is None:
+            centres = kmeans(source, k, random_state, n_threads=n_threads)
         stats = SufficientStatistics(covariance_type, centres, centres.mean(axis=0))
         return source.accumulate(stats, n_threads=n_threads)
     if init_params == "random":
