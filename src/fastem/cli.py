@@ -541,6 +541,120 @@ def _add_fit_parser(subparsers):
     parser.set_defaults(handler=_run_fit)
 
 
+# ------------------------------------------------------------------ select
+
+def _component_counts(text):
+    """``-k`` of ``fastem select``: "1-9", "2,3,5" or a mix such as "1-4,8"."""
+    counts = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        try:
+            low, high = int(low), int(high if dash else low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected counts such as 1-9 or 2,3,5, got {text!r}") from None
+        if low < 1 or high < low:
+            raise argparse.ArgumentTypeError(
+                f"expected counts >= 1 and ranges low-high with low <= high, got {text!r}")
+        counts.extend(range(low, high + 1))
+    if len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(f"component counts repeat in {text!r}")
+    return counts
+
+
+def _covariance_list(text):
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in COVARIANCE_NAMES]
+    if unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"expected distinct names among {','.join(COVARIANCE_NAMES)}, got {text!r}")
+    return names
+
+
+def _run_select(args):
+    from fastem.select import select
+
+    X = load_data(args.file)
+    X_test = None if args.test is None else load_data(args.test)
+    if args.criterion == "held_out" and X_test is None:
+        raise CLIError("--criterion held_out needs --test FILE (the held-out rows)")
+    if X_test is not None and X_test.shape[1] != X.shape[1]:
+        raise CLIError(f"{args.test} has {X_test.shape[1]} features, {args.file} has {X.shape[1]}")
+    if max(args.n_components) > X.shape[0]:
+        raise CLIError(f"{args.file} has {X.shape[0]} samples, fewer than -k {max(args.n_components)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = select(
+                X, args.n_components, args.covariance_types, args.criterion, X_test=X_test,
+                random_state=args.seed, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                n_threads=args.threads,
+            )
+        except ValueError as exc:  # the data were readable: a candidate's fit failed
+            print(f"fastem: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
+    for warning in caught:
+        print(f"fastem: warning: {_one_line(warning.message)}", file=sys.stderr)
+    if args.json:
+        json.dump({"criterion": result.criterion, "best_index": result.best_index_,
+                   "best_params": result.best_params_, "table": result.table}, sys.stdout, indent=2)
+        print()
+        return 0
+    n, d = X.shape
+    print(f"fastem {fastem.__version__} model selection")
+    print(f"data:  {args.file}: {n} samples x {d} feature{'s' if d != 1 else ''} ({X.dtype})")
+    print(f"grid:  {len(result.estimators_)} candidates, criterion={args.criterion}, "
+          f"n_init={args.n_init}, max_iter={args.max_iter}, tol={args.tol:g}, seed={args.seed}")
+    print()
+    print(result.format_table())
+    return 0
+
+
+def _add_select_parser(subparsers):
+    parser = subparsers.add_parser(
+        "select",
+        help="choose the number of components and the covariance type (BIC, AIC or held-out)",
+        description=(
+            "Fit a Gaussian mixture for every number of components and covariance type "
+            "in the grid, print each one's score, and mark the best (lowest BIC or AIC, "
+            "or highest held-out log-likelihood per sample)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  fastem select data.csv\n"
+            "  fastem select data.npy -k 1-6 --covariance-types full,diag --criterion aic\n"
+            "  fastem select train.csv --criterion held_out --test test.csv --json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE",
+                        help="CSV (comma-separated, one sample per row, optional header row) or .npy file")
+    parser.add_argument("-k", "--n-components", type=_component_counts, default=list(range(1, 10)),
+                        metavar="COUNTS",
+                        help="component counts to try: a range 1-9, a list 2,3,5, or both (default: 1-9)")
+    parser.add_argument("--covariance-types", type=_covariance_list, default=list(COVARIANCE_NAMES),
+                        metavar="LIST",
+                        help=f"comma-separated covariance types (default: {','.join(COVARIANCE_NAMES)})")
+    parser.add_argument("--criterion", choices=("bic", "aic", "held_out"), default="bic",
+                        help="bic or aic on FILE (lower is better), or held_out: the mean "
+                             "log-likelihood of --test (higher is better) (default: bic)")
+    parser.add_argument("--test", metavar="FILE", default=None,
+                        help="held-out rows, same format and features as FILE")
+    parser.add_argument("--max-iter", type=_int_at_least(1), default=DEFAULT_MAX_ITER,
+                        help=f"maximum EM iterations per initialisation (default: {DEFAULT_MAX_ITER})")
+    parser.add_argument("--tol", type=_non_negative_float, default=DEFAULT_TOL,
+                        help=f"convergence threshold on the lower bound's gain (default: {DEFAULT_TOL:g})")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="random seed; every candidate equals `fastem fit` with this seed (default: 0)")
+    parser.add_argument("--n-init", type=_int_at_least(1), default=1,
+                        help="initialisations per candidate; the best is kept (default: 1)")
+    parser.add_argument("--threads", type=_int_at_least(1), default=None,
+                        help="threads in all (default: OpenMP's limit, capped at the CPUs available)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the criterion, the best candidate and the table as JSON instead")
+    parser.set_defaults(handler=_run_select)
+
+
 # ------------------------------------------------------------------ bench
 
 def _run_bench(args):
@@ -615,6 +729,7 @@ def _build_parser():
     parser.add_argument("--version", action="version", version=f"fastem {fastem.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_fit_parser(subparsers)
+    _add_select_parser(subparsers)
     _add_bench_parser(subparsers)
     return parser
 
