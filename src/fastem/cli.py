@@ -614,9 +614,9 @@ def _add_select_parser(subparsers):
     parser = subparsers.add_parser(
         "select",
         help="choose the number of components and the covariance type (BIC, AIC or held-out)",
-        description=(
-            "Fit a Gaussian mixture for every number of components and covariance type "
-            "in the grid, print each one's score, and mark the best (lowest BIC or AIC, "
+        description=(  # wrapped by hand: the raw formatter keeps the examples' lines
+            "Fit a Gaussian mixture for every number of components and covariance type\n"
+            "in the grid, print each one's score, and mark the best (lowest BIC or AIC,\n"
             "or highest held-out log-likelihood per sample)."
         ),
         epilog=(

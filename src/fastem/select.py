@@ -61,13 +61,16 @@ _CRITERION_LABELS = {
 # Work of one pass, n_samples * n_components * n_features, below which
 # candidates are fitted in parallel (one kernel thread each) rather than one
 # after the other with every kernel thread.  Measured by
-# benchmarks/select_parallel.py on 2 cores (full grid of 4 covariance types,
-# medians of 5): parallel candidates win by 1.3-1.8x up to N*K*D of about 2e5
-# (N = 2e3 at any D, N = 2e4 at D = 2) and by 1.05-1.2x up to about 1e6,
-# are even at 2e6-1e7, and lose nothing measurable above; the kernels'
-# threads are never faster.  The boundary is set where the gain is still
-# clear.
-PARALLEL_CANDIDATE_WORK = 1_000_000
+# benchmarks/select_parallel.py on 2 cores (4 covariance types at one K, 10
+# iterations, medians of 5; results in benchmarks/results/): parallel
+# candidates were 1.5-3x faster up to N*K*D = 1e7 and 1.0-1.1x at 3e7-1e8,
+# where each pass is long enough to keep both kernel threads busy.  Above the
+# boundary the gain is within noise, and one candidate at a time spares a
+# grid of unequal candidates its tail (the last, largest fit on one thread
+# while the others idle).  The cores were shared with other jobs, which hurts
+# the kernels' threads (they meet at a barrier every pass) more than
+# single-threaded candidates.
+PARALLEL_CANDIDATE_WORK = 20_000_000
 
 _RESULT_COLUMNS = ("n_components", "covariance_type", "score", "bic", "aic", "held_out",
                    "log_likelihood", "n_parameters", "converged", "n_iter", "seconds", "seed")
@@ -158,7 +161,9 @@ class SelectionResult:
                 "*" if i == self.best_index_ else "",
                 str(self.table["n_components"][i]),
                 self.table["covariance_type"][i],
-                f"{self.table['score'][i]:.6g}",
+                # Scores of order 1e4-1e6 (BIC, AIC) read best to one decimal; held-out
+                # means are per sample, of order 1-10.
+                f"{self.table['score'][i]:.{4 if self.criterion == 'held_out' else 1}f}",
                 "yes" if self.table["converged"][i] else "no",
                 str(self.table["n_iter"][i]),
                 f"{self.table['seconds'][i]:.3f}",
@@ -238,12 +243,12 @@ def select(
     n_jobs : int or None, default=None
         Candidates fitted at the same time, sharing the `n_threads` threads
         between them.  None decides per K: candidates whose pass does less
-        than :data:`PARALLEL_CANDIDATE_WORK` (1e6) of ``n_samples *
+        than :data:`PARALLEL_CANDIDATE_WORK` (2e7) of ``n_samples *
         n_components * n_features`` work are fitted `n_threads` at a time
         with one kernel thread each, larger ones one at a time with all the
-        threads.  Measured on 2 cores, parallel candidates fit a grid of
-        small problems 1.3-1.8x faster, and larger ones no faster.  Results
-        do not depend on it.
+        threads.  Measured on 2 cores, parallel candidates were 1.5-3x faster
+        up to 1e7 of that work, and 1.0-1.1x (even) from 3e7 on.  Results do
+        not depend on it.
     on_candidate : callable, default=None
         Called as ``on_candidate(done, total, params)`` after each candidate
         is fitted, from the calling thread, with the count done so far, the
