@@ -266,3 +266,22 @@ def test_cli_select_usage_errors(capsys, tmp_path, three_blobs, argv, message):
     status, out, err = run_cli(capsys, "select", path, *argv)
     assert status == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_candidate_is_named():
+    # Two distinct points, no regularisation: every covariance collapses; the first failure to come back is named.
+    X = np.repeat([[0.0, 0.0], [1.0, 1.0]], 10, axis=0)
+    with pytest.raises(ValueError, match=r"n_components=2, covariance_type='(diag|full)' failed: .*ill-defined"):
+        select(X, [2], ["diag", "full"], reg_covar=0.0, random_state=0)
+
+
+def test_memmap_scores_equal_the_estimators(tmp_path, three_blobs):
+    # A memmap is scored block by block, as bic(X) reads it.
+    path = tmp_path / "X.npy"
+    np.save(path, three_blobs)
+    mapped = np.load(path, mmap_mode="r")
+    result = select(mapped, [2, 3], ["diag"], random_state=0)
+    for i, estimator in enumerate(result.estimators_):
+        assert result.table["bic"][i] == estimator.bic(mapped)
+        assert_same_fit(estimator, GaussianMixture(estimator.n_components, covariance_type="diag",
+                                                   random_state=0).fit(mapped))
