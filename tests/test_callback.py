@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+from threadpoolctl import threadpool_limits
 
 import fastem
 from fastem import ConvergenceWarning, GaussianMixture
@@ -193,13 +194,16 @@ def _verbose_lines(estimator, X):
 
 
 @pytest.mark.parametrize("verbose, interval", [(1, 1), (1, 3), (2, 1), (2, 4)])
-@pytest.mark.parametrize("max_iter, tol", [(7, 0.0), (500, 1e-8)])
+@pytest.mark.parametrize("max_iter, tol", [(7, 0.0), (300, 1e-5)])
 def test_verbose_output_matches_scikit_learn_line_by_line(X, verbose, interval, max_iter, tol):
     # init_params="random" draws the same start as scikit-learn from the same
     # seed, so both fits take the same number of iterations.
     params = dict(n_components=3, init_params="random", random_state=0, n_init=2,
                   max_iter=max_iter, tol=tol, verbose=verbose, verbose_interval=interval)
     ours = _verbose_lines(GaussianMixture(**params), X)
-    theirs = _verbose_lines(SklearnGaussianMixture(**params), X)
+    # One BLAS thread: on tiny data scikit-learn's threaded BLAS calls cost
+    # seconds per fit in waiting, and the output does not depend on it.
+    with threadpool_limits(1):
+        theirs = _verbose_lines(SklearnGaussianMixture(**params), X)
     assert len(ours) > 4
     assert ours == theirs
