@@ -258,7 +258,7 @@ def test_cli_select_json(capsys, tmp_path, three_blobs):
     (["-k", "a"], "expected counts"),
     (["--covariance-types", "full,banded"], "expected distinct names"),
     (["--criterion", "held_out"], "needs --test"),
-    (["-k", "1-700"], "fewer than -k 700"),
+    (["--columns", "0,7"], "column"),
 ])
 def test_cli_select_usage_errors(capsys, tmp_path, three_blobs, argv, message):
     path = tmp_path / "data.npy"
@@ -266,6 +266,31 @@ def test_cli_select_usage_errors(capsys, tmp_path, three_blobs, argv, message):
     status, out, err = run_cli(capsys, "select", path, *argv)
     assert status == 2
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_select_failed_fit_exits_1(capsys, tmp_path, three_blobs):
+    path = tmp_path / "data.npy"
+    np.save(path, three_blobs)
+    status, out, err = run_cli(capsys, "select", path, "-k", "1-700", "--covariance-types", "diag")
+    assert status == 1
+    assert "n_components = 700, n_samples = 600" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_select_columns_and_held_out(capsys, tmp_path, three_blobs):
+    rng = np.random.default_rng(0)
+    wide = np.column_stack([three_blobs, rng.normal(size=len(three_blobs))])
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    np.savetxt(train, wide[:400], fmt="%.17g", delimiter="\t", header="a\tb\tnoise", comments="")
+    np.savetxt(test, wide[400:], fmt="%.17g", delimiter="\t", header="a\tb\tnoise", comments="")
+    status, out, err = run_cli(capsys, "select", train, "--columns", "a,b", "-k", "2-4",
+                               "--covariance-types", "full", "--criterion", "held_out",
+                               "--test", test, "--json", "--quiet")
+    assert status == 0, err
+    report = json.loads(out)
+    expected = select(three_blobs[:400], [2, 3, 4], ["full"], "held_out",
+                      X_test=three_blobs[400:], random_state=0)
+    assert report["table"]["held_out"] == expected.table["held_out"]
+    assert report["best_params"] == expected.best_params_
 
 
 def test_a_failed_candidate_is_named():
