@@ -26,7 +26,7 @@ import numpy as np
 
 import fastem
 from fastem import GaussianMixture, bench
-from fastem._covariance import COVARIANCE_NAMES
+from fastem._covariance import COVARIANCE_NAMES, covariance_matrices
 from fastem._sources import row_blocks
 from fastem.datasets import motivating_example
 
@@ -262,15 +262,7 @@ def _render_table(header, rows):
 
 def _covariance_matrices(model):
     """Every component's covariance as a (n_components, n_features, n_features) array."""
-    k, d = model.means_.shape
-    cov = np.asarray(model.covariances_, dtype=np.float64)
-    if model.covariance_type == "full":
-        return cov
-    if model.covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if model.covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d)
-    return cov[:, None, None] * np.eye(d)  # spherical
+    return covariance_matrices(model.covariances_, model.covariance_type, *model.means_.shape)
 
 
 def _compact_vector(values):
