@@ -432,6 +432,7 @@ def _run_fit(args):
         tol = DEFAULT_TOL if args.tol is None else args.tol
         max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
     _check_out_path(args.out)
+    _check_plot_path(args.plot)
 
     model = GaussianMixture(
         n_components=args.n_components,
@@ -489,7 +490,32 @@ def _run_fit(args):
         except OSError as exc:
             raise CLIError(f"cannot write {args.out}: {exc.strerror or _one_line(exc)}") from None
         print(f"\nmodel saved to {args.out}")
+    if args.plot is not None:
+        _write_plot(args.plot, "write_model_plot", model, X)
     return 0
+
+
+def _check_plot_path(path):
+    """--plot: matplotlib and a writable image name, checked before the work."""
+    if path is None:
+        return
+    try:
+        from fastem import plotting
+
+        plotting.check_plot_path(path)
+    except (ImportError, ValueError) as exc:
+        raise CLIError(f"--plot: {_one_line(exc)}") from None
+
+
+def _write_plot(path, writer, *args):
+    """Write a figure with one of fastem.plotting's write_* functions."""
+    from fastem import plotting
+
+    try:
+        getattr(plotting, writer)(*args, path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
+    print(f"\nfigure saved to {path}")
 
 
 def _add_fit_parser(subparsers):
@@ -530,6 +556,11 @@ def _add_fit_parser(subparsers):
     parser.add_argument("--mmap", action="store_true",
                         help="memory-map a .npy FILE instead of reading it: the fit reads it "
                              "from disk once per pass, so it may be larger than memory")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save a figure of the fit (needs matplotlib: "
+                             'pip install "fastem[plot]"): for one feature, the histogram with '
+                             "each component's density and the mixture's; for more, features 0 "
+                             "and 1 coloured by component with 1 and 2 sigma ellipses")
     parser.set_defaults(handler=_run_fit)
 
 
