@@ -39,6 +39,10 @@ DENSITY_GRID_POINTS = 1000
 # Share of the points plot_density may leave outside its x range (half in each tail).
 HIDDEN_TAIL = 1e-3
 
+# plot_density's y axis reaches this multiple of its highest bar or curve,
+# leaving room for the legend above the data.
+LEGEND_HEADROOM = 1.3
+
 # Cells per side of plot_clusters' density shade: fine enough to show the shape
 # of a cluster on a figure a few hundred pixels wide.
 SHADE_BINS = 200
@@ -119,6 +123,11 @@ def _marginal_covariances(model, features):
     k, d = model.means_.shape
     matrices = covariance_matrices(model.covariances_, model.covariance_type, k, d)
     return matrices[:, features][:, :, features]
+
+
+def _short(value):
+    """A parameter for a legend: two decimals at ordinary scales, 3 significant digits otherwise."""
+    return f"{value:.2f}" if 0.01 <= abs(value) < 1e4 else f"{value:.3g}"
 
 
 def _normal_pdf(x, mean, variance):
@@ -207,16 +216,26 @@ def plot_density(model, X, *, ax=None, bins="auto", feature=0):
     for j, colour in zip(np.argsort(model.means_[:, feature], kind="stable"), _colours(k)):
         ax.plot(grid, densities[j], linestyle="--", linewidth=1.6, color=colour,
                 label=(f"component {j}: w={model.weights_[j]:.2f}, "
-                       f"\u03bc={model.means_[j, feature]:#.3g}, \u03c3={np.sqrt(variances[j]):#.3g}"),
+                       f"\u03bc={_short(model.means_[j, feature])}, "
+                       f"\u03c3={_short(np.sqrt(variances[j]))}"),
                 gid=f"component-{j}")
     ax.plot(grid, densities.sum(axis=0), color="black", linewidth=2.0, label="mixture",
             gid="mixture")
     ax.set_xlim(grid[0], grid[-1])
-    ax.set_ylim(bottom=0)
+    # Headroom above the highest bar or curve, where the legend goes.
+    top = max(np.max(counts / (len(x) * np.diff(edges))), np.max(densities.sum(axis=0)))
+    ax.set_ylim(0, LEGEND_HEADROOM * top)
     ax.set_xlabel(f"feature {feature}" if X.shape[1] > 1 else "x")
     ax.set_ylabel("density")
-    ax.legend(fontsize="small", frameon=False)
+    # A frame, so the legend stays readable where it has to overlap the bars.
+    ax.legend(fontsize="small", framealpha=0.85, loc="upper left" if _left_lighter(x) else "upper right")
     return ax
+
+
+def _left_lighter(x):
+    """Whether fewer points lie left of the middle of their range than right of it."""
+    middle = 0.5 * (x.min() + x.max())
+    return np.count_nonzero(x < middle) < len(x) / 2
 
 
 def _ellipse_axes(covariance, n_sigma):
