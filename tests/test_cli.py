@@ -1,8 +1,13 @@
 """The ``fastem`` command line: the built-in example, data files, saved models, errors.
 
+Also: TSV and ``--columns``, ``--json``, ``fastem predict``, the help texts
+and the README's summary of them, and the exit statuses (0, 2 for bad usage
+or input, 1 for a failed fit).
+
 Every test but one calls ``fastem.cli.main`` in-process; the last runs the
 installed ``fastem`` console script, as a user would.
 """
+import json
 import os
 import re
 import runpy
@@ -15,7 +20,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import fastem
-from fastem.cli import main
+from fastem.cli import load_model, main, save_model
 from fastem.datasets import motivating_example
 
 NPZ_KEYS = {
@@ -256,8 +261,6 @@ ERROR_CASES = {
     "k not a number": (lambda tmp: ["fit", "-k", "two"], "expected an integer"),
     "negative tol": (lambda tmp: ["fit", "--tol", "-1"], "argument --tol"),
     "bad covariance type": (lambda tmp: ["fit", "--covariance-type", "round"], "invalid choice"),
-    "more components than samples": (
-        lambda tmp: ["fit", _write(tmp / "two.csv", "1\n2\n"), "-k", "3"], "cannot fit"),
     "n-samples with a file": (
         lambda tmp: ["fit", _write(tmp / "ok.csv", "1\n2\n3\n"), "--n-samples", "5"],
         "--n-samples applies only to the built-in example"),
@@ -269,6 +272,28 @@ ERROR_CASES = {
     "mmap without a file": (lambda tmp: ["fit", "--mmap"], "--mmap applies only to a .npy FILE"),
     "out into a missing directory": (
         lambda tmp: ["fit", "--out", tmp / "no" / "model.npz"], "does not exist"),
+    "column name without a header": (
+        lambda tmp: ["fit", _write(tmp / "plain.csv", "1,2\n3,4\n5,6\n"), "--columns", "a"],
+        "has no header row, so 'a' names no column"),
+    "unknown column name": (
+        lambda tmp: ["fit", _write(tmp / "named.csv", "a,b\n1,2\n3,4\n"), "--columns", "a,c"],
+        "has no column 'c' (its columns: a, b)"),
+    "column index out of range": (
+        lambda tmp: ["fit", _save(tmp / "x.npy", np.ones((4, 2))), "--columns", "2"],
+        "index 2 is out of range"),
+    "column chosen twice": (
+        lambda tmp: ["fit", _write(tmp / "named.csv", "a,b\n1,2\n3,4\n"), "--columns", "a,0"],
+        "chosen twice"),
+    "columns without a file": (lambda tmp: ["fit", "--columns", "0"], "apply only to a FILE"),
+    "delimiter on a .npy": (
+        lambda tmp: ["fit", _save(tmp / "x.npy", np.ones((4, 2))), "--delimiter", ";"],
+        "--delimiter applies only to a text FILE"),
+    "bad delimiter": (lambda tmp: ["fit", "--delimiter", "ab"], "expected one separator"),
+    "comma-separated TSV": (
+        lambda tmp: ["fit", _write(tmp / "commas.tsv", "1,2\n3,4\n")],
+        "line 2, column 1: cannot read '3,4' as a number"),
+    "unknown command": (lambda tmp: ["fits"], "invalid choice"),
+    "predict without --model": (lambda tmp: ["predict", "data.csv"], "--model"),
 }
 
 
@@ -280,6 +305,17 @@ def test_errors_exit_2_with_one_line(capsys, tmp_path, case):
     assert out == ""
     assert err.startswith("fastem: error: ") and err.count("\n") == 1, err
     assert message in err
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_failed_fit_exits_1_with_one_line(capsys, tmp_path, covariance_type):
+    # The file reads fine and the options parse: the fit itself cannot be made.
+    csv = _write(tmp_path / "two.csv", "1\n2\n")
+    status, out, err = run_cli(capsys, "fit", csv, "-k", "3", "--covariance-type", covariance_type)
+    assert status == 1
+    assert out == ""
+    assert err.startswith("fastem: error: cannot fit: ") and err.count("\n") == 1, err
+    assert "n_components = 3, n_samples = 2" in err
 
 
 def test_no_command_prints_help_and_exits_2(capsys):
@@ -324,3 +360,230 @@ def test_installed_console_script(tmp_path, blobs_2d):
     )
     assert missing.returncode == 2
     assert missing.stderr.startswith("fastem: error: ") and "Traceback" not in missing.stderr
+
+
+# ------------------------------------------------------------ TSV and --columns
+
+@pytest.fixture
+def named_3d(make_blobs):
+    X, _, _, _ = make_blobs(300, 3, 2)
+    return X
+
+
+@pytest.mark.parametrize("name, delimiter_option", [
+    ("data.tsv", []), ("data.tab", []), ("data.txt", ["--delimiter", "tab"]),
+    ("data.txt", ["--delimiter", "\\t"]), ("data.ssv", ["--delimiter", ";"]),
+])
+def test_tsv_and_other_delimiters_read_as_csv(capsys, tmp_path, named_3d, name, delimiter_option):
+    delimiter = ";" if ";" in delimiter_option else "\t"
+    path = tmp_path / name
+    np.savetxt(path, named_3d, fmt="%.17g", delimiter=delimiter, header=delimiter.join("uvw"),
+               comments="")
+    status, out, err = run_cli(capsys, "fit", path, *delimiter_option)
+    assert status == 0, err
+    assert "300 samples x 3 features" in out
+    assert summary_value(out, "BIC") == f"{fit_like_cli(named_3d).bic(named_3d):.4f}"
+
+
+@pytest.mark.parametrize("columns, chosen", [("w,u", [2, 0]), ("2,0", [2, 0]), ("v", [1]),
+                                             ("u, 2", [0, 2])])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".npy"])
+def test_columns_choose_features_by_name_or_index(capsys, tmp_path, named_3d, columns, chosen,
+                                                  suffix):
+    path = tmp_path / f"data{suffix}"
+    if suffix == ".npy":
+        if not columns.replace(",", "").replace(" ", "").isdigit():
+            return  # a .npy file has no column names
+        np.save(path, named_3d)
+    else:
+        delimiter = "\t" if suffix == ".tsv" else ","
+        np.savetxt(path, named_3d, fmt="%.17g", delimiter=delimiter,
+                   header=delimiter.join("uvw"), comments="")
+    status, out, err = run_cli(capsys, "fit", path, "--columns", columns, "--json")
+    assert status == 0, err
+    expected = fit_like_cli(named_3d[:, chosen])
+    report = json.loads(out)
+    assert report["data"]["n_features"] == len(chosen)
+    assert report["scores"]["bic"] == expected.bic(named_3d[:, chosen])
+    assert_array_equal(report["means"], expected.means_)
+
+
+# ------------------------------------------------------------ --json
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_json_is_the_only_stdout_and_holds_the_fit(capsys, tmp_path, blobs_2d, covariance_type):
+    csv = write_csv(tmp_path / "data.csv", blobs_2d, header="x,y")
+    out_path = tmp_path / "model.npz"
+    status, out, err = run_cli(capsys, "fit", csv, "--covariance-type", covariance_type,
+                               "--json", "--out", out_path)
+    assert status == 0, err
+    report = json.loads(out)  # fails on anything printed beside the document
+    model = fit_like_cli(blobs_2d, covariance_type=covariance_type)
+    assert_array_equal(report["weights"], model.weights_)
+    assert_array_equal(report["means"], model.means_)
+    assert_array_equal(report["covariances"], model.covariances_)
+    assert report["n_iter"] == model.n_iter_ and report["converged"] == model.converged_
+    assert report["scores"] == {
+        "log_likelihood_per_sample": model.score(blobs_2d),
+        "log_likelihood": model.score(blobs_2d) * len(blobs_2d),
+        "bic": model.bic(blobs_2d),
+        "aic": model.aic(blobs_2d),
+        "lower_bound": float(model.lower_bound_),
+    }
+    assert report["options"]["covariance_type"] == covariance_type
+    assert report["data"] == {"source": str(csv), "n_samples": 300, "n_features": 2,
+                              "dtype": "float64"}
+    assert report["model_file"] == str(out_path)
+    with np.load(out_path) as saved:
+        assert_array_equal(saved["means"], model.means_)
+
+
+def test_json_with_unconverged_fit_keeps_the_warning_on_stderr(capsys, tmp_path, blobs_2d):
+    csv = write_csv(tmp_path / "data.csv", blobs_2d)
+    status, out, err = run_cli(capsys, "fit", csv, "--max-iter", "1", "--tol", "0", "--json")
+    assert status == 0
+    assert json.loads(out)["converged"] is False
+    assert err.startswith("fastem: warning: ") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------ predict
+
+@pytest.fixture
+def saved_model(capsys, tmp_path, blobs_2d):
+    csv = write_csv(tmp_path / "data.csv", blobs_2d, header="x,y")
+    model_path = tmp_path / "model.npz"
+    status, _, err = run_cli(capsys, "fit", csv, "-k", "3", "--covariance-type", "diag",
+                             "--out", model_path)
+    assert status == 0, err
+    return csv, model_path, fit_like_cli(blobs_2d, n_components=3, covariance_type="diag")
+
+
+def test_predict_writes_the_labels_of_the_saved_model(capsys, saved_model, blobs_2d):
+    csv, model_path, model = saved_model
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "label"
+    assert_array_equal(np.array(lines[1:], dtype=int), model.predict(blobs_2d))
+
+
+def test_predict_proba_to_a_file(capsys, tmp_path, saved_model, blobs_2d):
+    csv, model_path, model = saved_model
+    out_path = tmp_path / "proba.csv"
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv, "--proba",
+                               "--out", out_path)
+    assert status == 0, err
+    assert out == ""
+    assert out_path.read_text().splitlines()[0] == "p0,p1,p2"
+    proba = np.loadtxt(out_path, delimiter=",", skiprows=1)
+    np.testing.assert_allclose(proba, model.predict_proba(blobs_2d), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_load_model_rebuilds_the_fitted_estimator(tmp_path, blobs_2d, covariance_type):
+    model = fit_like_cli(blobs_2d, n_components=3, covariance_type=covariance_type)
+    path = tmp_path / "m.npz"
+    save_model(path, model)
+    loaded = load_model(str(path))
+    assert_array_equal(loaded.predict(blobs_2d), model.predict(blobs_2d))
+    np.testing.assert_allclose(loaded.score_samples(blobs_2d), model.score_samples(blobs_2d),
+                               rtol=1e-12)
+    np.testing.assert_allclose(loaded.precisions_, model.precisions_, rtol=1e-12)
+    assert loaded.converged_ == model.converged_ and loaded.n_iter_ == model.n_iter_
+
+
+def _npz(path, **arrays):
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def _model_arrays(**changes):
+    arrays = dict(weights=np.array([0.5, 0.5]), means=np.zeros((2, 2)),
+                  covariances=np.ones((2, 2)), precisions_cholesky=np.ones((2, 2)),
+                  covariance_type=np.str_("diag"))
+    arrays.update(changes)
+    return {key: value for key, value in arrays.items() if value is not None}
+
+
+PREDICT_ERRORS = {
+    "model is a .npy": (lambda tmp: _save(tmp / "m.npy", np.ones(3)), "not a fastem model"),
+    "model is text": (lambda tmp: _write(tmp / "m.npz", "1,2\n"), "not a fastem model"),
+    "model file missing": (lambda tmp: tmp / "absent.npz", "No such file"),
+    "model lacks means": (lambda tmp: _npz(tmp / "m.npz", **_model_arrays(means=None)),
+                          "not a fastem model (a .npz file saved by fastem fit --out): no means"),
+    "unknown covariance type": (
+        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(covariance_type=np.str_("round"))),
+        "unknown covariance_type 'round'"),
+    "covariances of the wrong shape": (
+        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(covariances=np.ones((2, 2, 2)))),
+        "covariances has shape (2, 2, 2)"),
+    "non-finite means": (
+        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(means=np.full((2, 2), np.nan))),
+        "means must hold finite"),
+}
+
+
+@pytest.mark.parametrize("case", PREDICT_ERRORS)
+def test_predict_refuses_what_is_not_a_model(capsys, tmp_path, blobs_2d, case):
+    make_model, message = PREDICT_ERRORS[case]
+    csv = write_csv(tmp_path / "data.csv", blobs_2d)
+    status, out, err = run_cli(capsys, "predict", "--model", make_model(tmp_path), csv)
+    assert status == 2
+    assert out == ""
+    assert err.startswith("fastem: error: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_predict_refuses_data_with_other_features(capsys, saved_model, tmp_path):
+    _, model_path, _ = saved_model
+    wide = _save(tmp_path / "wide.npy", np.ones((5, 3)))
+    status, _, err = run_cli(capsys, "predict", "--model", model_path, wide)
+    assert status == 2
+    assert "wide.npy has 3 features, but the model in" in err and err.count("\n") == 1
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, wide, "--columns", "0,2")
+    assert status == 0, err
+    assert out.splitlines()[0] == "label" and len(out.splitlines()) == 6
+
+
+# ------------------------------------------------------------ help, version, README
+
+def _subparsers():
+    from fastem.cli import _build_parser
+
+    parser = _build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return parser, action.choices
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["predict"], ["bench"]])
+def test_every_help_has_examples_and_exits_0(capsys, command):
+    status, out, err = run_cli(capsys, *command, "--help")
+    assert status == 0 and err == ""
+    assert "\nexamples:\n" in out
+    example_lines = out.split("\nexamples:\n")[1].splitlines()
+    assert any(line.strip().startswith(" ".join(["fastem", *command])) for line in example_lines)
+
+
+def test_version(capsys):
+    status, out, _ = run_cli(capsys, "--version")
+    assert status == 0 and out.strip() == f"fastem {fastem.__version__}"
+
+
+def _readme_section(title):
+    with open(os.path.join(os.path.dirname(__file__), os.pardir, "README.md")) as fh:
+        readme = fh.read()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start:end]
+
+
+def test_readme_command_line_summary_names_every_command_and_option():
+    section = _readme_section("Command line")
+    _, commands = _subparsers()
+    for name, parser in commands.items():
+        assert f"fastem {name}" in section, name
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in section, (name, option)

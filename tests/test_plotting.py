@@ -6,6 +6,7 @@ closed by the ``close_pyplot`` fixture.
 """
 import contextlib
 import io
+import json
 import subprocess
 import sys
 import types
@@ -334,6 +335,13 @@ def test_fit_plot_writes_the_figure_of_a_file_and_of_the_built_in_example(fitted
     status, out, err = _run_main(["fit", "--n-samples", "5000", "--plot", tmp_path / "builtin.png"])
     assert status == 0, err
     _png(tmp_path / "builtin.png", *(round(s * plotting.FIGURE_DPI) for s in plotting.FIGURE_SIZE))
+
+
+def test_fit_plot_with_json_keeps_stdout_one_json_document(tmp_path):
+    status, out, err = _run_main(["fit", "--n-samples", "2000", "--json", "--plot", tmp_path / "j.png"])
+    assert status == 0, err
+    assert json.loads(out)["n_iter"] >= 1
+    _png(tmp_path / "j.png", *(round(s * plotting.FIGURE_DPI) for s in plotting.FIGURE_SIZE))
 
 
 @pytest.mark.parametrize("target, message", [

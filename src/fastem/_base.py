@@ -17,9 +17,12 @@ The loop here runs ``n_init`` initialisations (one with ``warm_start`` after
 a fit), iterates each until the bound changes by less than ``tol`` or
 ``max_iter`` is reached, keeps the best, warns when it did not converge, and
 calls :meth:`EMEstimator._after_iteration` after every iteration: the hook
-progress output and callbacks attach to.
+progress output and callbacks attach to.  The ``callback`` parameter is
+served there, once for every model: it is told each :class:`Iteration` and
+may end the current initialisation early by returning True.
 """
 import collections
+import contextlib
 import inspect
 import time
 
@@ -32,10 +35,12 @@ from fastem.exceptions import EM_NOT_CONVERGED, not_fitted_error, warn_convergen
 FitData = collections.namedtuple("FitData", "source")
 FitData.__doc__ = """Validated training data: a fastem._sources.RowSource of X and its weights."""
 
-Iteration = collections.namedtuple("Iteration", "init n_iter lower_bound change")
-Iteration.__doc__ = """What the per-iteration hook is told: which initialisation (from 0),
-which iteration in it (from 1), the E-step's lower bound and its change from
-the previous iteration (inf after the first)."""
+Iteration = collections.namedtuple("Iteration", "init n_iter lower_bound change elapsed")
+Iteration.__doc__ = """What the per-iteration hook (and the ``callback``) is told: which
+initialisation (from 0), which iteration in it (from 1), the E-step's lower
+bound, its change from the previous iteration (inf after the first of a fresh
+initialisation) and the seconds elapsed since the fit's first initialisation
+began (the validation of X before it is not counted)."""
 
 
 def has_converged(previous_bound, lower_bound, tol):
@@ -52,7 +57,8 @@ class EMEstimator:
     Subclasses define ``__init__`` with keyword parameters (which
     ``get_params`` reads from its signature) and the hooks listed in the
     module docstring.  The loop reads ``n_init``, ``max_iter``, ``tol``,
-    ``warm_start``, ``random_state``, ``verbose`` and ``verbose_interval``.
+    ``warm_start``, ``random_state``, ``verbose``, ``verbose_interval`` and
+    ``callback``.
     """
 
     # ------------------------------------------------------------------
@@ -172,15 +178,34 @@ class EMEstimator:
 
     def _fit(self, X, sample_weight):
         """Validate, then run the EM loop; returns the validated data."""
-        self._check_parameters()
-        return self._run_em(self._validate_fit_data(X, sample_weight))
+        with self._unchanged_on_error():
+            self._check_parameters()
+            return self._run_em(self._validate_fit_data(X, sample_weight))
+
+    @contextlib.contextmanager
+    def _unchanged_on_error(self):
+        """Put the estimator's attributes back as they were if the block raises.
+
+        A fit that fails part-way (an exception from the ``callback``, an
+        interrupt, a step that cannot be computed) must not leave a model
+        mixed from two fits.  A shallow copy suffices: fitting replaces the
+        fitted arrays, it never writes into them.
+        """
+        before = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
 
     def _run_em(self, data):
         """The EM loop over initialisations on validated data; returns the data."""
         do_init = not (self.warm_start and self.__sklearn_is_fitted__())
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        best = None
+        self._fit_started = time.perf_counter()
+        best, stopped_best = None, False
         for init in range(n_init):
             self._verbose_init_start(init)
             if do_init:
@@ -189,22 +214,30 @@ class EMEstimator:
             else:
                 state = self._warm_state()
                 lower_bound = float(self.lower_bound_)
-            bounds, converged, n_iter = [], False, 0
+            bounds, converged, stopped, n_iter = [], False, False, 0
             for n_iter in range(1, self.max_iter + 1):
                 previous = lower_bound
                 lower_bound = self._em_step(state, data)
                 bounds.append(lower_bound)
-                self._after_iteration(Iteration(init, n_iter, lower_bound, lower_bound - previous))
+                stop = self._after_iteration(Iteration(
+                    init, n_iter, lower_bound, lower_bound - previous,
+                    time.perf_counter() - self._fit_started))
                 if has_converged(previous, lower_bound, self.tol):
                     converged = True
+                    break
+                if stop:
+                    stopped = True
                     break
             if self.max_iter > 0:   # scikit-learn reports no end of an initialisation it did not run
                 self._verbose_init_end(lower_bound, converged)
             # max_iter=0 keeps the last initialisation, whose bound is not computed.
             if best is None or self.max_iter == 0 or lower_bound > best[1] or best[1] == -np.inf:
                 best = (state, lower_bound, n_iter, bounds, converged)
+                stopped_best = stopped
         state, lower_bound, n_iter, bounds, converged = best
-        if not converged and self.max_iter > 0:
+        # An initialisation the callback ended was the caller's choice: converged_
+        # says it did not converge, without a warning that suggests raising max_iter.
+        if not converged and not stopped_best and self.max_iter > 0:
             warn_convergence(EM_NOT_CONVERGED)
         self._store_fitted(state, data)
         dtype = data.source.dtype.type
@@ -217,10 +250,19 @@ class EMEstimator:
     def _after_iteration(self, iteration):
         """Called after every EM iteration with an :class:`Iteration`.
 
-        Prints scikit-learn's progress lines when ``verbose`` asks for them;
-        subclasses and tools extend it (callbacks, progress bars).
+        Prints scikit-learn's progress lines when ``verbose`` asks for them,
+        then calls ``callback``.  Returns True when the callback asks to end
+        the current initialisation; its exceptions propagate (and ``fit``
+        leaves the estimator as it was).
         """
         self._verbose_iter_end(iteration.n_iter, iteration.change)
+        callback = getattr(self, "callback", None)
+        if callback is None:
+            return False
+        # Only a boolean True stops: a callback that returns a count or a
+        # message by accident must not end fits silently.
+        answer = callback(iteration)
+        return isinstance(answer, (bool, np.bool_)) and bool(answer)
 
     # ------------------------------------------------------------------
     # verbose output, as scikit-learn prints it

@@ -91,6 +91,19 @@ class GaussianMixture(EMEstimator):
         tau of :meth:`partial_fit`'s step sizes, > 0; larger values make the
         early steps smaller (gamma_1 = (1 + tau) ** -alpha, 0.46 by default).
         ``fit`` ignores it.
+    callback : callable or None, default=None
+        Called after every EM iteration of ``fit``, ``fit_predict`` and
+        ``fit_chunks`` as ``callback(info)``, after the `verbose` lines.
+        ``info`` has the attributes ``init`` (the initialisation, from 0),
+        ``n_iter`` (the iteration in it, from 1), ``lower_bound``, ``change``
+        (from the previous iteration; inf after the first) and ``elapsed``
+        (seconds since the first initialisation began).  Returning True ends
+        the current initialisation: it counts as not converged, without a
+        ConvergenceWarning, and with ``n_init > 1`` the next one starts; at
+        an iteration where EM converged anyway it changes nothing.  An
+        exception raised by the callback propagates and leaves the estimator
+        as it was before the fit.  :meth:`partial_fit` calls it once per
+        step, before the step is stored (its return value is then ignored).
 
     Attributes
     ----------
@@ -124,8 +137,8 @@ class GaussianMixture(EMEstimator):
     -----
     Additions to scikit-learn: ``sample_weight`` in ``fit``, ``fit_predict``,
     ``score``, ``bic`` and ``aic`` (an integer weight acts as repeating the
-    row, zero as removing it), ``n_threads``, and online EM (:meth:`partial_fit`,
-    with ``learning_decay`` and ``learning_offset``).
+    row, zero as removing it), ``n_threads``, ``callback``, and online EM
+    (:meth:`partial_fit`, with ``learning_decay`` and ``learning_offset``).
     """
 
     def __init__(
@@ -148,6 +161,7 @@ class GaussianMixture(EMEstimator):
         n_threads=None,
         learning_decay=0.7,
         learning_offset=2.0,
+        callback=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -166,6 +180,7 @@ class GaussianMixture(EMEstimator):
         self.n_threads = n_threads
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.callback = callback
 
     # ------------------------------------------------------------------
     # validation
@@ -316,10 +331,11 @@ class GaussianMixture(EMEstimator):
         2
         """
         with single_threaded_blas():
-            self._check_parameters()
-            source = BlockRows(make_chunks, self.n_components, type(self).__name__)
-            self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
-            self._run_em(self._fit_data(source))
+            with self._unchanged_on_error():
+                self._check_parameters()
+                source = BlockRows(make_chunks, self.n_components, type(self).__name__)
+                self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
+                self._run_em(self._fit_data(source))
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None):

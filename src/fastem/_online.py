@@ -32,11 +32,12 @@ between calls lives in one :class:`StreamState`, which pickles, so a stream
 resumed from a pickle continues bit for bit.
 """
 import dataclasses
+import time
 
 import numpy as np
 
 from fastem import _covariance as cov_table
-from fastem._base import FitData
+from fastem._base import FitData, Iteration
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import (
     ArrayRows, BlockRows, block_rows, e_step, is_dask_collection, is_on_disk_array, rows_for_fit,
@@ -253,6 +254,7 @@ def partial_fit(estimator, X, sample_weight):
     X : array-like of shape (n_rows, n_features)
     sample_weight : array-like of shape (n_rows,) or None
     """
+    started = time.perf_counter()
     estimator._check_parameters()
     seen_weight = getattr(estimator, "_seen_weight", 0.0) if estimator.__sklearn_is_fitted__() else 0.0
     stream = _current_stream(estimator)
@@ -272,6 +274,12 @@ def partial_fit(estimator, X, sample_weight):
         learning_decay=estimator.learning_decay, learning_offset=estimator.learning_offset,
         n_threads=effective_n_threads(estimator.n_threads),
     )
+    if estimator.callback is not None:
+        # Before anything is stored, so that an exception in the callback
+        # leaves the estimator unchanged, as a failed step does.
+        previous = float(estimator.lower_bound_) if estimator.__sklearn_is_fitted__() else -np.inf
+        estimator.callback(Iteration(0, stream.n_steps, lower_bound, lower_bound - previous,
+                                     time.perf_counter() - started))
     p = stream.parameters
     estimator._store_fitted(estimator._model(p.weights, p.means, p.precisions_cholesky,
                                              p.covariances), data)

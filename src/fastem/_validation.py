@@ -155,7 +155,16 @@ class _ArrayLike:
         return "an array-like"
 
 
+class _Callable:
+    def accepts(self, value):
+        return callable(value)
+
+    def __str__(self):
+        return "a callable"
+
+
 NONE = _NoneValue()
+CALLABLE = _Callable()
 ARRAY_LIKE = _ArrayLike()
 BOOLEAN = (InstanceOf(bool), InstanceOf(np.bool_))
 RANDOM_STATE = (
@@ -193,6 +202,8 @@ MIXTURE_PARAMETERS = {
     "verbose_interval": (Interval(numbers.Integral, 1, None, "left"),),
     # fastem's own: OpenMP threads (None: the current OpenMP limit).
     "n_threads": (Interval(numbers.Integral, 1, None, "left"), NONE),
+    # fastem's own: called after every EM iteration (fastem._base).
+    "callback": (CALLABLE, NONE),
 }
 
 GAUSSIAN_MIXTURE_PARAMETERS = {

@@ -1,8 +1,10 @@
 """The ``fastem`` command line.
 
-``fastem fit [FILE]`` fits a Gaussian mixture to a CSV or ``.npy`` file (or,
-without FILE, to the built-in example) and prints the fitted parameters with
-the model's log-likelihood, BIC and AIC.
+``fastem fit [FILE]`` fits a Gaussian mixture to a CSV, TSV or ``.npy`` file
+(or, without FILE, to the built-in example) and prints the fitted parameters
+with the model's log-likelihood, BIC and AIC (``--json``: the same as one JSON
+document).  ``fastem predict --model model.npz FILE`` labels the rows of FILE
+with a model that ``fastem fit --out`` saved.
 
 ``fastem bench`` times fastem against scikit-learn (and daal4py when it is
 installed) over a grid of problems and prints a Markdown table; its logic
@@ -11,9 +13,13 @@ lives in ``fastem.bench``.
 Each subcommand is registered by one ``_add_<name>_parser`` function whose
 parser carries its handler as the ``handler`` default.
 
-User errors (a missing or unreadable file, non-numeric or non-finite data, a
-bad option value) are reported as one line on stderr with exit status 2, the
-status argparse uses for bad usage; tracebacks are kept for real bugs.
+Exit status: 0 on success; 2 for bad usage or unreadable input (a missing or
+unreadable file, non-numeric or non-finite data, a bad option value: the
+status argparse uses for bad usage); 1 when the data were read but the fit
+failed (fewer rows than components, a covariance that cannot be computed).
+Every error is one line on stderr; tracebacks are kept for real bugs.
+Progress of long runs goes to stderr too (fastem._progress), and only when
+stderr is a terminal.
 """
 import argparse
 import json
@@ -26,13 +32,16 @@ import numpy as np
 
 import fastem
 from fastem import GaussianMixture, bench
+from fastem import _covariance as cov_table
 from fastem._covariance import COVARIANCE_NAMES, covariance_matrices
+from fastem._progress import Progress
 from fastem._sources import row_blocks
 from fastem.datasets import motivating_example
 
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+EXIT_FIT_FAILED = 1
 
 # Up to this many features, means and covariances are printed value by value;
 # wider models get the mean vector and covariance diagonal on one line each.
@@ -60,6 +69,10 @@ BUILTIN_EXAMPLE_MAX_ITER = 1000
 
 class CLIError(Exception):
     """A user error, reported as one line on stderr with exit status 2."""
+
+
+class FitError(CLIError):
+    """A fit that failed on data that were read, reported with exit status 1."""
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -100,14 +113,14 @@ def _non_negative_float(text):
 
 # ----------------------------------------------------------------- data input
 
-def load_data(path, mmap=False):
+def load_data(path, mmap=False, *, delimiter=None, columns=None):
     """Read a data file into a 2-D array, one sample per row.
 
     Parameters
     ----------
     path : str
         A ``.npy`` file (1-D or 2-D, real numbers), or any other name read as
-        comma-separated text: one sample per line, an optional header row
+        delimited text: one sample per line, an optional header row
         (recognised when none of its fields is a number), blank lines and
         ``#`` comments ignored.  A single column is one feature.
     mmap : bool, default=False
@@ -115,6 +128,14 @@ def load_data(path, mmap=False):
         the fit then reads it from disk once per pass, so it may be larger
         than memory.  Integer files stay integer here; the fit converts them
         block by block.
+    delimiter : str or None, default=None
+        The field separator of a text file; None: a tab for names ending in
+        ``.tsv`` or ``.tab``, a comma otherwise.
+    columns : str or None, default=None
+        The features to keep, in this order: comma-separated header names
+        or 0-based column indices (``"height,weight"``, ``"0,2"``).  Names
+        need a header row.  With `mmap`, the chosen columns are copied into
+        memory.
 
     Returns
     -------
@@ -127,12 +148,17 @@ def load_data(path, mmap=False):
         If the file cannot be read or parsed, holds no samples, or holds
         NaN or infinite values.
     """
+    names = None
     if path.lower().endswith(".npy"):
         X = _load_npy(path, mmap)
     elif mmap:
         raise CLIError(f"{path}: --mmap needs a .npy file")
     else:
-        X = _load_csv(path)
+        if delimiter is None:
+            delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
+        X, names = _load_text(path, delimiter)
+    if columns is not None:
+        X = X[:, _column_indices(path, columns, X.shape[1], names)]
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise CLIError(f"{path}: no data")
     # Block by block, so that a mapped file is not held in memory at once.
@@ -181,9 +207,19 @@ def _is_number(field):
 
 
 def _load_csv(path):
+    return _load_text(path, ",")[0]
+
+
+def _load_text(path, delimiter):
+    """A delimited text file as (float64 array, header names or None)."""
+    names = None
     try:
         with open(path, encoding="utf-8-sig") as fh:
-            header_line = _find_header(fh)
+            header_line = _find_header(fh, delimiter)
+            if header_line is not None:
+                fh.seek(0)
+                line = next(line for index, line in enumerate(fh) if index == header_line)
+                names = [field.strip() for field in _content(line).split(delimiter)]
             fh.seek(0)
             with warnings.catch_warnings():
                 # An empty file is reported below; loadtxt's own warning would duplicate it.
@@ -191,7 +227,7 @@ def _load_csv(path):
                 try:
                     X = np.loadtxt(
                         fh,
-                        delimiter=",",
+                        delimiter=delimiter,
                         skiprows=0 if header_line is None else header_line + 1,
                         ndmin=2,
                         dtype=np.float64,
@@ -200,15 +236,42 @@ def _load_csv(path):
                     # loadtxt is fast but its positions ignore skipped lines;
                     # rescan in Python to name the file line that failed.
                     fh.seek(0)
-                    raise CLIError(_describe_csv_error(path, fh, header_line, exc)) from None
+                    raise CLIError(
+                        _describe_csv_error(path, fh, header_line, exc, delimiter)) from None
     except UnicodeDecodeError:
         raise CLIError(f"cannot read {path}: not a UTF-8 text (CSV) file") from None
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
-    return X
+    return X, names
 
 
-def _find_header(fh):
+def _column_indices(path, columns, n_columns, names):
+    """The 0-based indices that ``--columns`` names, checked against the file."""
+    indices = []
+    for token in (token.strip() for token in columns.split(",")):
+        if not token:
+            raise CLIError(f"--columns {columns!r}: empty column name")
+        if token.isdigit():
+            index = int(token)
+            if index >= n_columns:
+                raise CLIError(
+                    f"--columns: index {index} is out of range: {path} has {n_columns} "
+                    f"column{'s' if n_columns != 1 else ''} (indices start at 0)")
+        elif names is None:
+            raise CLIError(f"--columns: {path} has no header row, so {token!r} names no column; "
+                           "give 0-based indices")
+        elif token not in names:
+            raise CLIError(f"--columns: {path} has no column {token!r} "
+                           f"(its columns: {', '.join(names)})")
+        else:
+            index = names.index(token)
+        if index in indices:
+            raise CLIError(f"--columns: column {token!r} is chosen twice")
+        indices.append(index)
+    return indices
+
+
+def _find_header(fh, delimiter=","):
     """Return the 0-based line index of a header row, or None if the first row is data.
 
     The first non-blank, non-comment line is a header when none of its fields
@@ -219,18 +282,18 @@ def _find_header(fh):
     for index, line in enumerate(fh):
         content = _content(line)
         if content:
-            fields = [field.strip() for field in content.split(",")]
+            fields = [field.strip() for field in content.split(delimiter)]
             return None if any(_is_number(field) for field in fields) else index
     return None
 
 
-def _describe_csv_error(path, fh, header_line, exc):
+def _describe_csv_error(path, fh, header_line, exc, delimiter=","):
     n_fields = None
     for index, line in enumerate(fh):
         content = _content(line)
         if not content or index == header_line:
             continue
-        fields = [field.strip() for field in content.split(",")]
+        fields = [field.strip() for field in content.split(delimiter)]
         if n_fields is None:
             n_fields = len(fields)
         elif len(fields) != n_fields:
@@ -241,7 +304,47 @@ def _describe_csv_error(path, fh, header_line, exc):
                     f"{path} line {index + 1}, column {col + 1}: "
                     f"cannot read {field!r} as a number"
                 )
-    return f"cannot parse {path} as numeric CSV: {_one_line(exc)}"
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    return f"cannot parse {path} as numeric {kind}: {_one_line(exc)}"
+
+
+def _delimiter(text):
+    if text.lower() in ("tab", "\\t", "\t"):
+        return "\t"
+    if len(text) != 1 or text in "#\n\r\"" or text.isalnum() or text in "+-.":
+        raise argparse.ArgumentTypeError(
+            f"expected one separator character or 'tab', got {text!r}")
+    return text
+
+
+def _add_input_options(parser):
+    """``--columns`` and ``--delimiter``, for every subcommand that reads FILE."""
+    parser.add_argument(
+        "--columns", metavar="LIST", default=None,
+        help="features to use, in this order: comma-separated header names or 0-based "
+             "indices (e.g. height,weight or 0,2); default: every column",
+    )
+    parser.add_argument(
+        "--delimiter", type=_delimiter, default=None, metavar="CHAR",
+        help="field separator of a text FILE: one character, or 'tab' "
+             "(default: tab for .tsv/.tab files, comma otherwise)",
+    )
+
+
+def _load_input(args, mmap=False):
+    """FILE as ``_add_input_options`` asked for it (``args.file``, ``--columns``, ``--delimiter``)."""
+    if args.delimiter is not None and args.file.lower().endswith(".npy"):
+        raise CLIError("--delimiter applies only to a text FILE, not .npy")
+    return load_data(args.file, mmap=mmap, delimiter=args.delimiter, columns=args.columns)
+
+
+def _add_progress_option(parser):
+    """``--quiet``, for every subcommand that shows progress (fastem._progress)."""
+    parser.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress display (progress is shown on stderr only when it is a "
+             "terminal, and only for runs longer than half a second)",
+    )
 
 
 # ----------------------------------------------------------------- formatting
@@ -427,13 +530,16 @@ def _run_fit(args):
     else:
         if args.n_samples is not None:
             raise CLIError("--n-samples applies only to the built-in example (no FILE)")
-        X = load_data(args.file, mmap=args.mmap)
+        X = _load_input(args, mmap=args.mmap)
         source = args.file + (" (memory-mapped)" if args.mmap else "")
         tol = DEFAULT_TOL if args.tol is None else args.tol
         max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
+    if args.file is None and (args.columns is not None or args.delimiter is not None):
+        raise CLIError("--columns and --delimiter apply only to a FILE")
     _check_out_path(args.out)
     _check_plot_path(args.plot)
 
+    progress = Progress("fit", unit="iteration", quiet=args.quiet)
     model = GaussianMixture(
         n_components=args.n_components,
         covariance_type=args.covariance_type,
@@ -442,17 +548,23 @@ def _run_fit(args):
         n_init=args.n_init,
         random_state=args.seed,
         n_threads=args.threads,
+        callback=progress.on_iteration,
     )
     # Warnings (a fit that stopped at --max-iter) become one stderr line each;
     # the converged flag in the report says the same.
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, progress:
         warnings.simplefilter("always")
         try:
             model.fit(X)
-        except ValueError as exc:
-            raise CLIError(f"cannot fit: {_one_line(exc)}") from None
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            # The data were read and the options parsed: the fit itself failed.
+            raise FitError(f"cannot fit: {_one_line(exc)}") from None
     for warning in caught:
         print(f"fastem: warning: {_one_line(warning.message)}", file=sys.stderr)
+    if args.json:
+        if args.plot is not None:
+            _write_plot(args.plot, "write_model_plot", model, X, announce=False)
+        return _print_fit_json(model, X, source, args, tol, max_iter)
 
     n, d = X.shape
     threads = fastem.effective_n_threads(args.threads)
@@ -485,14 +597,52 @@ def _run_fit(args):
     print(_summary_report(model, X))
 
     if args.out is not None:
-        try:
-            save_model(args.out, model)
-        except OSError as exc:
-            raise CLIError(f"cannot write {args.out}: {exc.strerror or _one_line(exc)}") from None
+        _save_model_or_fail(args.out, model)
         print(f"\nmodel saved to {args.out}")
     if args.plot is not None:
         _write_plot(args.plot, "write_model_plot", model, X)
     return 0
+
+
+def _print_fit_json(model, X, source, args, tol, max_iter):
+    """``fastem fit --json``: the fit as one JSON document on stdout, nothing else."""
+    n, d = X.shape
+    average = model.score(X)
+    report = {
+        "fastem_version": fastem.__version__,
+        "data": {"source": source, "n_samples": n, "n_features": d, "dtype": str(X.dtype)},
+        "options": {
+            "n_components": args.n_components, "covariance_type": args.covariance_type,
+            "n_init": args.n_init, "max_iter": max_iter, "tol": tol, "seed": args.seed,
+            "threads": fastem.effective_n_threads(args.threads),
+        },
+        # The estimator's arrays, nested as they are: covariances_ is (K, D, D)
+        # full, (D, D) tied, (K, D) diag, (K,) spherical.
+        "weights": model.weights_.tolist(),
+        "means": model.means_.tolist(),
+        "covariances": model.covariances_.tolist(),
+        "scores": {
+            "log_likelihood_per_sample": average,
+            "log_likelihood": average * n,
+            "bic": model.bic(X),
+            "aic": model.aic(X),
+            "lower_bound": float(model.lower_bound_),
+        },
+        "n_iter": int(model.n_iter_),
+        "converged": bool(model.converged_),
+        "model_file": args.out,
+    }
+    if args.out is not None:
+        _save_model_or_fail(args.out, model)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _save_model_or_fail(path, model):
+    try:
+        save_model(path, model)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
 
 
 def _check_plot_path(path):
@@ -507,15 +657,19 @@ def _check_plot_path(path):
         raise CLIError(f"--plot: {_one_line(exc)}") from None
 
 
-def _write_plot(path, writer, *args):
-    """Write a figure with one of fastem.plotting's write_* functions."""
+def _write_plot(path, writer, *args, announce=True):
+    """Write a figure with one of fastem.plotting's write_* functions.
+
+    `announce` prints where it went (not under --json, whose stdout is the document).
+    """
     from fastem import plotting
 
     try:
         getattr(plotting, writer)(*args, path)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
-    print(f"\nfigure saved to {path}")
+    if announce:
+        print(f"\nfigure saved to {path}")
 
 
 def _add_fit_parser(subparsers):
@@ -523,15 +677,19 @@ def _add_fit_parser(subparsers):
         "fit",
         help="fit a Gaussian mixture to a data file (or the built-in example)",
         description=(
-            "Fit a Gaussian mixture by EM and print its parameters, log-likelihood, "
-            "BIC and AIC. Without FILE, fit the built-in example (a 1-D mixture of "
+            "Fit a Gaussian mixture by EM and print its parameters, log-likelihood,\n"
+            "BIC and AIC. Without FILE, fit the built-in example (a 1-D mixture of\n"
             "N(2, 4^2) and N(9, 2^2) with weights 0.6/0.4) and compare with the truth."
         ),
+        epilog=FIT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "file", nargs="?", metavar="FILE",
-        help="CSV (comma-separated, one sample per row, optional header row) or .npy file",
+        help="data, one sample per row: CSV (optional header row), TSV (.tsv, or "
+             "--delimiter) or .npy (1-D or 2-D)",
     )
+    _add_input_options(parser)
     parser.add_argument("-k", "--n-components", type=_int_at_least(1), default=2,
                         help="number of mixture components (default: 2)")
     parser.add_argument("--covariance-type", choices=COVARIANCE_NAMES, default="full",
@@ -556,12 +714,152 @@ def _add_fit_parser(subparsers):
     parser.add_argument("--mmap", action="store_true",
                         help="memory-map a .npy FILE instead of reading it: the fit reads it "
                              "from disk once per pass, so it may be larger than memory")
+    parser.add_argument("--json", action="store_true",
+                        help="print the fit as JSON on stdout instead of the report (weights, "
+                             "means, covariances, scores, n_iter, converged)")
+    _add_progress_option(parser)
     parser.add_argument("--plot", metavar="FILE.png", default=None,
                         help="save a figure of the fit (needs matplotlib: "
                              'pip install "fastem[plot]"): for one feature, the histogram with '
                              "each component's density and the mixture's; for more, features 0 "
                              "and 1 coloured by component with 1 and 2 sigma ellipses")
     parser.set_defaults(handler=_run_fit)
+
+
+# ------------------------------------------------------------------ predict
+
+# What a model file must hold: the arrays save_model writes that define the model.
+_MODEL_KEYS = ("weights", "means", "covariances", "precisions_cholesky", "covariance_type")
+
+
+def load_model(path):
+    """Rebuild the fitted GaussianMixture that :func:`save_model` wrote to `path`.
+
+    Parameters
+    ----------
+    path : str
+        An ``.npz`` file written by ``fastem fit --out`` (or ``save_model``).
+
+    Returns
+    -------
+    GaussianMixture
+        Fitted: ``predict``, ``predict_proba``, ``score_samples``, ``score``
+        and ``sample`` work as on the estimator that was saved.
+
+    Raises
+    ------
+    CLIError
+        If the file cannot be read, is not an ``.npz`` archive, or does not
+        hold a consistent Gaussian mixture (keys, covariance type, shapes).
+    """
+    not_a_model = f"{path}: not a fastem model (a .npz file saved by fastem fit --out)"
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy array
+            raise CLIError(not_a_model)
+        with archive:
+            missing = [key for key in _MODEL_KEYS if key not in archive.files]
+            if missing:
+                raise CLIError(f"{not_a_model}: no {', '.join(missing)}")
+            arrays = {key: archive[key] for key in archive.files}
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
+    except (ValueError, EOFError):
+        # np.load's own message (about pickles, for a text file) would mislead.
+        raise CLIError(f"{not_a_model}: cannot read it as .npz") from None
+
+    covariance_type = str(arrays["covariance_type"])
+    if covariance_type not in COVARIANCE_NAMES:
+        raise CLIError(f"{path}: unknown covariance_type {covariance_type!r}")
+    weights, means = arrays["weights"], arrays["means"]
+    if weights.ndim != 1 or means.ndim != 2 or means.shape[0] != weights.shape[0]:
+        raise CLIError(f"{path}: weights of shape {weights.shape} and means of shape "
+                       f"{means.shape} do not describe one mixture")
+    k, d = means.shape
+    expected = cov_table.covariance_type(covariance_type).shape(k, d)
+    for key in ("covariances", "precisions_cholesky"):
+        if arrays[key].shape != expected:
+            raise CLIError(f"{path}: {key} has shape {arrays[key].shape}; a {covariance_type} "
+                           f"model of {k} components and {d} features needs {expected}")
+    for key in ("weights", "means", "covariances", "precisions_cholesky"):
+        if arrays[key].dtype.kind != "f" or not np.all(np.isfinite(arrays[key])):
+            raise CLIError(f"{path}: {key} must hold finite floating-point numbers")
+
+    model = GaussianMixture(n_components=k, covariance_type=covariance_type)
+    model.weights_ = weights
+    model.means_ = means
+    model.covariances_ = arrays["covariances"]
+    model.precisions_cholesky_ = arrays["precisions_cholesky"]
+    model.precisions_ = cov_table.precisions_from_cholesky(
+        arrays["precisions_cholesky"], covariance_type).astype(means.dtype, copy=False)
+    model.n_features_in_ = d
+    model.converged_ = bool(arrays.get("converged", False))
+    model.n_iter_ = int(arrays.get("n_iter", 0))
+    model.lower_bound_ = means.dtype.type(arrays.get("lower_bound", -np.inf))
+    return model
+
+
+def _run_predict(args):
+    model = load_model(args.model)
+    X = _load_input(args)
+    _check_out_path(args.out)
+    if X.shape[1] != model.n_features_in_:
+        chosen = " chosen by --columns" if args.columns is not None else ""
+        raise CLIError(
+            f"{args.file} has {X.shape[1]} feature{'s' if X.shape[1] != 1 else ''}{chosen}, "
+            f"but the model in {args.model} has {model.n_features_in_}")
+    if args.proba:
+        values = model.predict_proba(X)
+        header = ",".join(f"p{j}" for j in range(values.shape[1]))
+        fmt = "%.10g"
+    else:
+        values = model.predict(X)
+        header, fmt = "label", "%d"
+    try:
+        if args.out is None:
+            np.savetxt(sys.stdout, values, fmt=fmt, delimiter=",", header=header, comments="")
+        else:
+            np.savetxt(args.out, values, fmt=fmt, delimiter=",", header=header, comments="")
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.out}: {exc.strerror or _one_line(exc)}") from None
+    return 0
+
+
+PREDICT_EXAMPLES = """\
+examples:
+  fastem fit data.csv -k 3 --out model.npz      # fit and save a model
+  fastem predict --model model.npz data.csv     # one label per row, on stdout
+  fastem predict --model model.npz new.tsv --proba --out proba.csv
+  fastem predict --model model.npz data.csv --columns x,y
+
+output: CSV with a header row: "label" and one component index (from 0) per
+row of FILE, or with --proba "p0,p1,..." and each component's posterior
+probability.
+"""
+
+
+def _add_predict_parser(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="label the rows of a data file with a model saved by fit --out",
+        description=(
+            "Assign each row of FILE to its most probable component (or, with --proba,\n"
+            "give every component's posterior probability) under a model that\n"
+            "`fastem fit --out model.npz` saved."
+        ),
+        epilog=PREDICT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE",
+                        help="data, one sample per row: CSV, TSV or .npy, with the model's features")
+    parser.add_argument("--model", metavar="MODEL.npz", required=True,
+                        help="model file written by fastem fit --out")
+    parser.add_argument("--proba", action="store_true",
+                        help="write each component's probability instead of the label")
+    parser.add_argument("--out", metavar="PATH", default=None,
+                        help="write the CSV to PATH instead of stdout")
+    _add_input_options(parser)
+    parser.set_defaults(handler=_run_predict)
 
 
 # ------------------------------------------------------------------ bench
@@ -604,6 +902,8 @@ def _add_bench_parser(subparsers):
     grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(bench.DEFAULT_GRID))
     parser = subparsers.add_parser(
         "bench",
+        epilog=BENCH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="time fastem against scikit-learn (and daal4py if installed)",
         description=(
             "Time one EM iteration (from the same initial parameters) and a whole default fit "
@@ -630,14 +930,56 @@ def _add_bench_parser(subparsers):
     parser.set_defaults(handler=_run_bench)
 
 
+BENCH_EXAMPLES = """\
+examples:
+  fastem bench --quick                          # the whole grid, N divided by 10
+  fastem bench --cases 0,diag:1e6:16:16 --threads 4 --json results.json
+  fastem bench --plot speedups.png
+"""
+
+MAIN_EXAMPLES = f"""\
+examples:
+  fastem fit                                    # the built-in 1-D example, against the truth
+  fastem fit data.csv -k 3 --covariance-type diag --out model.npz
+  fastem fit data.tsv --columns height,weight --json > fit.json
+  fastem predict --model model.npz new.csv --proba > proba.csv
+  fastem bench --quick
+
+exit status: 0 success; {EXIT_USAGE} bad usage or unreadable input; {EXIT_FIT_FAILED} the fit failed.
+Errors are one line on stderr. `fastem COMMAND --help` describes each command.
+"""
+
+FIT_EXAMPLES = f"""\
+examples:
+  fastem fit                                    # built-in example, compared with the truth
+  fastem fit data.csv                           # 2 full-covariance components
+  fastem fit data.csv -k 4 --covariance-type diag --n-init 3 --seed 1
+  fastem fit data.tsv --columns height,weight   # two columns, chosen by header name
+  fastem fit data.csv --columns 0,2 --json      # by 0-based index; JSON on stdout
+  fastem fit big.npy --mmap --threads 8 --out model.npz
+  fastem fit --plot fit.png                     # the built-in example's histogram and densities
+  fastem fit data.csv -k 3 --plot fit.png       # features 0 and 1 by component, with ellipses
+
+input: CSV or TSV text (a first row without numbers is a header; blank lines
+and # comments are skipped) or a .npy array; one sample per row.
+output: the per-component parameters, then log-likelihood, BIC, AIC, the
+iteration count and whether EM converged (with --json: the same as JSON).
+exit status: 0 success (also when EM stops at --max-iter: a warning line says
+so); {EXIT_USAGE} bad usage or unreadable input; {EXIT_FIT_FAILED} the fit failed.
+"""
+
+
 def _build_parser():
     parser = _ArgumentParser(
         prog="fastem",
         description="Fast, reproducible EM for Gaussian mixtures.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fastem {fastem.__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_fit_parser(subparsers)
+    _add_predict_parser(subparsers)
     _add_bench_parser(subparsers)
     return parser
 
@@ -653,8 +995,8 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit status: 0 on success, 2 for a usage or data error (reported as
-        one line on stderr).
+        Exit status: 0 on success, 2 for bad usage or unreadable input, 1 for
+        a fit that failed; errors are reported as one line on stderr.
     """
     parser = _build_parser()
     try:
@@ -665,6 +1007,6 @@ def main(argv=None):
         return args.handler(args)
     except CLIError as exc:
         print(f"fastem: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_FIT_FAILED if isinstance(exc, FitError) else EXIT_USAGE
     except SystemExit as exc:  # --help and --version exit through argparse
         return exc.code if isinstance(exc.code, int) else 0
