@@ -287,6 +287,8 @@ def test_errors_name_the_problem(fitted):
     X1, model1, X3, model3 = fitted
     with pytest.raises(NotFittedError):
         plotting.plot_density(GaussianMixture(2), X1, ax=_axes())
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        plotting.plot_density(model1, np.where(X1 > 0, X1, np.nan), ax=_axes())
     with pytest.raises(ValueError, match="X has 3 features, but the model was fitted with 1"):
         plotting.plot_density(model1, X3, ax=_axes())
     with pytest.raises(ValueError, match="feature=3 is out of range"):

@@ -14,9 +14,12 @@ From the command line: ``fastem fit FILE --plot out.png`` (and, without FILE,
 the built-in example's figure).  ``docs/figures/make_figures.py`` writes the
 README's figures with these functions.
 """
+import os
+
 import numpy as np
 
 from fastem._covariance import covariance_matrices
+from fastem._validation import check_array
 
 __all__ = [
     "plot_clusters",
@@ -92,15 +95,10 @@ def _fitted(model):
 
 
 def _data(X):
-    """X as a float64 (n_samples, n_features) array; a 1-D X is one feature."""
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise ValueError(f"X must be a non-empty 1-D or 2-D array, got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinity")
-    return X
+    """X checked as predict checks it, as float64; a 1-D X is one feature."""
+    if np.ndim(X) == 1:
+        X = np.reshape(X, (-1, 1))
+    return check_array(X, estimator_name=None, for_fit=False).astype(np.float64, copy=False)
 
 
 def _feature_index(feature, n_features, name="feature"):
@@ -496,8 +494,6 @@ def check_plot_path(path):
     ----------
     path : str or os.PathLike
     """
-    import os
-
     _import_matplotlib()
     from matplotlib.figure import Figure
 
