@@ -101,6 +101,31 @@ def covariance_type(name):
     return COVARIANCE_TYPES[name]
 
 
+def covariance_matrices(covariances, name, n_components, n_features):
+    """Every component's covariance as a D x D matrix, whatever the storage.
+
+    Parameters
+    ----------
+    covariances : array-like
+        ``covariances_`` as covariance type `name` stores it (see :meth:`CovarianceType.shape`).
+    name : str
+        The covariance type.
+    n_components, n_features : int
+
+    Returns
+    -------
+    ndarray of shape (n_components, n_features, n_features), float64
+        For "tied", a read-only view repeating the one shared matrix.
+    """
+    kind = COVARIANCE_TYPES[name]
+    blocks = kind.blocks(np.asarray(covariances, dtype=np.float64))
+    if kind.block == "variances":    # (n_blocks, D): a diagonal matrix each
+        blocks = blocks[:, :, None] * np.eye(n_features)
+    elif kind.block == "variance":   # (n_blocks,): one variance on every diagonal entry
+        blocks = blocks[:, None, None] * np.eye(n_features)
+    return np.broadcast_to(blocks, (n_components, n_features, n_features))
+
+
 def precision_cholesky_from_precisions(precisions, name):
     """Factors P with P P^T = precision (lower triangular for full/tied, as scikit-learn).
 

@@ -35,7 +35,7 @@ import numpy as np
 import fastem
 from fastem import GaussianMixture, bench
 from fastem import _covariance as cov_table
-from fastem._covariance import COVARIANCE_NAMES
+from fastem._covariance import COVARIANCE_NAMES, covariance_matrices
 from fastem._progress import Progress
 from fastem._sources import row_blocks
 from fastem.datasets import motivating_example
@@ -367,15 +367,7 @@ def _render_table(header, rows):
 
 def _covariance_matrices(model):
     """Every component's covariance as a (n_components, n_features, n_features) array."""
-    k, d = model.means_.shape
-    cov = np.asarray(model.covariances_, dtype=np.float64)
-    if model.covariance_type == "full":
-        return cov
-    if model.covariance_type == "tied":
-        return np.broadcast_to(cov, (k, d, d))
-    if model.covariance_type == "diag":
-        return cov[:, :, None] * np.eye(d)
-    return cov[:, None, None] * np.eye(d)  # spherical
+    return covariance_matrices(model.covariances_, model.covariance_type, *model.means_.shape)
 
 
 def _compact_vector(values):
@@ -547,6 +539,7 @@ def _run_fit(args):
     if args.file is None and (args.columns is not None or args.delimiter is not None):
         raise CLIError("--columns and --delimiter apply only to a FILE")
     _check_out_path(args.out)
+    _check_plot_path(args.plot)
 
     progress = Progress("fit", unit="iteration", quiet=args.quiet)
     model = GaussianMixture(
@@ -571,6 +564,8 @@ def _run_fit(args):
     for warning in caught:
         print(f"fastem: warning: {_one_line(warning.message)}", file=sys.stderr)
     if args.json:
+        if args.plot is not None:
+            _write_plot(args.plot, "write_model_plot", model, X, announce=False)
         return _print_fit_json(model, X, source, args, tol, max_iter)
 
     n, d = X.shape
@@ -606,6 +601,8 @@ def _run_fit(args):
     if args.out is not None:
         _save_model_or_fail(args.out, model)
         print(f"\nmodel saved to {args.out}")
+    if args.plot is not None:
+        _write_plot(args.plot, "write_model_plot", model, X)
     return 0
 
 
@@ -648,6 +645,33 @@ def _save_model_or_fail(path, model):
         save_model(path, model)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
+
+
+def _check_plot_path(path):
+    """--plot: matplotlib and a writable image name, checked before the work."""
+    if path is None:
+        return
+    try:
+        from fastem import plotting
+
+        plotting.check_plot_path(path)
+    except (ImportError, ValueError) as exc:
+        raise CLIError(f"--plot: {_one_line(exc)}") from None
+
+
+def _write_plot(path, writer, *args, announce=True):
+    """Write a figure with one of fastem.plotting's write_* functions.
+
+    `announce` prints where it went (not under --json, whose stdout is the document).
+    """
+    from fastem import plotting
+
+    try:
+        getattr(plotting, writer)(*args, path)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
+    if announce:
+        print(f"\nfigure saved to {path}")
 
 
 def _add_fit_parser(subparsers):
@@ -696,6 +720,11 @@ def _add_fit_parser(subparsers):
                         help="print the fit as JSON on stdout instead of the report (weights, "
                              "means, covariances, scores, n_iter, converged)")
     _add_progress_option(parser)
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save a figure of the fit (needs matplotlib: "
+                             'pip install "fastem[plot]"): for one feature, the histogram with '
+                             "each component's density and the mixture's; for more, features 0 "
+                             "and 1 coloured by component with 1 and 2 sigma ellipses")
     parser.set_defaults(handler=_run_fit)
 
 
@@ -734,6 +763,7 @@ def _run_select(args):
 
     if args.criterion == "held_out" and args.test is None:
         raise CLIError("--criterion held_out needs --test FILE (the held-out rows)")
+    _check_plot_path(args.plot)
     X = _load_input(args)
     X_test = None
     if args.test is not None:  # the same columns as FILE
@@ -758,6 +788,8 @@ def _run_select(args):
         json.dump({"criterion": result.criterion, "best_index": result.best_index_,
                    "best_params": result.best_params_, "table": result.table}, sys.stdout, indent=2)
         print()
+        if args.plot is not None:
+            _write_plot(args.plot, "write_selection_plot", result, announce=False)
         return 0
     n, d = X.shape
     print(f"fastem {fastem.__version__} model selection")
@@ -766,6 +798,8 @@ def _run_select(args):
           f"n_init={args.n_init}, max_iter={args.max_iter}, tol={args.tol:g}, seed={args.seed}")
     print()
     print(result.format_table())
+    if args.plot is not None:
+        _write_plot(args.plot, "write_selection_plot", result)
     return 0
 
 
@@ -818,6 +852,9 @@ def _add_select_parser(subparsers):
                         help="threads in all (default: OpenMP's limit, capped at the CPUs available)")
     parser.add_argument("--json", action="store_true",
                         help="print the criterion, the best candidate and the table as JSON instead")
+    parser.add_argument("--plot", metavar="FILE.png", default=None,
+                        help="save a figure of the score against K, one line per covariance "
+                             'type, the winner marked (needs matplotlib: pip install "fastem[plot]")')
     _add_input_options(parser)
     _add_progress_option(parser)
     parser.set_defaults(handler=_run_select)
@@ -1055,6 +1092,8 @@ examples:
   fastem fit data.tsv --columns height,weight   # two columns, chosen by header name
   fastem fit data.csv --columns 0,2 --json      # by 0-based index; JSON on stdout
   fastem fit big.npy --mmap --threads 8 --out model.npz
+  fastem fit --plot fit.png                     # the built-in example's histogram and densities
+  fastem fit data.csv -k 3 --plot fit.png       # features 0 and 1 by component, with ellipses
 
 input: CSV or TSV text (a first row without numbers is a header; blank lines
 and # comments are skipped) or a .npy array; one sample per row.
