@@ -10,9 +10,10 @@ times ``select`` two ways on the same threads:
 
 Both fit the same candidates bit for bit (checked on every run).  Every
 candidate runs exactly ``--iters`` EM iterations (tol=0), so the two modes do
-the same work.  Prints a Markdown table of medians and their ratio (the rule
-in fastem.select.PARALLEL_CANDIDATE_WORK comes from it), then the default grid
-K = 1..9 timed sequentially, in parallel and with the automatic rule.
+the same work.  Prints a Markdown table of medians and their ratio (the
+default of ``select(n_jobs=None)`` comes from it: see the comment among
+``fastem.select``'s module constants), then the default grid K = 1..9 timed
+sequentially, in parallel and with ``n_jobs=None``.
 
     python benchmarks/select_parallel.py [--threads 2] [--repeats 5] [--quick] [--grid-only]
 """

@@ -110,15 +110,13 @@ def test_parallel_and_sequential_schedules_give_identical_tables(three_blobs):
 
 
 def test_schedule_follows_the_measured_rule():
-    from types import SimpleNamespace
+    from fastem.select import _schedule
 
-    from fastem.select import PARALLEL_CANDIDATE_WORK, _schedule
-
-    rows = PARALLEL_CANDIDATE_WORK // (4 * 2)   # K = 4 at D = 2 is just at the boundary
-    source = SimpleNamespace(n_samples=rows, n_features=2)
-    assert _schedule([1, 2, 3, 4, 8], source, 2, None) == [([1, 2, 3], 2, 1), ([4, 8], 1, 2)]
-    assert _schedule([1, 2], source, 1, None) == [([1, 2], 1, 1)]  # one thread: nothing to share
-    assert _schedule([1, 8], source, 4, 2) == [([1, 8], 2, 2)]     # n_jobs shares the threads
+    # By default one candidate at a time, the kernels using every thread (measured).
+    assert _schedule([1, 2, 3, 4, 8], 2, None) == [([1, 2, 3, 4, 8], 1, 2)]
+    assert _schedule([1, 2], 1, None) == [([1, 2], 1, 1)]
+    assert _schedule([1, 8], 4, 2) == [([1, 8], 2, 2)]     # n_jobs shares the threads
+    assert _schedule([1, 8], 2, 4) == [([1, 8], 4, 1)]     # never fewer than one thread each
 
 
 def test_held_out_criterion_picks_the_highest_test_likelihood(make_blobs):

@@ -14,11 +14,10 @@ held-out log-likelihood, the loop people otherwise write around scikit-learn
   starts from them, each turning them into its own initial parameters as a
   plain fit does (the statistics of the nearest-centre assignment and one
   M-step).
-- **Parallel candidates only where that pays.** The kernels are already
-  parallel within a pass; a small candidate's pass is too short to keep the
-  threads busy, so small candidates are fitted several at a time, one kernel
-  thread each, and large ones one at a time with every thread (see
-  :data:`PARALLEL_CANDIDATE_WORK` for the measured rule).
+- **Parallel candidates only where that pays**, which on the 2-core machine
+  we measured was nowhere clearly: by default candidates are fitted one at a
+  time and the kernels use every thread within each pass; ``n_jobs`` fits
+  several at a time instead (the measurements are beside ``_schedule``).
 
 Random streams.  Each K gets one integer seed: ``random_state`` itself when
 it is an int; otherwise one draw per K (in the order of `n_components`) from
@@ -58,19 +57,16 @@ _CRITERION_LABELS = {
     "held_out": ("held-out log-likelihood per sample", "higher is better"),
 }
 
-# Work of one pass, n_samples * n_components * n_features, below which
-# candidates are fitted in parallel (one kernel thread each) rather than one
-# after the other with every kernel thread.  Measured by
-# benchmarks/select_parallel.py on 2 cores (4 covariance types at one K, 10
-# iterations, medians of 5; results in benchmarks/results/): parallel
-# candidates were 1.5-3x faster up to N*K*D = 1e7 and 1.0-1.1x at 3e7-1e8,
-# where each pass is long enough to keep both kernel threads busy.  Above the
-# boundary the gain is within noise, and one candidate at a time spares a
-# grid of unequal candidates its tail (the last, largest fit on one thread
-# while the others idle).  The cores were shared with other jobs, which hurts
-# the kernels' threads (they meet at a barrier every pass) more than
-# single-threaded candidates.
-PARALLEL_CANDIDATE_WORK = 20_000_000
+# n_jobs=None fits one candidate at a time on every kernel thread.  Measured
+# by benchmarks/select_parallel.py on an idle 2-core machine (4 covariance
+# types at one K, 10 iterations, medians of 5 and 7, two runs): two candidates
+# at a time on one kernel thread each were 0.51-0.88x as fast below
+# N*K*D = 3e5 (a small fit's Python steps then compete for the GIL), and
+# 0.87-1.08x above (within the run-to-run noise); the whole default grid (K =
+# 1..9, D = 4) gained 5-9 %.  An earlier run on a loaded machine had shown
+# 1.5-3x for parallel candidates: the kernels' threads meet at a barrier every
+# pass and suffer most from other jobs.  So the kernels keep the threads, and
+# n_jobs > 1 is there for machines where whole fits in parallel do pay.
 
 _RESULT_COLUMNS = ("n_components", "covariance_type", "score", "bic", "aic", "held_out",
                    "log_likelihood", "n_parameters", "converged", "n_iter", "seconds", "seed")
@@ -242,13 +238,10 @@ def select(
         Threads in all (None: as ``GaussianMixture(n_threads=None)``).
     n_jobs : int or None, default=None
         Candidates fitted at the same time, sharing the `n_threads` threads
-        between them.  None decides per K: candidates whose pass does less
-        than :data:`PARALLEL_CANDIDATE_WORK` (2e7) of ``n_samples *
-        n_components * n_features`` work are fitted `n_threads` at a time
-        with one kernel thread each, larger ones one at a time with all the
-        threads.  Measured on 2 cores, parallel candidates were 1.5-3x faster
-        up to 1e7 of that work, and 1.0-1.1x (even) from 3e7 on.  Results do
-        not depend on it.
+        between them.  None: one at a time, the kernels using every thread.
+        Measured on an idle 2-core machine, two candidates at a time were
+        0.5-0.9x as fast for small data (N * K * D below 3e5) and within
+        noise (0.87-1.08x) above.  Results do not depend on it.
     on_candidate : callable, default=None
         Called as ``on_candidate(done, total, params)`` after each candidate
         is fitted, from the calling thread, with the count done so far, the
@@ -309,7 +302,7 @@ def select(
         if X_test is not None:
             X_test = _check_test_data(X_test, source.n_features)
         seeds = _seeds(random_state, ks)
-        plan = _schedule(ks, source, total_threads, n_jobs)
+        plan = _schedule(ks, total_threads, n_jobs)
         candidates = [(k, name) for k in ks for name in types]
         rows, estimators = [None] * len(candidates), [None] * len(candidates)
         done = 0
@@ -394,25 +387,15 @@ def _seeds(random_state, ks):
 
 # ------------------------------------------------------------ scheduling
 
-def _schedule(ks, source, total_threads, n_jobs):
+def _schedule(ks, total_threads, n_jobs):
     """Groups of K fitted alike: a list of (ks, candidates at a time, kernel threads each).
 
-    Small candidates (see PARALLEL_CANDIDATE_WORK) go `total_threads` at a
-    time with one thread each; large ones one at a time with every thread;
-    an explicit `n_jobs` applies to all and shares the threads.
+    None: one candidate at a time with every thread (the measurements are in
+    the comment among this module's constants); an explicit `n_jobs`
+    fits that many at a time and shares the threads between them.
     """
-    if n_jobs is not None:
-        workers = n_jobs
-        return [(ks, workers, max(1, total_threads // workers))]
-    work = {k: source.n_samples * k * source.n_features for k in ks}
-    small = [k for k in ks if work[k] < PARALLEL_CANDIDATE_WORK and total_threads > 1]
-    large = [k for k in ks if k not in small]
-    plan = []
-    if small:
-        plan.append((small, total_threads, 1))
-    if large:
-        plan.append((large, 1, total_threads))
-    return plan
+    workers = 1 if n_jobs is None else n_jobs
+    return [(ks, workers, max(1, total_threads // workers))]
 
 
 def _map(workers, function, items, ordered=True):
