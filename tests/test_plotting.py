@@ -393,3 +393,16 @@ def _saved(tmp_path, X):
     path = tmp_path / "x.npy"
     np.save(path, X)
     return path
+
+
+def test_readme_plots_example_runs(tmp_path, monkeypatch, close_pyplot):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                if "from fastem.plotting import" in b]
+    monkeypatch.chdir(tmp_path)
+    matplotlib.use("Agg")
+    exec(compile(block, "README.md", "exec"), {})
+    _png(tmp_path / "plots.png", 1500, 400)

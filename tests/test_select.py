@@ -308,3 +308,19 @@ def test_memmap_scores_equal_the_estimators(tmp_path, three_blobs):
         assert result.table["bic"][i] == estimator.bic(mapped)
         assert_same_fit(estimator, GaussianMixture(estimator.n_components, covariance_type="diag",
                                                    random_state=0).fit(mapped))
+
+
+def test_readme_selection_example_runs_and_picks_three_full_components():
+    import pathlib
+    import re
+    import warnings
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                if "fastem.select(" in b]
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fastem.ConvergenceWarning)
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["result"].best_params_ == {"n_components": 3, "covariance_type": "full"}
+    assert namespace["held_out"].criterion == "held_out"
