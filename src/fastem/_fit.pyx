@@ -111,12 +111,15 @@ cdef int m_step_about(
             S = second + c * d * d
             C = covariances + c * d * d
             for i in range(d):
-                for j in range(d):
-                    # the kernel fills the upper triangle only
-                    value = S[i * d + j] if j >= i else S[j * d + i]
+                # The kernel fills the upper triangle only; compute it and mirror
+                # it, so the stored covariance is exactly symmetric (the products
+                # below, taken in the other order, could differ in the last bit).
+                for j in range(i, d):
+                    value = S[i * d + j]
                     value = value - (first[c * d + i] * delta[c * d + j] + first[c * d + j] * delta[c * d + i])
                     value = value + counts[c] * delta[c * d + i] * delta[c * d + j]
                     C[i * d + j] = value / counts_floor[c]
+                    C[j * d + i] = C[i * d + j]
                 C[i * d + i] += reg_covar
     elif cov_type == COVARIANCE_TIED:
         # sum_k sum_n r (x - mu_k)(x - mu_k)^T
@@ -125,12 +128,13 @@ cdef int m_step_about(
             for i in range(d):
                 delta[c * d + i] = means[c * d + i] - tied_shift[i]
         for i in range(d):
-            for j in range(d):
+            # upper triangle, mirrored: exactly symmetric (see the full case)
+            for j in range(i, d):
                 corr = 0.0
                 for c in range(k):
                     corr += delta[c * d + i] * counts_floor[c] * delta[c * d + j]
-                value = second[i * d + j] if j >= i else second[j * d + i]
-                covariances[i * d + j] = (value - corr) / nk_total
+                covariances[i * d + j] = (second[i * d + j] - corr) / nk_total
+                covariances[j * d + i] = covariances[i * d + j]
             covariances[i * d + i] += reg_covar
     else:
         for c in range(k):
