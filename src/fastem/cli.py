@@ -28,7 +28,10 @@ import json
 import math
 import os
 import sys
+import tokenize
 import warnings
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -177,12 +180,22 @@ def load_data(path, mmap=False, *, delimiter=None, columns=None):
 
 def _load_npy(path, mmap=False):
     try:
-        array = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+        # Mapped first, even to read into memory: mapping checks the header's
+        # shape against the file's size, where reading would first allocate
+        # what a damaged or hostile header claims (terabytes: MemoryError).
+        with warnings.catch_warnings():
+            # numpy warns of the overflow before it rejects an absurd shape.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            array = np.load(path, allow_pickle=False, mmap_mode="r")
+        if not mmap and isinstance(array, np.ndarray):
+            array = np.array(array)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
-    except (ValueError, EOFError) as exc:
+    except (ValueError, EOFError, tokenize.TokenError) as exc:
+        # TokenError: numpy's parser of old-style headers, on a mangled header.
         raise CLIError(f"cannot read {path} as a .npy file: {_one_line(exc)}") from None
     if not isinstance(array, np.ndarray):
+        array.close()  # an .npz archive, open until closed
         raise CLIError(f"{path}: expected a single .npy array")
     if array.dtype.kind not in "biuf":
         raise CLIError(f"{path}: expected real numbers, found dtype {array.dtype}")
@@ -888,18 +901,25 @@ def load_model(path):
     """
     not_a_model = f"{path}: not a fastem model (a .npz file saved by fastem fit --out)"
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy array
-            raise CLIError(not_a_model)
-        with archive:
-            missing = [key for key in _MODEL_KEYS if key not in archive.files]
-            if missing:
-                raise CLIError(f"{not_a_model}: no {', '.join(missing)}")
-            arrays = {key: archive[key] for key in archive.files}
+        # Our own handle: np.load leaves the file open when a damaged archive
+        # fails inside it.
+        with open(path, "rb") as fh:
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy array
+                raise CLIError(not_a_model)
+            with archive:
+                missing = [key for key in _MODEL_KEYS if key not in archive.files]
+                if missing:
+                    raise CLIError(f"{not_a_model}: no {', '.join(missing)}")
+                arrays = {key: archive[key] for key in archive.files}
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
-    except (ValueError, EOFError):
-        # np.load's own message (about pickles, for a text file) would mislead.
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+            RuntimeError):
+        # A damaged archive fails in zipfile (bad CRC, truncated directory, an
+        # unsupported compression or encryption flag: NotImplementedError,
+        # RuntimeError); np.load's own message (about pickles, for a text file)
+        # would mislead.
         raise CLIError(f"{not_a_model}: cannot read it as .npz") from None
 
     covariance_type = str(arrays["covariance_type"])
