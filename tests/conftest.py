@@ -92,3 +92,21 @@ def make_blobs(rng):
         return X[order], labels[order], centers, covariances
 
     return factory
+
+
+# Hypothesis profiles for the property and fuzz tests (tests/test_properties.py,
+# tests/test_fuzz.py). "default" is what CI runs: few examples, the same ones
+# every run (derandomized), so the suite's time is stable and a failure replays.
+# "long" is the soak: many fresh random examples, selected with
+# FASTEM_HYPOTHESIS_PROFILE=long (the README's development notes give the command).
+# No example database: runs leave nothing behind in the clone.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is in the test extra; without it those tests skip
+    pass
+else:
+    _hypothesis_settings.register_profile(
+        "default", max_examples=200, derandomize=True, database=None, print_blob=True)
+    _hypothesis_settings.register_profile(
+        "long", max_examples=2000, derandomize=False, database=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("FASTEM_HYPOTHESIS_PROFILE", "default"))
