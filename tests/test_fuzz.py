@@ -267,3 +267,70 @@ def test_inference_gives_finite_values_or_a_clear_error(fitted, X, method):
 @given(file=_FILES, options=_LOAD_OPTIONS)
 def test_load_data_long(tmp_path, file, options):
     _fuzz_load_data(tmp_path, file, options)
+
+
+# ------------------------------------------- regressions the fuzzing found
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("cut", [30, 200, -20])
+def test_truncated_model_file_is_a_cli_error_and_is_closed(tmp_path, model_bytes, cut):
+    # Was zipfile.BadZipFile out of load_model (a traceback from `fastem predict`),
+    # with the file left open.
+    path = tmp_path / "cut.npz"
+    path.write_bytes(model_bytes[:cut])
+    before = _open_fds()
+    with pytest.raises(CLIError, match="not a fastem model"):
+        load_model(str(path))
+    assert _open_fds() == before
+
+
+def test_model_file_with_a_bad_checksum_is_a_cli_error(tmp_path, model_bytes):
+    raw = bytearray(model_bytes)
+    # The first member's data starts after its 30-byte local header and name.
+    name_length = int.from_bytes(raw[26:28], "little")
+    extra_length = int.from_bytes(raw[28:30], "little")
+    raw[30 + name_length + extra_length + 100] ^= 0xFF
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CLIError, match="not a fastem model"):
+        load_model(str(path))
+
+
+def test_npy_with_a_mangled_header_is_a_cli_error(tmp_path):
+    # Was tokenize.TokenError out of load_data.
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros(3))
+    raw = bytearray(buffer.getvalue())
+    raw[raw.index(b"}")] = 0  # the header's closing brace becomes a NUL byte
+    path = tmp_path / "mangled.npy"
+    path.write_bytes(bytes(raw))
+    for mmap in (False, True):
+        with pytest.raises(CLIError, match="cannot read .* as a .npy file"):
+            load_data(str(path), mmap=mmap)
+
+
+@pytest.mark.parametrize("shape", [(10**11,), (10**9, 3), (2**62, 4)])
+def test_npy_header_claiming_more_than_the_file_is_a_cli_error(tmp_path, shape):
+    # Was MemoryError (an attempt to allocate what the header claims, 745 GiB).
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    path = tmp_path / "huge.npy"
+    path.write_bytes(buffer.getvalue() + bytes(64))
+    for mmap in (False, True):
+        with pytest.raises(CLIError, match="cannot read .* as a .npy file"):
+            load_data(str(path), mmap=mmap)
+
+
+def test_npy_read_into_memory_is_a_writable_copy(tmp_path):
+    # load_data maps the file before reading it: the result must still be an
+    # ordinary array in memory, not a view of the mapped file.
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(6.0).reshape(3, 2))
+    X = load_data(str(path))
+    assert type(X) is np.ndarray and X.flags.writeable and X.flags.owndata
+    assert np.array_equal(X, np.arange(6.0).reshape(3, 2))
