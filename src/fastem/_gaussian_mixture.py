@@ -7,11 +7,12 @@ through the compiled engine (fastem._em, the code the C API runs too) and
 inference.
 """
 import collections
+import math
 
 import numpy as np
 
 from fastem import _covariance as cov_table
-from fastem import _online
+from fastem import _online, _persistence
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
 from fastem._em import ModelArrays
@@ -557,3 +558,100 @@ def _weighted_sum(log_prob, sample_weight):
         return log_prob.sum(), log_prob.shape[0]
     positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
     return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
+
+
+class _GaussianMixtureFile:
+    """How a fitted GaussianMixture goes into a model file and comes back (fastem._persistence)."""
+
+    estimator = GaussianMixture
+    arrays = ("weights", "means", "covariances", "precisions_cholesky", "precisions", "lower_bounds")
+    attributes = {"n_features_in": int, "converged": bool, "n_iter": int, "lower_bound": float,
+                  "seen_weight": float, "feature_names_in": list}
+
+    @staticmethod
+    def dump(gm):
+        dtype = gm.means_.dtype
+        lower_bound = float(gm.lower_bound_)
+        attributes = {
+            "n_features_in": int(gm.n_features_in_), "converged": bool(gm.converged_),
+            "n_iter": int(gm.n_iter_),
+            # JSON has no infinity: max_iter=0 leaves -inf, saved as None.
+            "lower_bound": lower_bound if np.isfinite(lower_bound) else None,
+            "seen_weight": float(getattr(gm, "_seen_weight", 0.0)),
+            "feature_names_in": (None if getattr(gm, "feature_names_in_", None) is None
+                                 else [str(n) for n in gm.feature_names_in_]),
+        }
+        arrays = {key: np.asarray(getattr(gm, key + "_"), dtype=dtype) for key in _GaussianMixtureFile.arrays}
+        return attributes, arrays
+
+    @staticmethod
+    def load(params, attributes, arrays):
+        """Check what a model file holds and rebuild the fitted estimator (ValueError if wrong)."""
+        valid = GaussianMixture._get_param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown GaussianMixture parameters {unknown}")
+        gm = GaussianMixture(**params)
+        try:
+            gm._check_parameters()
+        except (TypeError, ValueError) as exc:   # InvalidParameterError is both
+            raise ValueError(f"invalid parameters: {exc}") from None
+        if set(attributes) != set(_GaussianMixtureFile.attributes):
+            raise ValueError(f"the header's attributes {sorted(attributes)} are not "
+                             f"{sorted(_GaussianMixtureFile.attributes)}")
+        for key, kind in _GaussianMixtureFile.attributes.items():
+            value = attributes[key]
+            if value is None and key in ("lower_bound", "feature_names_in"):
+                continue
+            if kind is float and type(value) is int:   # JSON writes 2.0 as 2 on some encoders
+                value = attributes[key] = float(value)
+            if type(value) is not kind:
+                raise ValueError(f"attribute {key} is {value!r}, not a {kind.__name__}")
+        if set(arrays) != set(_GaussianMixtureFile.arrays):
+            raise ValueError(f"the arrays {sorted(arrays)} are not {sorted(_GaussianMixtureFile.arrays)}")
+        k, d = gm.n_components, attributes["n_features_in"]
+        kind = cov_table.covariance_type(gm.covariance_type)
+        expected = {"weights": (k,), "means": (k, d), "covariances": kind.shape(k, d),
+                    "precisions_cholesky": kind.shape(k, d), "precisions": kind.shape(k, d)}
+        if d < 1:
+            raise ValueError(f"n_features_in is {d}")
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise ValueError(f"{key} has shape {arrays[key].shape}; a {gm.covariance_type} "
+                                 f"model of {k} components and {d} features needs {shape}")
+        from fastem._persistence import check_gaussian_parameters
+
+        check_gaussian_parameters(gm.covariance_type, arrays["weights"], arrays["means"],
+                                  arrays["covariances"], arrays["precisions_cholesky"])
+        dtype = arrays["means"].dtype
+        precisions = cov_table.precisions_from_cholesky(
+            arrays["precisions_cholesky"].astype(np.float64), gm.covariance_type)
+        scale = max(float(np.max(np.abs(precisions), initial=0.0)), np.finfo(dtype).tiny)
+        if not np.all(np.abs(arrays["precisions"] - precisions) <= 1e3 * np.finfo(dtype).eps * scale):
+            raise ValueError("precisions is not the product of precisions_cholesky with its transpose")
+        if arrays["lower_bounds"].ndim != 1 or not np.all(np.isfinite(arrays["lower_bounds"])):
+            raise ValueError("lower_bounds must be a vector of finite values")
+        if attributes["n_iter"] < 0:
+            raise ValueError(f"n_iter is {attributes['n_iter']}")
+        names = attributes["feature_names_in"]
+        if names is not None and (len(names) != d or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"feature_names_in must be {d} strings")
+        seen = attributes["seen_weight"]
+        if not (math.isfinite(seen) and seen >= 0):
+            raise ValueError(f"seen_weight is {seen!r}")
+        for key in ("weights", "means", "covariances", "precisions_cholesky", "precisions"):
+            setattr(gm, key + "_", arrays[key])
+        gm.n_features_in_ = d
+        if names is not None:
+            gm.feature_names_in_ = np.asarray(names, dtype=object)
+        gm._seen_weight = float(seen)
+        gm._fitted_covariance_type = gm.covariance_type
+        gm.converged_ = attributes["converged"]
+        gm.n_iter_ = attributes["n_iter"]
+        lower_bound = attributes["lower_bound"]
+        gm.lower_bound_ = dtype.type(-np.inf if lower_bound is None else lower_bound)
+        gm.lower_bounds_ = [dtype.type(b) for b in arrays["lower_bounds"]]
+        return gm
+
+
+_persistence.register("GaussianMixture", _GaussianMixtureFile)
