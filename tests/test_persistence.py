@@ -10,6 +10,7 @@ model that later returns NaN; pickles carry a state version.
 import io
 import json
 import os
+import pathlib
 import pickle
 import zipfile
 
@@ -332,6 +333,8 @@ HOSTILE = {
     "n_components a string": (_set(["params", "n_components"], "3"), "invalid parameters"),
     "unknown covariance type": (_set(["params", "covariance_type"], "round"), "invalid parameters"),
     "negative tol": (_set(["params", "tol"], -1.0), "invalid parameters"),
+    "callback a name": (_set(["params", "callback"], "os.system"), "invalid parameters"),
+    "n_components a float": (_set(["params", "n_components"], 3.0), "invalid parameters"),
     "n_features disagrees": (_set(["attributes", "n_features_in"], 2), "means has shape (3, 3)"),
     "n_features zero": (_set(["attributes", "n_features_in"], 0), "n_features_in is 0"),
     "converged a string": (_set(["attributes", "converged"], "yes"), "not a bool"),
@@ -521,3 +524,13 @@ def test_cli_predict_refuses_a_hostile_model_in_one_line(capsys, tmp_path, good_
     assert main(["predict", "--model", str(path), str(csv)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and "Upgrade fastem" in err
+
+
+def test_readme_example_runs(monkeypatch, tmp_path):
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    blocks = [block for block in blocks if "fastem.load(" in block]
+    assert len(blocks) == 1
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    assert len(os.listdir(tmp_path)) == 1
