@@ -75,6 +75,9 @@ def test_save_keeps_the_name_and_reads_from_a_file_object(tmp_path, rng):
     gm, X = _fit(rng, "diag")
     gm.save(str(tmp_path / "model"))          # no ".npz" appended
     assert sorted(os.listdir(tmp_path)) == ["model"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o666 & ~umask   # as open() makes it
     buffer = io.BytesIO()
     gm.save(buffer)
     buffer.seek(0)

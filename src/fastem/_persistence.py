@@ -31,11 +31,12 @@ Every estimator plugs in by registering a codec (:func:`register`): how to
 turn a fitted estimator into attributes and arrays, and how to check them
 and rebuild the estimator.
 """
+import contextlib
 import json
 import math
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 
@@ -103,27 +104,18 @@ def save(estimator, file):
     # file, and a failed save leaves the previous model in place.  The name is
     # kept as given (np.savez would append ".npz" to a bare name).
     path = os.fspath(file)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=".fastem-", suffix=".npz.part")
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)),
+                           f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
+    # os.open with 0o666 leaves the permissions to the umask, as open() would.
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **members)
         os.replace(partial, path)
     except BaseException:
-        with _ignored(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(partial)
         raise
-
-
-class _ignored:
-    def __init__(self, *kinds):
-        self.kinds = kinds
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, self.kinds)
 
 
 def _fastem_version():
