@@ -141,6 +141,20 @@ class GaussianMixture(EMEstimator):
     ``score``, ``bic`` and ``aic`` (an integer weight acts as repeating the
     row, zero as removing it), ``n_threads``, ``callback``, and online EM
     (:meth:`partial_fit`, with ``learning_decay`` and ``learning_offset``).
+
+    A component that loses all responsibility (every row's posterior for it
+    underflows to 0) is kept, not re-seeded, exactly as in scikit-learn: the
+    M-step adds 10 machine epsilons to every component's count, so its weight
+    becomes about ``10 * eps / n_samples`` (never 0), its mean its empty sums
+    over that floor (the origin), and its covariance ``reg_covar`` alone (the
+    identity times ``reg_covar`` for full; a tied component keeps the shared
+    covariance).  It stays finite and may win rows back in later iterations;
+    with ``reg_covar=0`` its covariance is 0 and the fit raises scikit-learn's
+    ill-defined-covariance ``ValueError``.  No NaN parameter is stored: data
+    whose squares overflow float64 (magnitudes above ~1.3e154) are refused
+    when fitting, float32 fits whose parameters overflow float32 raise, and
+    ``predict``/``predict_proba`` raise for rows whose density underflows to
+    0 under every component (``score_samples`` gives them ``-inf``).
     """
 
     def __init__(
