@@ -142,6 +142,20 @@ class GaussianMixture(EMEstimator):
     ``score``, ``bic`` and ``aic`` (an integer weight acts as repeating the
     row, zero as removing it), ``n_threads``, ``callback``, and online EM
     (:meth:`partial_fit`, with ``learning_decay`` and ``learning_offset``).
+
+    A component that loses all responsibility (every row's posterior for it
+    underflows to 0) is kept, not re-seeded, exactly as in scikit-learn: the
+    M-step adds 10 machine epsilons to every component's count, so its weight
+    becomes about ``10 * eps / n_samples`` (never 0), its mean its empty sums
+    over that floor (the origin), and its covariance ``reg_covar`` alone (the
+    identity times ``reg_covar`` for full; a tied component keeps the shared
+    covariance).  It stays finite and may win rows back in later iterations;
+    with ``reg_covar=0`` its covariance is 0 and the fit raises scikit-learn's
+    ill-defined-covariance ``ValueError``.  No NaN parameter is stored: data
+    whose squares overflow float64 (magnitudes above ~1.3e154) are refused
+    when fitting, float32 fits whose parameters overflow float32 raise, and
+    ``predict``/``predict_proba`` raise for rows whose density underflows to
+    0 under every component (``score_samples`` gives them ``-inf``).
     """
 
     def __init__(
@@ -437,8 +451,20 @@ class GaussianMixture(EMEstimator):
         X = self._validate_predict_data(X)
         index = ("log_prob", "resp", "labels").index(output)
         want = {f"want_{name}": name == output for name in ("log_prob", "resp", "labels")}
-        result = self._score(X, **want)[index]
-        return result.astype(X.dtype, copy=False) if cast and output != "labels" else result
+        # A row so far from every component that all its densities underflow
+        # to 0 has no posterior (0/0): refuse it rather than return a label or
+        # a row of zeros.  Its log-likelihood, -inf, is still a fair answer.
+        want["want_log_prob"] = True
+        scored = self._score(X, **want)
+        if output != "log_prob":
+            _refuse_underflowed_rows(scored[0])
+        result = scored[index]
+        if not cast or output == "labels":
+            return result
+        # A log-density below float32's range is -inf in float32: the true value's
+        # nearest, not an error.
+        with np.errstate(over="ignore"):
+            return result.astype(X.dtype, copy=False)
 
     def score_samples(self, X):
         """Log-likelihood of each row under the mixture.
@@ -558,6 +584,17 @@ def _weighted_sum(log_prob, sample_weight):
         return log_prob.sum(), log_prob.shape[0]
     positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
     return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
+
+
+def _refuse_underflowed_rows(log_prob):
+    """ValueError if some row's density is 0 under every component."""
+    lost = np.flatnonzero(np.isneginf(log_prob))
+    if lost.size:
+        raise ValueError(
+            f"{lost.size} row(s) of X (the first: row {lost[0]}) lie so far from every "
+            "component that their densities underflow to zero, so their posterior "
+            "probabilities are undefined. Scale X as the training data were scaled."
+        )
 
 
 class _GaussianMixtureFile:
