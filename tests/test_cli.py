@@ -23,10 +23,9 @@ import fastem
 from fastem.cli import load_model, main, save_model
 from fastem.datasets import motivating_example
 
-NPZ_KEYS = {
-    "weights", "means", "covariances", "precisions_cholesky",
-    "covariance_type", "lower_bound", "n_iter", "converged",
-}
+# The members of a model file (fastem._persistence): a JSON header and the fitted arrays.
+NPZ_KEYS = {"header", "weights", "means", "covariances", "precisions_cholesky", "precisions",
+            "lower_bounds"}
 
 
 def run_cli(capsys, *argv):
@@ -86,7 +85,7 @@ def test_builtin_example_recovers_true_parameters(capsys, tmp_path):
 
     with np.load(out_path) as saved:
         assert set(saved.files) == NPZ_KEYS
-        assert bool(saved["converged"])
+        assert json.loads(saved["header"].tobytes())["attributes"]["converged"] is True
         order = np.argsort(saved["means"][:, 0])
         weights = saved["weights"][order]
         means = saved["means"][order, 0]
@@ -191,10 +190,11 @@ def test_saved_and_printed_values_equal_the_estimator(capsys, tmp_path, blobs_2d
         assert set(saved.files) == NPZ_KEYS
         for key in ["weights", "means", "covariances", "precisions_cholesky"]:
             assert_array_equal(saved[key], getattr(model, key + "_"), err_msg=key)
-        assert saved["covariance_type"].item() == covariance_type
-        assert saved["lower_bound"].item() == model.lower_bound_
-        assert saved["n_iter"].item() == model.n_iter_
-        assert saved["converged"].item() == model.converged_
+        header = json.loads(saved["header"].tobytes())
+        assert header["params"]["covariance_type"] == covariance_type
+        assert header["attributes"]["lower_bound"] == model.lower_bound_
+        assert header["attributes"]["n_iter"] == model.n_iter_
+        assert header["attributes"]["converged"] == model.converged_
 
     # Every fitted number appears in the report at the printed precision.
     printed = set(re.findall(r"\S+", out))
@@ -499,6 +499,7 @@ def _npz(path, **arrays):
 
 
 def _model_arrays(**changes):
+    """The arrays fastem fit --out wrote before model files had a header."""
     arrays = dict(weights=np.array([0.5, 0.5]), means=np.zeros((2, 2)),
                   covariances=np.ones((2, 2)), precisions_cholesky=np.ones((2, 2)),
                   covariance_type=np.str_("diag"))
@@ -506,21 +507,39 @@ def _model_arrays(**changes):
     return {key: value for key, value in arrays.items() if value is not None}
 
 
+def _saved_and_edited(path, edit):
+    """A model file fastem saved, its JSON header and arrays then changed by `edit`."""
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    fastem.GaussianMixture(2, covariance_type="diag", random_state=0).fit(X).save(path)
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    header = json.loads(arrays.pop("header").tobytes())
+    edit(header, arrays)
+    return _npz(path, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+
+
 PREDICT_ERRORS = {
     "model is a .npy": (lambda tmp: _save(tmp / "m.npy", np.ones(3)), "not a fastem model"),
     "model is text": (lambda tmp: _write(tmp / "m.npz", "1,2\n"), "not a fastem model"),
     "model file missing": (lambda tmp: tmp / "absent.npz", "No such file"),
-    "model lacks means": (lambda tmp: _npz(tmp / "m.npz", **_model_arrays(means=None)),
-                          "not a fastem model (a .npz file saved by fastem fit --out): no means"),
+    "model from before the format header": (
+        lambda tmp: _npz(tmp / "m.npz", **_model_arrays()),
+        "not a fastem model file (no header); it looks like a model saved by fastem fit --out"),
+    "model lacks means": (
+        lambda tmp: _saved_and_edited(tmp / "m.npz", lambda h, a: a.pop("means")),
+        "do not match its header; missing: means"),
     "unknown covariance type": (
-        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(covariance_type=np.str_("round"))),
-        "unknown covariance_type 'round'"),
+        lambda tmp: _saved_and_edited(
+            tmp / "m.npz", lambda h, a: h["params"].update(covariance_type="round")),
+        "invalid parameters: The 'covariance_type' parameter"),
     "covariances of the wrong shape": (
-        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(covariances=np.ones((2, 2, 2)))),
+        lambda tmp: _saved_and_edited(
+            tmp / "m.npz", lambda h, a: (a.update(covariances=np.ones((2, 2, 2))),
+                                         h["arrays"].update(covariances=[2, 2, 2]))),
         "covariances has shape (2, 2, 2)"),
     "non-finite means": (
-        lambda tmp: _npz(tmp / "m.npz", **_model_arrays(means=np.full((2, 2), np.nan))),
-        "means must hold finite"),
+        lambda tmp: _saved_and_edited(tmp / "m.npz", lambda h, a: a["means"].fill(np.nan)),
+        "means holds NaN or infinite values"),
 }
 
 

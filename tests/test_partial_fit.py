@@ -317,7 +317,7 @@ def test_bad_chunks_are_refused_and_leave_the_model_alone(rng):
         gm.partial_fit(X, sample_weight=-np.ones(len(X)))
     with pytest.raises(ValueError, match="Found array with 0 sample"):
         gm.partial_fit(X[:0])
-    with pytest.raises(ValueError, match="The log-likelihood is not finite"):
+    with pytest.raises(ValueError, match="The log-likelihood is not finite|overflow float64"):
         gm.partial_fit(X + 1e200)
     after = pickle.loads(before)
     assert_same_model(gm, after)

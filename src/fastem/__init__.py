@@ -5,6 +5,7 @@ whose E-step and M-step statistics are computed in one fused Cython/OpenMP pass
 over the data per iteration.
 """
 from fastem._gaussian_mixture import GaussianMixture
+from fastem._persistence import load
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
 from fastem.exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
 from fastem.select import SelectionResult, select
@@ -33,6 +34,7 @@ __all__ = [
     "built_with_openmp",
     "effective_n_threads",
     "get_include",
+    "load",
     "openmp_disabled_by_build",
     "select",
     "SelectionResult",

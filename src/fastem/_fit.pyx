@@ -94,9 +94,11 @@ cdef int m_step_about(
     cdef const double* S
     cdef double* C
     cdef double* delta
+    cdef double* err
     cdef double nk_total = 0.0, corr, value
     cdef int64_t c, i, j
-    delta = <double*>malloc(k * d * sizeof(double))
+    # delta (K, D), then the tied M-step's err (K, D)
+    delta = <double*>malloc(2 * k * d * sizeof(double))
     if delta == NULL:
         return STATUS_NO_MEMORY
     for c in range(k):
@@ -123,16 +125,27 @@ cdef int m_step_about(
                 C[i * d + i] += reg_covar
     elif cov_type == COVARIANCE_TIED:
         # sum_k sum_n r (x - mu_k)(x - mu_k)^T
-        #   = sum_n w (x - c)(x - c)^T - sum_k N_k (mu_k - c)(mu_k - c)^T
+        #   = sum_n w (x - c)(x - c)^T - sum_k [F_k delta_k^T + delta_k F_k^T - N_k delta_k delta_k^T]
+        # with delta_k = mu_k - c and F_k = sum_n r (x - c) = S1_k + N_k (m_k - c).
+        # Without the count floor F_k = N_k delta_k and the bracket is
+        # N_k delta_k delta_k^T; with it, mu_k sits COUNT_FLOOR / N_k (relative)
+        # nearer the origin -- an ulp of mu_k -- and that short form turned the
+        # zero scatter of constant data at 1e150 into -1e269.  So the bracket is
+        # N_k delta delta^T + delta e^T + e delta^T with the small e_k = F_k - N_k delta_k
+        # (the short form's terms plus a correction of their size or less), and
+        # the upper triangle is mirrored so that the result is exactly symmetric.
+        err = delta + k * d
         for c in range(k):
             for i in range(d):
                 delta[c * d + i] = means[c * d + i] - tied_shift[i]
+                err[c * d + i] = (first[c * d + i] + counts[c] * (shift_means[c * d + i] - tied_shift[i])
+                                  - counts[c] * delta[c * d + i])
         for i in range(d):
-            # upper triangle, mirrored: exactly symmetric (see the full case)
             for j in range(i, d):
                 corr = 0.0
                 for c in range(k):
-                    corr += delta[c * d + i] * counts_floor[c] * delta[c * d + j]
+                    corr += (counts[c] * delta[c * d + i] * delta[c * d + j]
+                             + (delta[c * d + i] * err[c * d + j] + err[c * d + i] * delta[c * d + j]))
                 covariances[i * d + j] = (second[i * d + j] - corr) / nk_total
                 covariances[j * d + i] = covariances[i * d + j]
             covariances[i * d + i] += reg_covar

@@ -7,11 +7,12 @@ through the compiled engine (fastem._em, the code the C API runs too) and
 inference.
 """
 import collections
+import math
 
 import numpy as np
 
 from fastem import _covariance as cov_table
-from fastem import _online
+from fastem import _online, _persistence
 from fastem._base import EMEstimator, FitData
 from fastem._blas_threads import single_threaded_blas
 from fastem._em import ModelArrays
@@ -141,6 +142,20 @@ class GaussianMixture(EMEstimator):
     ``score``, ``bic`` and ``aic`` (an integer weight acts as repeating the
     row, zero as removing it), ``n_threads``, ``callback``, and online EM
     (:meth:`partial_fit`, with ``learning_decay`` and ``learning_offset``).
+
+    A component that loses all responsibility (every row's posterior for it
+    underflows to 0) is kept, not re-seeded, exactly as in scikit-learn: the
+    M-step adds 10 machine epsilons to every component's count, so its weight
+    becomes about ``10 * eps / n_samples`` (never 0), its mean its empty sums
+    over that floor (the origin), and its covariance ``reg_covar`` alone (the
+    identity times ``reg_covar`` for full; a tied component keeps the shared
+    covariance).  It stays finite and may win rows back in later iterations;
+    with ``reg_covar=0`` its covariance is 0 and the fit raises scikit-learn's
+    ill-defined-covariance ``ValueError``.  No NaN parameter is stored: data
+    whose squares overflow float64 (magnitudes above ~1.3e154) are refused
+    when fitting, float32 fits whose parameters overflow float32 raise, and
+    ``predict``/``predict_proba`` raise for rows whose density underflows to
+    0 under every component (``score_samples`` gives them ``-inf``).
     """
 
     def __init__(
@@ -436,8 +451,20 @@ class GaussianMixture(EMEstimator):
         X = self._validate_predict_data(X)
         index = ("log_prob", "resp", "labels").index(output)
         want = {f"want_{name}": name == output for name in ("log_prob", "resp", "labels")}
-        result = self._score(X, **want)[index]
-        return result.astype(X.dtype, copy=False) if cast and output != "labels" else result
+        # A row so far from every component that all its densities underflow
+        # to 0 has no posterior (0/0): refuse it rather than return a label or
+        # a row of zeros.  Its log-likelihood, -inf, is still a fair answer.
+        want["want_log_prob"] = True
+        scored = self._score(X, **want)
+        if output != "log_prob":
+            _refuse_underflowed_rows(scored[0])
+        result = scored[index]
+        if not cast or output == "labels":
+            return result
+        # A log-density below float32's range is -inf in float32: the true value's
+        # nearest, not an error.
+        with np.errstate(over="ignore"):
+            return result.astype(X.dtype, copy=False)
 
     def score_samples(self, X):
         """Log-likelihood of each row under the mixture.
@@ -557,3 +584,111 @@ def _weighted_sum(log_prob, sample_weight):
         return log_prob.sum(), log_prob.shape[0]
     positive = sample_weight > 0  # a zero weight removes the row, even at -inf density
     return np.dot(sample_weight[positive], log_prob[positive]), sample_weight.sum()
+
+
+def _refuse_underflowed_rows(log_prob):
+    """ValueError if some row's density is 0 under every component."""
+    lost = np.flatnonzero(np.isneginf(log_prob))
+    if lost.size:
+        raise ValueError(
+            f"{lost.size} row(s) of X (the first: row {lost[0]}) lie so far from every "
+            "component that their densities underflow to zero, so their posterior "
+            "probabilities are undefined. Scale X as the training data were scaled."
+        )
+
+
+class _GaussianMixtureFile:
+    """How a fitted GaussianMixture goes into a model file and comes back (fastem._persistence)."""
+
+    estimator = GaussianMixture
+    arrays = ("weights", "means", "covariances", "precisions_cholesky", "precisions", "lower_bounds")
+    attributes = {"n_features_in": int, "converged": bool, "n_iter": int, "lower_bound": float,
+                  "seen_weight": float, "feature_names_in": list}
+
+    @staticmethod
+    def dump(gm):
+        dtype = gm.means_.dtype
+        lower_bound = float(gm.lower_bound_)
+        attributes = {
+            "n_features_in": int(gm.n_features_in_), "converged": bool(gm.converged_),
+            "n_iter": int(gm.n_iter_),
+            # JSON has no infinity: max_iter=0 leaves -inf, saved as None.
+            "lower_bound": lower_bound if np.isfinite(lower_bound) else None,
+            "seen_weight": float(getattr(gm, "_seen_weight", 0.0)),
+            "feature_names_in": (None if getattr(gm, "feature_names_in_", None) is None
+                                 else [str(n) for n in gm.feature_names_in_]),
+        }
+        arrays = {key: np.asarray(getattr(gm, key + "_"), dtype=dtype) for key in _GaussianMixtureFile.arrays}
+        return attributes, arrays
+
+    @staticmethod
+    def load(params, attributes, arrays):
+        """Check what a model file holds and rebuild the fitted estimator (ValueError if wrong)."""
+        valid = GaussianMixture._get_param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown GaussianMixture parameters {unknown}")
+        gm = GaussianMixture(**params)
+        try:
+            gm._check_parameters()
+        except (TypeError, ValueError) as exc:   # InvalidParameterError is both
+            raise ValueError(f"invalid parameters: {exc}") from None
+        if set(attributes) != set(_GaussianMixtureFile.attributes):
+            raise ValueError(f"the header's attributes {sorted(attributes)} are not "
+                             f"{sorted(_GaussianMixtureFile.attributes)}")
+        for key, kind in _GaussianMixtureFile.attributes.items():
+            value = attributes[key]
+            if value is None and key in ("lower_bound", "feature_names_in"):
+                continue
+            if kind is float and type(value) is int:   # JSON writes 2.0 as 2 on some encoders
+                value = attributes[key] = float(value)
+            if type(value) is not kind:
+                raise ValueError(f"attribute {key} is {value!r}, not a {kind.__name__}")
+        if set(arrays) != set(_GaussianMixtureFile.arrays):
+            raise ValueError(f"the arrays {sorted(arrays)} are not {sorted(_GaussianMixtureFile.arrays)}")
+        k, d = gm.n_components, attributes["n_features_in"]
+        kind = cov_table.covariance_type(gm.covariance_type)
+        expected = {"weights": (k,), "means": (k, d), "covariances": kind.shape(k, d),
+                    "precisions_cholesky": kind.shape(k, d), "precisions": kind.shape(k, d)}
+        if d < 1:
+            raise ValueError(f"n_features_in is {d}")
+        for key, shape in expected.items():
+            if arrays[key].shape != shape:
+                raise ValueError(f"{key} has shape {arrays[key].shape}; a {gm.covariance_type} "
+                                 f"model of {k} components and {d} features needs {shape}")
+        from fastem._persistence import check_gaussian_parameters
+
+        check_gaussian_parameters(gm.covariance_type, arrays["weights"], arrays["means"],
+                                  arrays["covariances"], arrays["precisions_cholesky"])
+        dtype = arrays["means"].dtype
+        precisions = cov_table.precisions_from_cholesky(
+            arrays["precisions_cholesky"].astype(np.float64), gm.covariance_type)
+        scale = max(float(np.max(np.abs(precisions), initial=0.0)), np.finfo(dtype).tiny)
+        if not np.all(np.abs(arrays["precisions"] - precisions) <= 1e3 * np.finfo(dtype).eps * scale):
+            raise ValueError("precisions is not the product of precisions_cholesky with its transpose")
+        if arrays["lower_bounds"].ndim != 1 or not np.all(np.isfinite(arrays["lower_bounds"])):
+            raise ValueError("lower_bounds must be a vector of finite values")
+        if attributes["n_iter"] < 0:
+            raise ValueError(f"n_iter is {attributes['n_iter']}")
+        names = attributes["feature_names_in"]
+        if names is not None and (len(names) != d or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"feature_names_in must be {d} strings")
+        seen = attributes["seen_weight"]
+        if not (math.isfinite(seen) and seen >= 0):
+            raise ValueError(f"seen_weight is {seen!r}")
+        for key in ("weights", "means", "covariances", "precisions_cholesky", "precisions"):
+            setattr(gm, key + "_", arrays[key])
+        gm.n_features_in_ = d
+        if names is not None:
+            gm.feature_names_in_ = np.asarray(names, dtype=object)
+        gm._seen_weight = float(seen)
+        gm._fitted_covariance_type = gm.covariance_type
+        gm.converged_ = attributes["converged"]
+        gm.n_iter_ = attributes["n_iter"]
+        lower_bound = attributes["lower_bound"]
+        gm.lower_bound_ = dtype.type(-np.inf if lower_bound is None else lower_bound)
+        gm.lower_bounds_ = [dtype.type(b) for b in arrays["lower_bounds"]]
+        return gm
+
+
+_persistence.register("GaussianMixture", _GaussianMixtureFile)

@@ -293,6 +293,25 @@ def _assert_all_finite(X, input_name, estimator_name):
     raise ValueError(message)
 
 
+# Above this magnitude a squared value overflows float64 (sqrt of its largest
+# finite value): the covariances of such data cannot be represented, and EM
+# would end in overflow warnings and a misleading "ill-defined covariance".
+_LARGEST_FIT_MAGNITUDE = float(np.sqrt(np.finfo(np.float64).max))
+
+
+def _assert_squares_finite(X, input_name):
+    # float32 stops at 3.4e38, far below: only float64 data need the two passes.
+    if X.size == 0 or X.dtype != np.float64:
+        return
+    peak = max(abs(float(np.max(X))), abs(float(np.min(X))))
+    if peak > _LARGEST_FIT_MAGNITUDE:
+        raise ValueError(
+            f"Input {input_name} contains values of magnitude {peak:.3g}, above "
+            f"{_LARGEST_FIT_MAGNITUDE:.3g}: their squares, and so the covariances, overflow "
+            "float64. Rescale the data (for instance with sklearn.preprocessing.StandardScaler)."
+        )
+
+
 def _numeric_array(X, for_fit):
     """X as an ndarray: float32/float64 for fit, any numeric dtype otherwise."""
     dtype = getattr(X, "dtype", None)
@@ -397,6 +416,8 @@ def check_array(
         raise ValueError(f"Found array with dim {array.ndim}, while dim <= 2 is required{by}.")
     if array.dtype.kind == "f":
         _assert_all_finite(array, input_name, estimator_name)
+        if for_fit and estimator_name is not None:
+            _assert_squares_finite(array, input_name)
     if ensure_min_samples > 0:
         if array.ndim == 0:
             raise TypeError(

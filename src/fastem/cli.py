@@ -30,14 +30,11 @@ import os
 import sys
 import tokenize
 import warnings
-import zipfile
-import zlib
 
 import numpy as np
 
 import fastem
 from fastem import GaussianMixture, bench
-from fastem import _covariance as cov_table
 from fastem._covariance import COVARIANCE_NAMES, covariance_matrices
 from fastem._progress import Progress
 from fastem._sources import row_blocks
@@ -500,33 +497,21 @@ def _check_out_path(path, option="--out"):
 
 
 def save_model(path, model):
-    """Write the fitted parameters to `path` (an ``.npz`` archive, name kept as given).
+    """Write the fitted model to `path` in fastem's model format (``model.save``).
 
     Parameters
     ----------
     path : str
+        Written under the name given (no ``.npz`` appended).
     model : fitted GaussianMixture
 
     Notes
     -----
-    Keys: ``weights``, ``means``, ``covariances``, ``precisions_cholesky`` (the
-    estimator's arrays as they are), ``covariance_type`` (0-d str array),
-    ``lower_bound`` (float), ``n_iter`` (int), ``converged`` (bool).  Every
-    entry loads with ``np.load(path)``, no pickling needed.
+    The file is the one :meth:`fastem.GaussianMixture.save` writes and
+    :func:`fastem.load` reads: an ``.npz`` archive with a JSON header and the
+    fitted arrays, readable without pickle.
     """
-    # An open file keeps np.savez from appending ".npz" to a name without it.
-    with open(path, "wb") as fh:
-        np.savez(
-            fh,
-            weights=model.weights_,
-            means=model.means_,
-            covariances=model.covariances_,
-            precisions_cholesky=model.precisions_cholesky_,
-            covariance_type=np.str_(model.covariance_type),
-            lower_bound=np.float64(model.lower_bound_),
-            n_iter=np.int64(model.n_iter_),
-            converged=np.bool_(model.converged_),
-        )
+    model.save(path)
 
 
 def _run_fit(args):
@@ -875,82 +860,30 @@ def _add_select_parser(subparsers):
 
 # ------------------------------------------------------------------ predict
 
-# What a model file must hold: the arrays save_model writes that define the model.
-_MODEL_KEYS = ("weights", "means", "covariances", "precisions_cholesky", "covariance_type")
-
-
 def load_model(path):
-    """Rebuild the fitted GaussianMixture that :func:`save_model` wrote to `path`.
+    """The fitted estimator that ``fastem fit --out`` (or ``est.save``) wrote to `path`.
 
     Parameters
     ----------
     path : str
-        An ``.npz`` file written by ``fastem fit --out`` (or ``save_model``).
 
     Returns
     -------
     GaussianMixture
-        Fitted: ``predict``, ``predict_proba``, ``score_samples``, ``score``
-        and ``sample`` work as on the estimator that was saved.
+        Fitted, as :func:`fastem.load` returns it.
 
     Raises
     ------
     CLIError
-        If the file cannot be read, is not an ``.npz`` archive, or does not
-        hold a consistent Gaussian mixture (keys, covariance type, shapes).
+        If the file cannot be read or is not a fastem model file (the
+        message is :func:`fastem.load`'s).
     """
-    not_a_model = f"{path}: not a fastem model (a .npz file saved by fastem fit --out)"
     try:
-        # Our own handle: np.load leaves the file open when a damaged archive
-        # fails inside it.
-        with open(path, "rb") as fh:
-            archive = np.load(fh, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):  # a .npy array
-                raise CLIError(not_a_model)
-            with archive:
-                missing = [key for key in _MODEL_KEYS if key not in archive.files]
-                if missing:
-                    raise CLIError(f"{not_a_model}: no {', '.join(missing)}")
-                arrays = {key: archive[key] for key in archive.files}
+        return fastem.load(path)
     except OSError as exc:
         raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
-    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
-            RuntimeError):
-        # A damaged archive fails in zipfile (bad CRC, truncated directory, an
-        # unsupported compression or encryption flag: NotImplementedError,
-        # RuntimeError); np.load's own message (about pickles, for a text file)
-        # would mislead.
-        raise CLIError(f"{not_a_model}: cannot read it as .npz") from None
-
-    covariance_type = str(arrays["covariance_type"])
-    if covariance_type not in COVARIANCE_NAMES:
-        raise CLIError(f"{path}: unknown covariance_type {covariance_type!r}")
-    weights, means = arrays["weights"], arrays["means"]
-    if weights.ndim != 1 or means.ndim != 2 or means.shape[0] != weights.shape[0]:
-        raise CLIError(f"{path}: weights of shape {weights.shape} and means of shape "
-                       f"{means.shape} do not describe one mixture")
-    k, d = means.shape
-    expected = cov_table.covariance_type(covariance_type).shape(k, d)
-    for key in ("covariances", "precisions_cholesky"):
-        if arrays[key].shape != expected:
-            raise CLIError(f"{path}: {key} has shape {arrays[key].shape}; a {covariance_type} "
-                           f"model of {k} components and {d} features needs {expected}")
-    for key in ("weights", "means", "covariances", "precisions_cholesky"):
-        if arrays[key].dtype.kind != "f" or not np.all(np.isfinite(arrays[key])):
-            raise CLIError(f"{path}: {key} must hold finite floating-point numbers")
-
-    model = GaussianMixture(n_components=k, covariance_type=covariance_type)
-    model.weights_ = weights
-    model.means_ = means
-    model.covariances_ = arrays["covariances"]
-    model.precisions_cholesky_ = arrays["precisions_cholesky"]
-    model.precisions_ = cov_table.precisions_from_cholesky(
-        arrays["precisions_cholesky"], covariance_type).astype(means.dtype, copy=False)
-    model.n_features_in_ = d
-    model.converged_ = bool(arrays.get("converged", False))
-    model.n_iter_ = int(arrays.get("n_iter", 0))
-    model.lower_bound_ = means.dtype.type(arrays.get("lower_bound", -np.inf))
-    return model
+    except ValueError as exc:
+        raise CLIError(_one_line(exc)) from None
 
 
 def _run_predict(args):
