@@ -11,9 +11,8 @@
   same start.
 
 The longer run of the peer-breaking problems (ten iterations against
-scikit-learn, which takes ~15 s on two cores) runs with FASTEM_SOAK=1.
+scikit-learn, which takes ~15 s on two cores) carries the ``soak`` marker: ``-m soak``.
 """
-import os
 import warnings
 
 import numpy as np
@@ -29,7 +28,6 @@ from _helpers import COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree
 # few iterations of chaotic growth a random problem allows.
 RTOL = 1e-6
 COUNT_FLOOR = 10 * np.finfo(np.float64).eps
-SOAK = os.environ.get("FASTEM_SOAK", "") not in ("", "0")
 
 
 def _both(X, **params):
@@ -198,7 +196,7 @@ def _peer_data(seed, n, d):
                          ids=[f"{p[0]}-N{p[1]}-D{p[2]}-K{p[3]}" for p in PEER_PROBLEMS])
 def test_peer_breaking_problem_agrees_with_sklearn(seed, covariance_type, n, d, k):
     # Two iterations keep scikit-learn's share of the default run short
-    # (FASTEM_SOAK=1 runs ten, below).
+    # (the soak run, below, compares ten).
     X = _peer_data(seed, n, d)
     params = dict(n_components=k, covariance_type=covariance_type, init_params="random_from_data",
                   random_state=0, max_iter=2, tol=0.0)
@@ -225,7 +223,7 @@ def test_peer_breaking_problem_fits_to_convergence(seed, covariance_type, n, d, 
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
 
 
-@pytest.mark.skipif(not SOAK, reason="long run: set FASTEM_SOAK=1")
+@pytest.mark.soak
 @pytest.mark.parametrize("covariance_type, n, d, k", PEER_PROBLEMS,
                          ids=[f"{p[0]}-N{p[1]}-D{p[2]}-K{p[3]}" for p in PEER_PROBLEMS])
 def test_peer_breaking_problem_agrees_with_sklearn_over_ten_iterations(seed, covariance_type, n, d, k):
