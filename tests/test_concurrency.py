@@ -263,24 +263,32 @@ INTERRUPTS = {"interrupt_main": _thread.interrupt_main, "SIGINT": _send_sigint}
 def _interrupt_during_fit(gm, fit, interrupt, at_iteration=2):
     """Run `fit`, interrupted from a timer thread while iteration `at_iteration` + 1 runs.
 
-    Returns how many iterations the fit completed after the interrupt was sent.
+    Returns how many iterations the fit completed after the interrupt arrived.
     """
     done, sent_after = [], []
 
     def send():
-        sent_after.append(len(done))
         interrupt()
+        # Counted once the interrupt is pending, not before sending it: on a
+        # loaded machine this thread can wait several iterations for the GIL
+        # between the two lines, and those iterations ran before the interrupt.
+        sent_after.append(len(done))
+
+    timers = []
 
     def callback(it):
         done.append(it.n_iter)
         if len(done) == at_iteration:
-            threading.Timer(0.0, send).start()
+            timers.append(threading.Timer(0.0, send))
+            timers[0].start()
 
     gm.set_params(callback=callback)
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("KeyboardInterrupt is delivered to the main thread")
     with pytest.raises(KeyboardInterrupt):
         fit()
+    for timer in timers:
+        timer.join()
     assert sent_after, "the interrupt was never sent"
     return len(done) - sent_after[0]
 
