@@ -25,6 +25,23 @@ def openmp_disabled_by_build():
     return bool(FASTEM_OPENMP_OPT_OUT)
 
 
+# GNU OpenMP (libgomp) is not fork-safe: in a child forked from a process whose
+# kernels already ran on several threads, the next parallel region waits for
+# ever on pool threads that were not copied into the child.  One thread never
+# uses the pool, and the kernels give the same bits for any thread count, so a
+# forked child runs its kernels on one thread (spawned processes are unaffected).
+_in_forked_child = False
+
+
+def _after_fork_in_child():
+    global _in_forked_child
+    _in_forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def effective_n_threads(n_threads=None):
     """Resolve the number of OpenMP threads a kernel call will use.
 
@@ -38,7 +55,9 @@ def effective_n_threads(n_threads=None):
     Returns
     -------
     int
-        At least 1; always 1 when the build has no OpenMP.
+        At least 1; always 1 when the build has no OpenMP, and in a process
+        created by ``os.fork`` (multiprocessing's "fork" start method), where
+        GNU OpenMP would hang.
 
     Raises
     ------
@@ -51,7 +70,7 @@ def effective_n_threads(n_threads=None):
         n_threads = int(n_threads)
         if n_threads < 1:
             raise ValueError(f"n_threads must be None or a positive integer, got {n_threads!r}")
-    if not FASTEM_HAVE_OPENMP:
+    if not FASTEM_HAVE_OPENMP or _in_forked_child:
         return 1
     if n_threads is not None:
         return n_threads
