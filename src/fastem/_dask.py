@@ -200,11 +200,15 @@ def _checked_matrix(X, *, estimator_name):
 
 
 def _weight_problem(weight):
-    """The message check_sample_weight gives for this block's weights, or None."""
-    if not np.all(np.isfinite(weight)):
-        return "sample_weight contains NaN or infinity."
-    if np.any(weight < 0):
-        return "sample_weight must be non-negative; negative weights were given."
+    """The message check_sample_weight gives for this block's weights, or None.
+
+    A block may weigh zero in all (the other blocks carry the weight); the
+    total is checked on the client.
+    """
+    try:
+        check_sample_weight(weight, len(weight), allow_zero_sum=True)
+    except ValueError as error:
+        return str(error)
     return None
 
 
