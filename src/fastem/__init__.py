@@ -1,10 +1,12 @@
-"""fastem: fast, reproducible EM for Gaussian mixtures.
+"""fastem: fast, reproducible EM for Gaussian mixtures and hidden Markov models.
 
 ``fastem.GaussianMixture`` is a drop-in for ``sklearn.mixture.GaussianMixture``
 whose E-step and M-step statistics are computed in one fused Cython/OpenMP pass
-over the data per iteration.
+over the data per iteration.  ``fastem.GaussianHMM`` is a drop-in for
+``hmmlearn.hmm.GaussianHMM`` on the same engine.
 """
 from fastem._gaussian_mixture import GaussianMixture
+from fastem.hmm import GaussianHMM
 from fastem._persistence import load
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
 from fastem.exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
@@ -28,6 +30,7 @@ def get_include():
 
 __all__ = [
     "GaussianMixture",
+    "GaussianHMM",
     "ConvergenceWarning",
     "InvalidParameterError",
     "NotFittedError",
