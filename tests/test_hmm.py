@@ -425,3 +425,40 @@ def test_unreachable_state_keeps_its_emission(rng):
     model.fit(X)
     assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model._covars_))
     np.testing.assert_array_equal(model.means_[2], X[2])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_model_file_round_trip(rng, tmp_path, covariance_type):
+    import fastem
+
+    X = _regime_data(rng, 200, 2)
+    model = GaussianHMM(n_components=3, covariance_type=covariance_type, random_state=0,
+                        n_iter=4, transmat_prior=np.full((3, 3), 1.5)).fit(X, [100, 100])
+    path = tmp_path / "hmm.npz"
+    model.save(path)
+    loaded = fastem.load(path)
+    assert isinstance(loaded, GaussianHMM)
+    assert loaded.get_params()["covariance_type"] == covariance_type
+    np.testing.assert_array_equal(loaded.transmat_prior, model.transmat_prior)
+    np.testing.assert_array_equal(loaded.predict(X, [100, 100]), model.predict(X, [100, 100]))
+    assert loaded.score(X) == model.score(X)
+    assert list(loaded.monitor_.history) == list(model.monitor_.history)
+
+
+def test_damaged_model_file_is_refused(rng, tmp_path):
+    import fastem
+
+    X = _regime_data(rng, 200, 2)
+    model = GaussianHMM(n_components=2, random_state=0, n_iter=2).fit(X)
+    model.transmat_ = np.array([[0.5, 0.5], [0.5, 0.5]])
+    model.transmat_[0] = [0.9, 0.3]     # rows no longer sum to 1
+    with pytest.raises(ValueError, match="transmat_ rows must sum to 1"):
+        model.save(tmp_path / "bad.npz")
+    model.transmat_[0] = [0.5, 0.5]
+    model.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as archive:
+        members = dict(archive)
+    members["transmat"] = members["transmat"] * 2
+    np.savez(tmp_path / "forged.npz", **members)
+    with pytest.raises(ValueError, match="transmat_ rows must sum to 1"):
+        fastem.load(tmp_path / "forged.npz")
