@@ -462,3 +462,22 @@ def test_damaged_model_file_is_refused(rng, tmp_path):
     np.savez(tmp_path / "forged.npz", **members)
     with pytest.raises(ValueError, match="transmat_ rows must sum to 1"):
         fastem.load(tmp_path / "forged.npz")
+
+
+def test_readme_example_runs(tmp_path, monkeypatch, capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "GaussianHMM(" in b]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    found, states, model = namespace["found"], namespace["states"], namespace["model"]
+    volatile = namespace["volatile"]
+    assert np.mean((found == volatile) == (states == 1)) > 0.95
+    calm_then_volatile = [1 - volatile, volatile]
+    np.testing.assert_allclose(np.diag(model.transmat_)[calm_then_volatile], [0.98, 0.95], atol=0.03)
+    assert (tmp_path / "regimes.png").stat().st_size > 0
+    assert "transition matrix" in capsys.readouterr().out
