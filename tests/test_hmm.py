@@ -481,3 +481,13 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.diag(model.transmat_)[calm_then_volatile], [0.98, 0.95], atol=0.03)
     assert (tmp_path / "regimes.png").stat().st_size > 0
     assert "transition matrix" in capsys.readouterr().out
+
+
+def test_float32_input_is_computed_in_float64(rng):
+    X = _regime_data(rng, 200, 2).astype(np.float32)
+    initial = _initial(rng, X.astype(np.float64), 3, "full")
+    ours, theirs = _pair(initial, n_components=3, covariance_type="full", n_iter=5)
+    ours.fit(X)
+    theirs.fit(X)
+    assert ours.means_.dtype == np.float64
+    _assert_same_model(ours, theirs)

@@ -432,8 +432,10 @@ class GaussianHMM(EMEstimator):
                              f"have shape {expected}, got {self._covars_.shape}")
 
     def _validated(self, X, lengths):
+        # float64 whatever the input: hmmlearn computes float32 data in float64
+        # (its parameters are float64), and so do the engine's passes here.
         X = check_array(X, estimator_name=None, input_name="")
-        return X, _check_lengths(lengths, X.shape[0])
+        return np.ascontiguousarray(X, dtype=np.float64), _check_lengths(lengths, X.shape[0])
 
     def _check_fitted_input(self, X, lengths):
         self._check_is_fitted()
