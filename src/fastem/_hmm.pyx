@@ -45,6 +45,18 @@ from fastem._pass cimport clamp_threads, lane_count, padded, reduce_lanes, run_c
 from fastem._simd cimport fastem_exp_array
 
 
+cdef extern from "_hmm_steps.h" nogil:
+    int64_t fastem_hmm_forward_rows(
+        const double* start, const double* A, const double* e, int64_t rows, int64_t K,
+        const double* prev, double* out, int keep, double* scales, double min_scale)
+    int64_t fastem_hmm_backward_rows(
+        const double* AT, const double* e, const double* scales, double* alpha, int64_t n,
+        int64_t K, double* beta, double* v, double* xi, int stop)
+    int fastem_hmm_normalise_row(double* v, int64_t K)
+    void fastem_hmm_shifted_exps(const double* l, int64_t rows, int64_t K, double* e, double* shift)
+    void fastem_hmm_log_terms(const double* shift, const double* scales, double* logs, int64_t rows)
+
+
 cdef enum:
     # Emissions are exponentiated this many rows at a time: enough values for the
     # vectorised exp to run at full speed, and the forward-only pass (scoring)
@@ -75,6 +87,7 @@ cdef struct Problem:
     const double* log_frameprob     # (T, K)
     const double* startprob         # (K,)
     const double* transmat          # (K, K)
+    const double* transmat_t        # (K, K) its transpose, for the backward products
     const double* log_startprob     # (K,) for the log-space fallback and Viterbi
     const double* log_transmat      # (K, K)
     const int64_t* starts           # (S,) first row of each sequence
@@ -94,7 +107,7 @@ cdef struct Problem:
 # Per-thread scratch: four K-vectors, the sequence's K x K sum, a block of exps
 # and the block's row maxima.
 cdef inline Py_ssize_t _scratch_size(int64_t K) noexcept nogil:
-    return 4 * K + K * K + EXP_BLOCK_ROWS * (K + 1)
+    return 4 * K + K * K + EXP_BLOCK_ROWS * (K + 2)
 
 
 cdef void _shifted_exps(
@@ -102,8 +115,7 @@ cdef void _shifted_exps(
     double* e,          # OUT (rows, K)
     double* shift,      # OUT (rows,) the maxima subtracted (0 for scaling)
 ) noexcept nogil:
-    cdef int64_t r, k
-    cdef double top
+    cdef int64_t r
     if scaling:
         # hmmlearn exponentiates unshifted; libm's exp keeps its subnormals and
         # overflow, so the underflow test sees the sums hmmlearn sees.
@@ -111,118 +123,70 @@ cdef void _shifted_exps(
             e[r] = exp(l[r])
         memset(shift, 0, rows * sizeof(double))
         return
-    for r in range(rows):
-        top = l[r * K]
-        for k in range(1, K):
-            if l[r * K + k] > top:
-                top = l[r * K + k]
-        shift[r] = top
-        for k in range(K):
-            e[r * K + k] = l[r * K + k] - top
-    # exp(x - max) <= 1; a row of -inf gives NaN here, which sends the sequence to log space.
-    fastem_exp_array(e, rows * K)
+    fastem_hmm_shifted_exps(l, rows, K, e, shift)
 
 
 cdef int _forward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil:
-    """Rescaled forward pass of sequence s; alphas into the posteriors rows (if any)."""
-    cdef int64_t K = p.K, first = p.starts[s], n = p.lengths[s], t, i, j, rows
+    """Rescaled forward pass of sequence s; alphas into the posteriors rows (if any).
+
+    A block of rows at a time: their emission factors (one vectorised exp each),
+    then the recursion over the block (_hmm_steps.h), then the log-likelihood's
+    terms m_t + log c_t, added row by row in order.
+    """
+    cdef int64_t K = p.K, first = p.starts[s], n = p.lengths[s], t = 0, rows, done, k
     cdef bint keep = p.posteriors != NULL
-    cdef double* prev = work
-    cdef double* cur = work + K
+    cdef double* ring = work                            # two alphas, when not kept
     cdef double* block = work + 4 * K + K * K
     cdef double* shift = block + EXP_BLOCK_ROWS * K
-    cdef double* erow
+    cdef double* block_scales = shift + EXP_BLOCK_ROWS
+    cdef double* e
     cdef double* out
-    cdef double* swap
-    cdef double c, inv, log_prob = 0.0
-    for t in range(n):
-        if t % EXP_BLOCK_ROWS == 0:
-            rows = min(<int64_t>EXP_BLOCK_ROWS, n - t)
-            _shifted_exps(p.log_frameprob + (first + t) * K, rows, K, p.scaling,
-                          p.exps + (first + t) * K if keep else block, shift)
-        erow = p.exps + (first + t) * K if keep else block + (t % EXP_BLOCK_ROWS) * K
-        out = p.posteriors + (first + t) * K if keep else cur
-        if t == 0:
-            for j in range(K):
-                out[j] = p.startprob[j] * erow[j]
-        else:
-            # i outer, j inner: each out[j] still sums i = 0, 1, ... in order.
-            memset(out, 0, K * sizeof(double))
-            for i in range(K):
-                for j in range(K):
-                    out[j] += prev[i] * p.transmat[i * K + j]
-            for j in range(K):
-                out[j] *= erow[j]
-        c = 0.0
-        for j in range(K):
-            c += out[j]
-        if p.scaling:
-            if c < SCALING_MIN_SUM:
+    cdef double* scales
+    cdef const double* prev = NULL
+    cdef double log_prob = 0.0
+    while t < n:
+        rows = min(<int64_t>EXP_BLOCK_ROWS, n - t)
+        e = p.exps + (first + t) * K if keep else block
+        _shifted_exps(p.log_frameprob + (first + t) * K, rows, K, p.scaling, e, shift)
+        out = p.posteriors + (first + t) * K if keep else ring
+        scales = p.scales + first + t if keep else block_scales
+        done = fastem_hmm_forward_rows(
+            p.startprob, p.transmat, e, rows, K, prev, out, keep, scales,
+            SCALING_MIN_SUM if p.scaling else LOG_PATH_MIN_SCALE)
+        if done < rows:
+            # hmmlearn's scaling raises below its threshold; anything else (a
+            # scale lost on the log path, an overflow) is redone in log space.
+            if p.scaling and scales[done] < SCALING_MIN_SUM:
                 return STATUS_UNDERFLOW
-        elif not (LOG_PATH_MIN_SCALE <= c <= DBL_MAX):     # also NaN
             return NEEDS_LOG_SPACE
-        inv = 1.0 / c
-        for j in range(K):
-            out[j] *= inv
-        if keep:
-            p.scales[first + t] = c
-            prev = out
-        else:
-            swap = prev
-            prev = out
-            cur = swap
-        log_prob += shift[t % EXP_BLOCK_ROWS] + log(c)
+        # The terms m_t + log c_t (over the shift array), added in row order.
+        fastem_hmm_log_terms(shift, scales, shift, rows)
+        for k in range(rows):
+            log_prob += shift[k]
+        # EXP_BLOCK_ROWS is even, so an unkept block ends on the ring's second row
+        # and the next block's first row does not overwrite its prev.
+        prev = out + (rows - 1) * K if keep else ring + ((rows - 1) & 1) * K
+        t += rows
     p.log_probs[s] = log_prob
     return STATUS_OK
 
 
-cdef inline bint _normalise(double* row, int64_t K) noexcept nogil:
-    cdef int64_t k
-    cdef double total = 0.0, inv
-    for k in range(K):
-        total += row[k]
-    if not (0.0 < total <= DBL_MAX):
-        return False
-    inv = 1.0 / total
-    for k in range(K):
-        row[k] *= inv
-    return True
-
-
 cdef int _backward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil:
     """Rescaled backward pass: posteriors over the alphas, the sequence's xi sum (without A)."""
-    cdef int64_t K = p.K, first = p.starts[s], n = p.lengths[s], t, i, j
+    cdef int64_t K = p.K, first = p.starts[s], n = p.lengths[s], i
     cdef double* beta = work + 2 * K
     cdef double* v = work + 3 * K
     cdef double* xi = work + 4 * K
-    cdef double* alpha
-    cdef const double* e
-    cdef double inv, total
+    cdef double* alpha = p.posteriors + first * K
+    cdef bint stop = not p.scaling      # scaling, as hmmlearn: leave such a row as it is
     memset(xi, 0, K * K * sizeof(double))
     for i in range(K):
         beta[i] = 1.0
-    alpha = p.posteriors + (first + n - 1) * K
-    if not _normalise(alpha, K) and not p.scaling:
+    if not fastem_hmm_normalise_row(alpha + (n - 1) * K, K) and stop:
         return NEEDS_LOG_SPACE
-    for t in range(n - 2, -1, -1):
-        e = p.exps + (first + t + 1) * K
-        inv = 1.0 / p.scales[first + t + 1]
-        for j in range(K):
-            v[j] = e[j] * beta[j] * inv
-        for i in range(K):
-            total = 0.0
-            for j in range(K):
-                total += p.transmat[i * K + j] * v[j]
-            beta[i] = total
-        alpha = p.posteriors + (first + t) * K
-        for i in range(K):
-            for j in range(K):
-                xi[i * K + j] += alpha[i] * v[j]
-        # alpha_t is used up: its row becomes gamma_t.
-        for i in range(K):
-            alpha[i] *= beta[i]
-        if not _normalise(alpha, K) and not p.scaling:
-            return NEEDS_LOG_SPACE
+    if fastem_hmm_backward_rows(p.transmat_t, p.exps + first * K, p.scales + first, alpha, n, K,
+                                beta, v, xi, stop) >= 0 and stop:
+        return NEEDS_LOG_SPACE
     return STATUS_OK
 
 
@@ -410,7 +374,7 @@ cdef int _prepare(
     if row != n_rows:
         return STATUS_BAD_ARGUMENT
     starts = <int64_t*>malloc(S * sizeof(int64_t))
-    logs = <double*>malloc((K + K * K) * sizeof(double))
+    logs = <double*>malloc((K + 2 * K * K) * sizeof(double))
     p.status = <int*>calloc(S, sizeof(int))
     p.starts = starts
     p.log_startprob = logs
@@ -426,6 +390,10 @@ cdef int _prepare(
     for k in range(K * K):
         logs[K + k] = log(transmat[k]) if transmat[k] > 0 else -INFINITY
     p.log_transmat = logs + K
+    p.transmat_t = logs + K + K * K
+    for k in range(K):
+        for s in range(K):
+            logs[K + K * K + s * K + k] = transmat[k * K + s]
     p.log_frameprob = log_frameprob
     p.startprob = startprob
     p.transmat = transmat
