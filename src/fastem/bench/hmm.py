@@ -37,14 +37,18 @@ __all__ = [
     "HMM_GRID",
     "SKIP_MESSAGE",
     "agreement",
+    "cpu_clock_hz",
     "critical_path",
+    "hmm_bytes",
     "hmm_flop_count",
     "hmm_iteration_limit",
     "hmm_start",
     "import_hmmlearn",
+    "l2_cache_bytes",
     "make_hmm_data",
     "parse_hmm_spec",
     "run_hmm_case",
+    "step_cycles",
 ]
 
 SKIP_MESSAGE = f"hmmlearn is not installed: the HMM cases are skipped ({INSTALL_HINT} to include them)"
@@ -69,10 +73,8 @@ MUL_LATENCY = 3
 DIV_LATENCY = 13
 # When /proc/cpuinfo gives no clock.
 FALLBACK_CLOCK_HZ = 2.5e9
-# A sequence's forward-to-backward storage (two T_s x K arrays) is counted as
-# memory traffic only when it is larger than this (a typical L2): below it,
-# the backward pass finds it in cache.
-CACHE_BYTES = 1 << 20
+# The L2 size assumed where sysfs does not give it (see hmm_bytes).
+FALLBACK_CACHE_BYTES = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,7 +341,22 @@ def hmm_flop_count(case):
     return 3 * t * k * d + 3 * 2 * t * k * k + 2 * 2 * t * k * d
 
 
-def hmm_bytes(case, itemsize=8, cache_bytes=CACHE_BYTES):
+def l2_cache_bytes():
+    """The size of CPU 0's L2 cache (Linux sysfs), or FALLBACK_CACHE_BYTES.
+
+    Returns
+    -------
+    int
+    """
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cache/index2/size") as fh:
+            text = fh.read().strip()
+        return int(text[:-1]) * {"K": 1 << 10, "M": 1 << 20}[text[-1]]
+    except (OSError, ValueError, KeyError, IndexError):
+        return FALLBACK_CACHE_BYTES
+
+
+def hmm_bytes(case, cache_bytes, itemsize=8):
     """Bytes one Baum-Welch iteration must move through memory, at least.
 
     Counted (all at ``itemsize``):
@@ -350,14 +367,17 @@ def hmm_bytes(case, itemsize=8, cache_bytes=CACHE_BYTES):
     - the posteriors (T x K), written by forward-backward and read by the
       statistics pass, 2 T K;
     - forward-backward's own storage, which the backward pass reads back from
-      the forward pass: the shifted exponentials e_t and the scaled forward
-      messages (two T_s x K arrays per sequence) and the scales c_t, written
-      and read, 4 T K + 2 T.  Counted only for sequences whose two arrays
-      exceed `cache_bytes` (else they stay in cache between the passes).
+      the forward pass: per sequence the shifted exponentials e_t and the
+      scaled forward messages (two T_s x K arrays) and the scales c_t,
+      (2 K + 1) T_s values.  The backward pass reads them in reverse, the
+      most recently written first, so the last `cache_bytes` of them come
+      from cache: only the rest is written to and read back from memory,
+      2 max(0, (2 K + 1) T_s itemsize - cache_bytes) bytes per sequence.
 
-    One sequence of T = 2e5, D = 4, K = 8: (12.8 + 25.6 + 25.6 + 51.2 + 3.2) MB
-    = 118.4 MB; 20 sequences of 1e4 (two arrays of 0.64 MB each) leave out
-    the last term: 64 MB.
+    T = 2e5, D = 4, K = 8 with a 1 MiB cache: one sequence, 64 MB
+    + 2 (27.2 MB - 1 MiB) = 116.3 MB; 20 sequences of 1e4 (1.36 MB of storage
+    each), 64 MB + 20 x 2 (1.36 MB - 1 MiB) = 76.5 MB.  With no cache the
+    single sequence moves (2 T D + 8 T K + 2 T) x 8 = 118.4 MB.
 
     Writes are counted once, as if they cost what a read costs (they cost
     more: a read for ownership and a write-back), so this stays a lower bound.
@@ -365,18 +385,20 @@ def hmm_bytes(case, itemsize=8, cache_bytes=CACHE_BYTES):
     Parameters
     ----------
     case : HMMCase
-    itemsize : int
     cache_bytes : int
+        The cache that keeps forward-backward's storage between its passes
+        (:func:`l2_cache_bytes`).
+    itemsize : int
 
     Returns
     -------
     int
     """
     t, d, k = case.n_samples, case.n_features, case.n_components
-    values = 2 * t * d + 2 * t * k + 2 * t * k
-    spilled = sum(int(n) for n in case.lengths() if 2 * int(n) * k * itemsize > cache_bytes)
-    values += 4 * spilled * k + 2 * spilled
-    return values * itemsize
+    total = (2 * t * d + 4 * t * k) * itemsize
+    for length in case.lengths().tolist():
+        total += 2 * max(0, (2 * k + 1) * length * itemsize - cache_bytes)
+    return total
 
 
 def step_cycles(n_components):
@@ -455,7 +477,7 @@ def critical_path(case, threads, clock_hz):
                 seconds=steps * cycles / clock_hz)
 
 
-def hmm_iteration_limit(case, machine, threads, clock_hz, itemsize=8):
+def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=8):
     """The machine's lower bound on one Baum-Welch iteration of `case`.
 
     As the Gaussian cases' :func:`~fastem.bench.probes.iteration_limit`, from
@@ -472,19 +494,21 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, itemsize=8):
         :func:`fastem.bench.probes.measure_machine` returns.
     threads : int
     clock_hz : float
+    cache_bytes : int
+        See :func:`hmm_bytes`.
     itemsize : int
 
     Returns
     -------
     dict
-        ``bytes``, ``flops``, ``exps``; ``memory_seconds``, ``flops_seconds``,
+        ``bytes``, ``flops``, ``exps``, ``cache_bytes``; ``memory_seconds``, ``flops_seconds``,
         ``exp_seconds``, ``latency_seconds``; ``throughput_seconds`` (the
         largest of the first three: the Gaussian cases' kind of limit),
         ``seconds`` (the largest of all four), ``bound`` and the
         ``critical_path`` entry.
     """
     counts = dict(
-        bytes=hmm_bytes(case, itemsize),
+        bytes=hmm_bytes(case, cache_bytes, itemsize),
         flops=hmm_flop_count(case),
         exps=case.n_samples * case.n_components,
     )
@@ -503,6 +527,7 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, itemsize=8):
         flops_seconds=seconds["flops"],
         exp_seconds=seconds["exp"],
         latency_seconds=seconds["latency"],
+        cache_bytes=cache_bytes,
         throughput_seconds=throughput,
         seconds=seconds[bound],
         bound=bound,
@@ -544,7 +569,7 @@ def run_hmm_case(case, hmmlearn, machine, threads, repeats):
     X, _ = make_hmm_data(case)
     start = hmm_start(X, case.n_components)
     clock, clock_source = cpu_clock_hz()
-    limit = hmm_iteration_limit(case, machine, threads, clock, itemsize=X.itemsize)
+    limit = hmm_iteration_limit(case, machine, threads, clock, l2_cache_bytes(), itemsize=X.itemsize)
     limit["critical_path"]["clock_source"] = clock_source
     implementations = [
         HMMRunner("fastem", fastem.GaussianHMM, n_threads=threads),

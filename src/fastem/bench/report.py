@@ -179,9 +179,10 @@ def _hmm_section(results):
         "checked on monitor_.iter); s/iter measured as for the mixtures, (t(1 + m) - t(1)) / m",
         "- limit = max(memory, flops, exps, critical path) per iteration, from the probes above: "
         "bytes 2 T D (X, read by the emission and the statistics pass) + 4 T K (log-densities and "
-        "posteriors, each written and read) + 4 T K + 2 T (forward-backward's exponentials, forward "
-        "messages and scales, written and read; only for sequences whose two T_s x K arrays exceed "
-        f"{hmm.CACHE_BYTES // 1024} KiB) at the read bandwidth; flops 3 T K D (emissions) "
+        "posteriors, each written and read) + forward-backward's exponentials, forward messages "
+        "and scales, (2 K + 1) T_s values per sequence written and read, less the last "
+        f"{first['limit']['cache_bytes'] // 1024} KiB (L2) the backward pass finds in cache; at the read "
+        "bandwidth; flops 3 T K D (emissions) "
         "+ 6 T K^2 (forward, backward, transition counts) + 4 T K D (statistics) at the GEMM peak; "
         "T K exps at the np.exp rate (the fastest exp this process can call: NumPy's SIMD loop); "
         "throughput limit = the first three only, as for the mixtures",
