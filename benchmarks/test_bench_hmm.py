@@ -25,7 +25,7 @@ IMPLEMENTATIONS = ["fastem", "hmmlearn"]
 SCALE = 0.1
 
 
-@pytest.fixture(scope="module", params=HMM_GRID, ids=lambda case: case.name)
+@pytest.fixture(scope="module", params=HMM_GRID, ids=lambda case: case.scaled(SCALE).name)
 def hmm_problem(request):
     """(case, X, start) for one of ``fastem bench``'s HMM cases, scaled; built once per module."""
     case = request.param.scaled(SCALE)

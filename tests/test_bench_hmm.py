@@ -107,12 +107,21 @@ def test_hmm_limit_counts_what_its_docstrings_say():
     limit = hmm.hmm_iteration_limit(one, machine, threads=2, clock_hz=2e9, cache_bytes=0)
     assert limit["exps"] == 1_600_000
     assert limit["memory_seconds"] == pytest.approx(11.84e-3)
-    assert limit["flops_seconds"] == pytest.approx(12.16e-3)
-    assert limit["exp_seconds"] == pytest.approx(16e-3)
+    # One sequence uses one of the 2 threads: forward-backward's 76.8 Mflop
+    # and the 1.6e6 exps at half the peak and rate; the rest (44.8 Mflop) at all of it.
+    assert limit["forward_backward_share"] == 0.5
+    assert limit["flops_seconds"] == pytest.approx(4.48e-3 + 15.36e-3)
+    assert limit["exp_seconds"] == pytest.approx(32e-3)
     # The chain: 2e5 steps of 91 cycles at 2 GHz, whatever the threads.
     assert limit["latency_seconds"] == pytest.approx(9.1e-3)
-    assert limit["throughput_seconds"] == pytest.approx(16e-3)
-    assert limit["seconds"] == pytest.approx(16e-3) and limit["bound"] == "exp"
+    assert limit["throughput_seconds"] == pytest.approx(32e-3)
+    assert limit["seconds"] == pytest.approx(32e-3) and limit["bound"] == "exp"
+    # 20 sequences keep both threads busy: everything at the full peak and rate.
+    limit = hmm.hmm_iteration_limit(hmm.HMMCase(200_000, 4, 8, 20), machine, threads=2,
+                                    clock_hz=2e9, cache_bytes=2 << 20)
+    assert limit["forward_backward_share"] == 1.0
+    assert limit["flops_seconds"] == pytest.approx(12.16e-3) and limit["exp_seconds"] == pytest.approx(16e-3)
+    assert limit["memory_seconds"] == pytest.approx(6.4e-3)
     # 20 sequences of 1e4: 1.36 MB of storage each, all but 1 MiB of it from
     # cache; with 2 MiB none: (2 T D + 4 T K) x 8. 10 sequences per thread.
     twenty = hmm.HMMCase(200_000, 4, 8, 20)
@@ -120,9 +129,9 @@ def test_hmm_limit_counts_what_its_docstrings_say():
     assert hmm.hmm_bytes(twenty, cache_bytes=2 << 20) == 64_000_000
     chain = hmm.critical_path(twenty, threads=2, clock_hz=2e9)
     assert chain["steps"] == 100_000 and chain["seconds"] == pytest.approx(4.55e-3)
-    # A slow clock makes the single sequence latency-bound.
-    limit = hmm.hmm_iteration_limit(one, machine, threads=2, clock_hz=1e9, cache_bytes=0)
-    assert limit["bound"] == "latency" and limit["seconds"] == pytest.approx(18.2e-3)
+    # A slow clock makes the single sequence latency-bound: 2e5 x 91 cycles at 0.5 GHz.
+    limit = hmm.hmm_iteration_limit(one, machine, threads=2, clock_hz=5e8, cache_bytes=0)
+    assert limit["bound"] == "latency" and limit["seconds"] == pytest.approx(36.4e-3)
 
 
 def test_hmm_data_is_a_sticky_chain_and_the_start_favours_no_state():

@@ -39,6 +39,7 @@ __all__ = [
     "agreement",
     "cpu_clock_hz",
     "critical_path",
+    "forward_backward_flops",
     "hmm_bytes",
     "hmm_flop_count",
     "hmm_iteration_limit",
@@ -338,7 +339,12 @@ def hmm_flop_count(case):
     int
     """
     t, d, k = case.n_samples, case.n_features, case.n_components
-    return 3 * t * k * d + 3 * 2 * t * k * k + 2 * 2 * t * k * d
+    return 3 * t * k * d + forward_backward_flops(case) + 2 * 2 * t * k * d
+
+
+def forward_backward_flops(case):
+    """The part of :func:`hmm_flop_count` inside forward-backward: 6 T K^2."""
+    return 3 * 2 * case.n_samples * case.n_components ** 2
 
 
 def l2_cache_bytes():
@@ -486,6 +492,13 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=
     exps are forward-backward's, one per row and state); and, since a
     sequence is a chain of dependent steps, the :func:`critical_path`.
 
+    Forward-backward runs each sequence on one thread, so with fewer
+    sequences than threads its flops (:func:`forward_backward_flops`) and its
+    exps get only min(S, threads) / threads of the GEMM peak and of the exp
+    rate (both measured for all `threads`); the emission and statistics
+    passes get all of it.  One sequence on 2 threads: 6 T K^2 flops at half
+    the peak, T K exps at one thread's exp rate.
+
     Parameters
     ----------
     case : HMMCase
@@ -501,7 +514,8 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=
     Returns
     -------
     dict
-        ``bytes``, ``flops``, ``exps``, ``cache_bytes``; ``memory_seconds``, ``flops_seconds``,
+        ``bytes``, ``flops``, ``exps``, ``cache_bytes``, ``forward_backward_share``
+        (the share above); ``memory_seconds``, ``flops_seconds``,
         ``exp_seconds``, ``latency_seconds``; ``throughput_seconds`` (the
         largest of the first three: the Gaussian cases' kind of limit),
         ``seconds`` (the largest of all four), ``bound`` and the
@@ -513,10 +527,13 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=
         exps=case.n_samples * case.n_components,
     )
     chain = critical_path(case, threads, clock_hz)
+    share = min(case.n_sequences, threads) / threads
+    sequential_flops = forward_backward_flops(case)
     seconds = dict(
         memory=counts["bytes"] / machine["read_bandwidth"],
-        flops=counts["flops"] / machine["gemm_flops"],
-        exp=counts["exps"] / machine["exp_rate"],
+        flops=((counts["flops"] - sequential_flops) / machine["gemm_flops"]
+               + sequential_flops / (share * machine["gemm_flops"])),
+        exp=counts["exps"] / (share * machine["exp_rate"]),
     )
     throughput = max(seconds.values())
     seconds["latency"] = chain["seconds"]
@@ -528,6 +545,7 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=
         exp_seconds=seconds["exp"],
         latency_seconds=seconds["latency"],
         cache_bytes=cache_bytes,
+        forward_backward_share=share,
         throughput_seconds=throughput,
         seconds=seconds[bound],
         bound=bound,

@@ -185,6 +185,8 @@ def _hmm_section(results):
         "bandwidth; flops 3 T K D (emissions) "
         "+ 6 T K^2 (forward, backward, transition counts) + 4 T K D (statistics) at the GEMM peak; "
         "T K exps at the np.exp rate (the fastest exp this process can call: NumPy's SIMD loop); "
+        "forward-backward's flops and exps at min(S, threads) / threads of peak and rate (one "
+        "thread per sequence); "
         "throughput limit = the first three only, as for the mixtures",
         f"- critical path = ceil(S / threads) x T_s steps x (5 MUL + 3 (K - 1) ADD + DIV) cycles "
         f"per forward + backward step (latencies {hmm.MUL_LATENCY}, {hmm.ADD_LATENCY}, "
