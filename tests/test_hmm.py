@@ -425,3 +425,69 @@ def test_unreachable_state_keeps_its_emission(rng):
     model.fit(X)
     assert np.all(np.isfinite(model.means_)) and np.all(np.isfinite(model._covars_))
     np.testing.assert_array_equal(model.means_[2], X[2])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_model_file_round_trip(rng, tmp_path, covariance_type):
+    import fastem
+
+    X = _regime_data(rng, 200, 2)
+    model = GaussianHMM(n_components=3, covariance_type=covariance_type, random_state=0,
+                        n_iter=4, transmat_prior=np.full((3, 3), 1.5)).fit(X, [100, 100])
+    path = tmp_path / "hmm.npz"
+    model.save(path)
+    loaded = fastem.load(path)
+    assert isinstance(loaded, GaussianHMM)
+    assert loaded.get_params()["covariance_type"] == covariance_type
+    np.testing.assert_array_equal(loaded.transmat_prior, model.transmat_prior)
+    np.testing.assert_array_equal(loaded.predict(X, [100, 100]), model.predict(X, [100, 100]))
+    assert loaded.score(X) == model.score(X)
+    assert list(loaded.monitor_.history) == list(model.monitor_.history)
+
+
+def test_damaged_model_file_is_refused(rng, tmp_path):
+    import fastem
+
+    X = _regime_data(rng, 200, 2)
+    model = GaussianHMM(n_components=2, random_state=0, n_iter=2).fit(X)
+    model.transmat_ = np.array([[0.5, 0.5], [0.5, 0.5]])
+    model.transmat_[0] = [0.9, 0.3]     # rows no longer sum to 1
+    with pytest.raises(ValueError, match="transmat_ rows must sum to 1"):
+        model.save(tmp_path / "bad.npz")
+    model.transmat_[0] = [0.5, 0.5]
+    model.save(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as archive:
+        members = dict(archive)
+    members["transmat"] = members["transmat"] * 2
+    np.savez(tmp_path / "forged.npz", **members)
+    with pytest.raises(ValueError, match="transmat_ rows must sum to 1"):
+        fastem.load(tmp_path / "forged.npz")
+
+
+def test_readme_example_runs(tmp_path, monkeypatch, capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "GaussianHMM(" in b]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    found, states, model = namespace["found"], namespace["states"], namespace["model"]
+    volatile = namespace["volatile"]
+    assert np.mean((found == volatile) == (states == 1)) > 0.95
+    calm_then_volatile = [1 - volatile, volatile]
+    np.testing.assert_allclose(np.diag(model.transmat_)[calm_then_volatile], [0.98, 0.95], atol=0.03)
+    assert (tmp_path / "regimes.png").stat().st_size > 0
+    assert "transition matrix" in capsys.readouterr().out
+
+
+def test_float32_input_is_computed_in_float64(rng):
+    X = _regime_data(rng, 200, 2).astype(np.float32)
+    initial = _initial(rng, X.astype(np.float64), 3, "full")
+    ours, theirs = _pair(initial, n_components=3, covariance_type="full", n_iter=5)
+    ours.fit(X)
+    theirs.fit(X)
+    assert ours.means_.dtype == np.float64
+    _assert_same_model(ours, theirs)

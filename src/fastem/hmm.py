@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from fastem import _em, _hmm
+from fastem import _em, _hmm, _persistence
 from fastem._base import EMEstimator
 from fastem._blas_threads import single_threaded_blas
 from fastem._kmeans import kmeans
@@ -432,8 +432,10 @@ class GaussianHMM(EMEstimator):
                              f"have shape {expected}, got {self._covars_.shape}")
 
     def _validated(self, X, lengths):
+        # float64 whatever the input: hmmlearn computes float32 data in float64
+        # (its parameters are float64), and so do the engine's passes here.
         X = check_array(X, estimator_name=None, input_name="")
-        return X, _check_lengths(lengths, X.shape[0])
+        return np.ascontiguousarray(X, dtype=np.float64), _check_lengths(lengths, X.shape[0])
 
     def _check_fitted_input(self, X, lengths):
         self._check_is_fitted()
@@ -889,3 +891,70 @@ def _sequential_sum(values):
     for value in np.asarray(values, dtype=np.float64).tolist():
         total += value
     return total
+
+
+class _GaussianHMMFile:
+    """How a GaussianHMM goes into a model file and comes back (fastem._persistence).
+
+    Arrays: the four parameters (covariances in the type's compact storage),
+    the monitor's history, and any prior given as an array (``prior_<name>``;
+    scalar priors are plain parameters in the header).
+    """
+
+    estimator = GaussianHMM
+    arrays = ("startprob", "transmat", "means", "covars", "history")
+    priors = ("startprob_prior", "transmat_prior", "means_prior", "means_weight",
+              "covars_prior", "covars_weight")
+    attributes = {"n_features": int, "n_iter": int}
+
+    @staticmethod
+    def dump(model):
+        model._check()
+        arrays = {"startprob": model.startprob_, "transmat": model.transmat_,
+                  "means": model.means_, "covars": model._covars_,
+                  "history": np.asarray(list(model.monitor_.history), dtype=np.float64)}
+        for name in _GaussianHMMFile.priors:
+            value = getattr(model, name)
+            if np.ndim(value) > 0:
+                arrays["prior_" + name] = np.asarray(value, dtype=np.float64)
+        arrays = {key: np.asarray(value, dtype=np.float64) for key, value in arrays.items()}
+        return {"n_features": int(model.n_features), "n_iter": int(model.monitor_.iter)}, arrays
+
+    @staticmethod
+    def load(params, attributes, arrays):
+        """Check what a model file holds and rebuild the model (ValueError if wrong)."""
+        unknown = sorted(set(params) - set(GaussianHMM._get_param_names()))
+        if unknown:
+            raise ValueError(f"unknown GaussianHMM parameters {unknown}")
+        model = GaussianHMM(**params)
+        if set(attributes) != set(_GaussianHMMFile.attributes) or not all(
+                type(attributes[key]) is kind for key, kind in _GaussianHMMFile.attributes.items()):
+            raise ValueError(f"the header's attributes {attributes} are not "
+                             f"{sorted(_GaussianHMMFile.attributes)} as integers")
+        allowed = set(_GaussianHMMFile.arrays) | {"prior_" + name for name in _GaussianHMMFile.priors}
+        if not set(_GaussianHMMFile.arrays) <= set(arrays) <= allowed:
+            raise ValueError(f"the arrays {sorted(arrays)} are not {sorted(_GaussianHMMFile.arrays)} "
+                             "and array priors")
+        for key, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{key} is not finite")
+            if key.startswith("prior_"):
+                setattr(model, key[len("prior_"):], value.astype(np.float64))
+        try:
+            model.startprob_ = arrays["startprob"].astype(np.float64)
+            model.transmat_ = arrays["transmat"].astype(np.float64)
+            model.means_ = arrays["means"].astype(np.float64)
+            model.covars_ = arrays["covars"].astype(np.float64)
+            model._check()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a valid GaussianHMM: {exc}") from None
+        if model.n_features != attributes["n_features"] or attributes["n_iter"] < 0:
+            raise ValueError(f"the attributes {attributes} do not fit the arrays")
+        if arrays["history"].ndim != 1:
+            raise ValueError("history must be a vector")
+        model.monitor_.history = collections.deque(arrays["history"].tolist())
+        model.monitor_.iter = attributes["n_iter"]
+        return model
+
+
+_persistence.register("GaussianHMM", _GaussianHMMFile)
