@@ -46,7 +46,8 @@ def test_baum_welch_iteration(benchmark, hmm_problem, implementation, threads):
     runner.em(X, case, start, 1)
     model = runner.fitted[1]
     lengths = case.lengths()
-    benchmark.group = f"Baum-Welch iteration, {case.n_sequences} sequence{'s' if case.n_sequences > 1 else ''}"
+    plural = "s" if case.n_sequences > 1 else ""
+    benchmark.group = f"Baum-Welch iteration, {case.n_sequences} sequence{plural}"
     benchmark.extra_info.update(case=case.name, threads=threads)
     benchmark(model.fit, X, lengths)
     assert model.monitor_.iter == 1

@@ -196,7 +196,8 @@ def _hmm_section(results):
         "transmat_, means_, covars_ and log-likelihood history after the same iterations",
         "",
         _markdown_table(hmm_table_columns(),
-                        [_hmm_table_row(number, result) for number, result in enumerate(results["hmm_cases"])]),
+                        [_hmm_table_row(number, result)
+                         for number, result in enumerate(results["hmm_cases"])]),
     ]
     return "\n".join(lines)
 

@@ -100,7 +100,8 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
                 hmm_results.append(hmm.run_hmm_case(case, hmmlearn, machine, threads, repeats))
                 hmm_results[-1]["other_load"] = during_case.fraction()
                 if progress is not None:
-                    print(f"[{number}/{total}] {hmm_progress_line(hmm_results[-1])}", file=progress, flush=True)
+                    print(f"[{number}/{total}] {hmm_progress_line(hmm_results[-1])}",
+                          file=progress, flush=True)
         finally:
             if previous_daal_threads is not None:
                 daal4py.daalinit(previous_daal_threads)
