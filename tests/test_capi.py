@@ -421,11 +421,12 @@ PyMODINIT_FUNC CAT(PyInit_, MODULE)(void)
 # imports its own: an extension module initialises once per process.
 VERSIONED_CONSUMERS = {
     "given_consumer": (None, []),
-    "minor_1_consumer": (None, []),
+    "minor_1_consumer": (None, [("FASTEM_API_MINOR_REQUIRED", "1")]),
+    "minor_1_required": (None, [("FASTEM_API_MINOR_REQUIRED", "1")]),
     "minor_0_consumer": (None, [("FASTEM_API_MINOR_REQUIRED", "0")]),
     "minor_0_guarded": (None, [("FASTEM_API_MINOR_REQUIRED", "0")]),
-    "newer_minor_consumer": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"), []),
-    "older_minor_required": (("#define FASTEM_API_MINOR 1", "#define FASTEM_API_MINOR 99"),
+    "newer_minor_consumer": (("#define FASTEM_API_MINOR 2", "#define FASTEM_API_MINOR 99"), []),
+    "older_minor_required": (("#define FASTEM_API_MINOR 2", "#define FASTEM_API_MINOR 99"),
                              [("FASTEM_API_MINOR_REQUIRED", "0")]),
     "newer_major_consumer": (("#define FASTEM_API_VERSION 1", "#define FASTEM_API_VERSION 2"), []),
 }
@@ -534,18 +535,25 @@ def test_c_accumulate_given_rejects_a_short_row_stride(versioned_consumers):
 def test_api_minor_is_the_same_in_python_and_the_header():
     header = (Path(fastem.get_include()) / "fastem.h").read_text()
     minor = int(re.search(r"#define FASTEM_API_MINOR (\d+)", header).group(1))
-    assert fastem.kernels.API_MINOR == minor == 1
+    assert fastem.kernels.API_MINOR == minor == 2
 
 
 @needs_compiler
 def test_a_consumer_of_a_newer_minor_is_refused(versioned_consumers):
-    with pytest.raises(ImportError, match=r"needs fastem C API 1\.99.*provides 1\.1"):
+    with pytest.raises(ImportError, match=r"needs fastem C API 1\.99.*provides 1\.2"):
         _import_consumer(versioned_consumers, "newer_minor_consumer")
 
 
 @needs_compiler
 def test_a_consumer_needing_an_older_minor_is_accepted(versioned_consumers):
     assert _import_consumer(versioned_consumers, "older_minor_required") is not None
+
+
+@needs_compiler
+def test_a_consumer_requiring_minor_1_loads_on_minor_2(versioned_consumers):
+    # Appending the HMM entries (minor 2) must not turn away consumers of 1.1.
+    consumer = _import_consumer(versioned_consumers, "minor_1_required")
+    assert consumer.minor() == 2
 
 
 @needs_compiler
@@ -561,9 +569,9 @@ def test_a_fastem_without_api_minor_counts_as_minor_0(versioned_consumers, monke
 @needs_compiler
 def test_a_consumer_requiring_minor_0_reads_the_installed_minor(versioned_consumers):
     # The run-time guard of fastem.h: a consumer built to run on any 1.x fastem
-    # learns that this one has minor 1, so it may call accumulate_given_*.
+    # learns that this one has minor 2, so it may call accumulate_given_* and hmm_*.
     consumer = _import_consumer(versioned_consumers, "minor_0_guarded")
-    assert consumer.minor() == fastem.kernels.API_MINOR == 1
+    assert consumer.minor() == fastem.kernels.API_MINOR == 2
 
 
 @needs_compiler
@@ -572,14 +580,14 @@ def test_requiring_a_minor_newer_than_the_header_does_not_compile(tmp_path):
     source.write_text('#include "fastem.h"\n')
     cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
     done = subprocess.run(
-        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=2", f"-I{fastem.get_include()}",
+        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=3", f"-I{fastem.get_include()}",
               f"-I{sysconfig.get_paths()['include']}", str(source)],
         capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "FASTEM_API_MINOR_REQUIRED is newer" in done.stderr
     # The same file compiles when the requirement is one this header has.
     done = subprocess.run(
-        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=1", f"-I{fastem.get_include()}",
+        cc + ["-fsyntax-only", "-DFASTEM_API_MINOR_REQUIRED=2", f"-I{fastem.get_include()}",
               f"-I{sysconfig.get_paths()['include']}", str(source)],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -604,3 +612,174 @@ def test_em_fit_runs_with_max_iter_int_max(versioned_consumers):
             model.weights.ctypes.data, model.means.ctypes.data, model.covariances.ctypes.data,
             model.precisions_cholesky.ctypes.data, 2, 3, np.iinfo(np.int32).max, 1e-3)
     assert status == 0 and converged == 1 and 1 <= n_iter < 1000 and np.isfinite(bound)
+
+
+# ---------------------------------------------------------------------------
+# Minor 2: the HMM kernels from C, against the Python wrappers (fastem._hmm).
+# ---------------------------------------------------------------------------
+
+HMM_CONSUMER = r"""
+#include <Python.h>
+#include <stdint.h>
+#include "fastem.h"
+
+static const fastem_api *api;
+
+#define PTR(type, address) ((type)(uintptr_t)(address))
+
+/* fb(logf, T, K, pi, A, lengths, S, impl, n_threads, log_probs, post, start, trans) -> status;
+ * arrays are addresses, 0 for NULL. */
+static PyObject *fb(PyObject *self, PyObject *args)
+{
+    unsigned long long l, pi, a, n, lp, post, start, trans;
+    long long rows, k, s;
+    int impl, n_threads, status;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KLLKKKLiiKKKK", &l, &rows, &k, &pi, &a, &n, &s, &impl,
+                          &n_threads, &lp, &post, &start, &trans))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = api->hmm_forward_backward_f64(PTR(const double *, l), rows, k, PTR(const double *, pi),
+                                           PTR(const double *, a), PTR(const int64_t *, n), s,
+                                           impl, n_threads, PTR(double *, lp), PTR(double *, post),
+                                           PTR(double *, start), PTR(double *, trans));
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+/* vt(logf, T, K, pi, A, lengths, S, n_threads, log_probs, states) -> status */
+static PyObject *vt(PyObject *self, PyObject *args)
+{
+    unsigned long long l, pi, a, n, lp, states;
+    long long rows, k, s;
+    int n_threads, status;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KLLKKKLiKK", &l, &rows, &k, &pi, &a, &n, &s, &n_threads,
+                          &lp, &states))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = api->hmm_viterbi_f64(PTR(const double *, l), rows, k, PTR(const double *, pi),
+                                  PTR(const double *, a), PTR(const int64_t *, n), s, n_threads,
+                                  PTR(double *, lp), PTR(int64_t *, states));
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(status);
+}
+
+static PyMethodDef methods[] = {
+    {"fb", fb, METH_VARARGS, NULL},
+    {"vt", vt, METH_VARARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+static struct PyModuleDef definition = {PyModuleDef_HEAD_INIT, "hmm_consumer", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit_hmm_consumer(void)
+{
+    api = fastem_import();
+    if (api == NULL)
+        return NULL;
+    return PyModule_Create(&definition);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def hmm_consumer(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hmm_consumer")
+    (tmp / "hmm_consumer.c").write_text(HMM_CONSUMER)
+    setup = (
+        "import fastem\nfrom setuptools import Extension, setup\n"
+        'setup(ext_modules=[Extension("hmm_consumer", ["hmm_consumer.c"], '
+        "include_dirs=[fastem.get_include()])])\n"
+    )
+    return _build(tmp, setup, "hmm_consumer")
+
+
+def _hmm_problem(rng, k=4, lengths=(1, 7, 300, 45, 2, 120)):
+    lengths = np.array(lengths, dtype=np.int64)
+    log_frameprob = rng.normal(scale=3.0, size=(lengths.sum(), k)) - 20.0
+    startprob = rng.dirichlet(np.ones(k))
+    transmat = rng.dirichlet(np.ones(k), size=k)
+    return log_frameprob, startprob, transmat, lengths
+
+
+def _c_forward_backward(consumer, problem, implementation, n_threads, want_posteriors=True):
+    from fastem import _hmm
+
+    log_frameprob, startprob, transmat, lengths = problem
+    t, k = log_frameprob.shape
+    log_probs = np.full(len(lengths), np.nan)
+    post, start, trans = np.full((t, k), np.nan), np.full(k, np.nan), np.full((k, k), np.nan)
+    address = (lambda a: a.ctypes.data) if want_posteriors else (lambda a: 0)
+    status = consumer.fb(log_frameprob.ctypes.data, t, k, startprob.ctypes.data,
+                         transmat.ctypes.data, lengths.ctypes.data, len(lengths),
+                         _hmm.IMPLEMENTATIONS[implementation], n_threads, log_probs.ctypes.data,
+                         address(post), address(start), address(trans))
+    return status, log_probs, post, start, trans
+
+
+@needs_compiler
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_c_hmm_forward_backward_equals_the_python_wrapper(hmm_consumer, implementation):
+    from fastem import _hmm
+
+    problem = _hmm_problem(np.random.default_rng(11))
+    expected = _hmm.forward_backward(*problem, implementation=implementation)
+    for n_threads in (1, 2):
+        status, log_probs, post, start, trans = _c_forward_backward(
+            hmm_consumer, problem, implementation, n_threads)
+        assert status == fastem.kernels.STATUS_CODES["FASTEM_OK"]
+        np.testing.assert_array_equal(log_probs, expected.log_probs)
+        np.testing.assert_array_equal(post, expected.posteriors)
+        np.testing.assert_array_equal(start, expected.start_counts)
+        np.testing.assert_array_equal(trans, expected.trans_counts)
+    # NULL posteriors: the forward pass only, the same log-likelihoods.
+    status, log_probs, *_ = _c_forward_backward(hmm_consumer, problem, implementation, 2, False)
+    assert status == 0
+    np.testing.assert_array_equal(log_probs, expected.log_probs)
+
+
+@needs_compiler
+def test_c_hmm_viterbi_equals_the_python_wrapper(hmm_consumer):
+    from fastem import _hmm
+
+    log_frameprob, startprob, transmat, lengths = problem = _hmm_problem(np.random.default_rng(12))
+    expected = _hmm.viterbi(*problem)
+    log_probs, states = np.full(len(lengths), np.nan), np.full(len(log_frameprob), -1, np.int64)
+    status = hmm_consumer.vt(log_frameprob.ctypes.data, *log_frameprob.shape, startprob.ctypes.data,
+                             transmat.ctypes.data, lengths.ctypes.data, len(lengths), 2,
+                             log_probs.ctypes.data, states.ctypes.data)
+    assert status == 0
+    np.testing.assert_array_equal(log_probs, expected.log_probs)
+    np.testing.assert_array_equal(states, expected.states)
+
+
+@needs_compiler
+def test_c_hmm_status_codes(hmm_consumer):
+    from fastem import _hmm
+
+    rng = np.random.default_rng(13)
+    log_frameprob, startprob, transmat, lengths = _hmm_problem(rng, k=2, lengths=(3, 4))
+    # Lengths that do not sum to the rows: a status, not a crash, and nothing written.
+    bad = (log_frameprob, startprob, transmat, np.array([3, 5], dtype=np.int64))
+    status, log_probs, *_ = _c_forward_backward(hmm_consumer, bad, "log", 1)
+    assert status == fastem.kernels.STATUS_CODES["FASTEM_BAD_ARGUMENT"]
+    assert np.isnan(log_probs).all()
+    # The scaling implementation's underflow is its own status, the log one falls back.
+    far = (log_frameprob - 800.0, startprob, transmat, lengths)
+    status, *_ = _c_forward_backward(hmm_consumer, far, "scaling", 1)
+    assert status == _hmm.UNDERFLOW_STATUS == -5
+    status, log_probs, *_ = _c_forward_backward(hmm_consumer, far, "log", 1)
+    assert status == 0 and np.isfinite(log_probs).all()
+    # An unknown implementation code.
+    status = hmm_consumer.fb(log_frameprob.ctypes.data, 7, 2, startprob.ctypes.data,
+                             transmat.ctypes.data, lengths.ctypes.data, 2, 7, 1,
+                             np.empty(2).ctypes.data, 0, 0, 0)
+    assert status == fastem.kernels.STATUS_CODES["FASTEM_BAD_ARGUMENT"]
+
+
+def test_header_states_the_hmm_underflow_status():
+    from fastem import _hmm
+
+    header = (Path(fastem.get_include()) / "fastem.h").read_text()
+    assert int(re.search(r"#define FASTEM_UNDERFLOW \((-\d+)\)", header).group(1)) == \
+        _hmm.UNDERFLOW_STATUS

@@ -36,6 +36,7 @@
  *
  *   minor 0: every entry up to em_fit_f32
  *   minor 1: accumulate_given_f64, accumulate_given_f32
+ *   minor 2: hmm_forward_backward_f64, hmm_viterbi_f64 (and FASTEM_UNDERFLOW)
  *
  * Conventions (all functions):
  * - Buffers are row-major.  X is (n_rows, n_features) with rows `ldx`
@@ -71,7 +72,7 @@ extern "C" {
 #endif
 
 #define FASTEM_API_VERSION 1
-#define FASTEM_API_MINOR 1
+#define FASTEM_API_MINOR 2
 #ifndef FASTEM_API_MINOR_REQUIRED
 #define FASTEM_API_MINOR_REQUIRED FASTEM_API_MINOR
 #endif
@@ -92,6 +93,11 @@ extern "C" {
 #define FASTEM_BAD_ARGUMENT (-2)  /* a size, stride, pointer or covariance type is invalid */
 #define FASTEM_ILL_DEFINED (-3)   /* a covariance is not positive definite: raise reg_covar */
 #define FASTEM_NOT_FINITE (-4)    /* the log-likelihood is not finite: data too far from the model */
+#define FASTEM_UNDERFLOW (-5)     /* minor 2: a scaling forward sum fell below 1e-300 (use FASTEM_HMM_LOG) */
+
+/* implementation of hmm_forward_backward_f64 (minor 2) */
+#define FASTEM_HMM_LOG 0      /* rescaled recursions, exact log-space fallback (accurate; default) */
+#define FASTEM_HMM_SCALING 1  /* hmmlearn's implementation="scaling": no shift, underflow is an error */
 
 /*
  * A Gaussian mixture in scikit-learn's storage.  The caller owns the arrays.
@@ -204,6 +210,42 @@ typedef struct fastem_api {
     int (*accumulate_given_f32)(const float *X, int64_t n_rows, int64_t ldx,
                                 const double *sample_weight, const double *resp, int64_t ld_resp,
                                 const fastem_gmm *model, int n_threads, double *stats);
+
+    /* ---- minor 2: hidden Markov models ---- */
+
+    /* Forward-backward of a hidden Markov model over S = n_sequences sequences of
+     * lengths[s] >= 1 rows each (summing to n_rows), one after another in log_frameprob
+     * (n_rows, K) row-major: log p(x_t | state k), e.g. from log_densities_f64 of a model
+     * with weights 1.  startprob (K,) and transmat (K, K) row-major are probabilities;
+     * zeros are allowed.
+     * implementation: FASTEM_HMM_LOG (the forward and backward recursions rescaled per row,
+     * emissions shifted by the row's maximum; a sequence whose scale sum falls below 1e-250
+     * or whose values stop being finite is redone exactly in log space) or
+     * FASTEM_HMM_SCALING (hmmlearn's "scaling": no shift, FASTEM_UNDERFLOW if a forward
+     * sum falls below 1e-300).
+     * Outputs: log_probs (S,) log p(sequence s).  posteriors (n_rows, K): the state
+     * posteriors, rows summing to 1; NULL skips the backward pass (scoring only), and then
+     * start_counts and trans_counts are not written (may be NULL).  Otherwise
+     * start_counts (K,) receives the sum over sequences of each one's first posterior row
+     * and trans_counts (K, K) the sum over sequences and t of P(s_t = i, s_t+1 = j | x).
+     * Sequences run in parallel (one long sequence runs on one thread: the recursion is
+     * sequential); the counts are summed in a fixed order, bitwise equal for any
+     * n_threads.  Scratch: (n_rows, K + 1) doubles when posteriors are wanted, plus
+     * O(K^2) per thread.  FASTEM_BAD_ARGUMENT for a bad size, length or NULL input. */
+    int (*hmm_forward_backward_f64)(const double *log_frameprob, int64_t n_rows,
+                                    int64_t n_components, const double *startprob,
+                                    const double *transmat, const int64_t *lengths,
+                                    int64_t n_sequences, int implementation, int n_threads,
+                                    double *log_probs, double *posteriors,
+                                    double *start_counts, double *trans_counts);
+
+    /* Viterbi paths, arguments as above: states (n_rows,) the most likely state sequence
+     * of each sequence (ties broken as hmmlearn 0.3.3 does), log_probs (S,) the log
+     * probability of each path.  Scratch: (n_rows, K) doubles. */
+    int (*hmm_viterbi_f64)(const double *log_frameprob, int64_t n_rows, int64_t n_components,
+                           const double *startprob, const double *transmat,
+                           const int64_t *lengths, int64_t n_sequences, int n_threads,
+                           double *log_probs, int64_t *states);
 } fastem_api;
 
 #ifndef FASTEM_NO_IMPORT

@@ -22,7 +22,8 @@
 # API version FASTEM_API_VERSION.FASTEM_API_MINOR (also fastem.kernels.API_VERSION
 # and API_MINOR in Python; a fastem without API_MINOR is minor 0).  Changing any
 # signature or the layout of fastem_gmm is a breaking change and bumps the major
-# version; new functions are only added, and bump the minor (1: accumulate_given_*).
+# version; new functions are only added, and bump the minor (1: accumulate_given_*;
+# 2: hmm_forward_backward_f64, hmm_viterbi_f64, FASTEM_UNDERFLOW).
 # Cython's cimport checks function signatures but not the struct layout: compare
 # fastem.kernels.API_VERSION with FASTEM_API_VERSION when your module is imported
 # (the README's example does), and API_MINOR with the minor you need.
@@ -46,6 +47,11 @@ cdef extern from "fastem.h" nogil:
         FASTEM_BAD_ARGUMENT
         FASTEM_ILL_DEFINED
         FASTEM_NOT_FINITE
+        FASTEM_UNDERFLOW        # minor 2
+
+    enum:
+        FASTEM_HMM_LOG          # minor 2: implementation of hmm_forward_backward_f64
+        FASTEM_HMM_SCALING
 
     ctypedef struct fastem_gmm:
         int64_t n_components
@@ -127,4 +133,17 @@ cdef int em_fit_f32(
     const float* X, int64_t n_rows, int64_t ldx, const double* sample_weight,
     fastem_gmm* model, int max_iter, double tol, double reg_covar, int n_threads,
     double* lower_bounds, int* n_iter, int* converged, double* lower_bound,
+) noexcept nogil
+
+# minor 2: hidden Markov models
+cdef int hmm_forward_backward_f64(
+    const double* log_frameprob, int64_t n_rows, int64_t n_components,
+    const double* startprob, const double* transmat, const int64_t* lengths,
+    int64_t n_sequences, int implementation, int n_threads,
+    double* log_probs, double* posteriors, double* start_counts, double* trans_counts,
+) noexcept nogil
+cdef int hmm_viterbi_f64(
+    const double* log_frameprob, int64_t n_rows, int64_t n_components,
+    const double* startprob, const double* transmat, const int64_t* lengths,
+    int64_t n_sequences, int n_threads, double* log_probs, int64_t* states,
 ) noexcept nogil

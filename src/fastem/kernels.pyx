@@ -13,6 +13,7 @@ constants.
 from libc.stdint cimport int64_t
 from cpython.pycapsule cimport PyCapsule_New
 
+from fastem._hmm cimport forward_backward_f64 as _forward_backward_f64, viterbi_f64 as _viterbi_f64
 from fastem._fit cimport em_fit, em_step, m_step as _m_step, precision_cholesky as _precision_cholesky
 from fastem._gmm cimport (
     GaussianModel,
@@ -171,6 +172,28 @@ cdef int em_fit_f32(
                   reg_covar, n_threads, lower_bounds, n_iter, converged, lower_bound)
 
 
+# minor 2: hidden Markov models (fastem._hmm).
+
+cdef int hmm_forward_backward_f64(
+    const double* log_frameprob, int64_t n_rows, int64_t n_components,
+    const double* startprob, const double* transmat, const int64_t* lengths,
+    int64_t n_sequences, int implementation, int n_threads,
+    double* log_probs, double* posteriors, double* start_counts, double* trans_counts,
+) noexcept nogil:
+    return _forward_backward_f64(log_frameprob, n_rows, n_components, startprob, transmat,
+                                 lengths, n_sequences, implementation, n_threads,
+                                 log_probs, posteriors, start_counts, trans_counts)
+
+
+cdef int hmm_viterbi_f64(
+    const double* log_frameprob, int64_t n_rows, int64_t n_components,
+    const double* startprob, const double* transmat, const int64_t* lengths,
+    int64_t n_sequences, int n_threads, double* log_probs, int64_t* states,
+) noexcept nogil:
+    return _viterbi_f64(log_frameprob, n_rows, n_components, startprob, transmat, lengths,
+                        n_sequences, n_threads, log_probs, states)
+
+
 # ---------------------------------------------------------------------------
 # The table for C: fastem_api from fastem.h, filled once at import.
 # ---------------------------------------------------------------------------
@@ -194,6 +217,8 @@ cdef extern from "fastem.h" nogil:
         int (*em_fit_f32)(const float*, int64_t, int64_t, const double*, fastem_gmm*, int, double, double, int, double*, int*, int*, double*) noexcept
         int (*accumulate_given_f64)(const double*, int64_t, int64_t, const double*, const double*, int64_t, const fastem_gmm*, int, double*) noexcept
         int (*accumulate_given_f32)(const float*, int64_t, int64_t, const double*, const double*, int64_t, const fastem_gmm*, int, double*) noexcept
+        int (*hmm_forward_backward_f64)(const double*, int64_t, int64_t, const double*, const double*, const int64_t*, int64_t, int, int, double*, double*, double*, double*) noexcept
+        int (*hmm_viterbi_f64)(const double*, int64_t, int64_t, const double*, const double*, const int64_t*, int64_t, int, double*, int64_t*) noexcept
 
 
 cdef fastem_api _table
@@ -215,5 +240,8 @@ _table.em_fit_f32 = em_fit_f32
 # minor 1: appended, never inserted
 _table.accumulate_given_f64 = accumulate_given_f64
 _table.accumulate_given_f32 = accumulate_given_f32
+# minor 2
+_table.hmm_forward_backward_f64 = hmm_forward_backward_f64
+_table.hmm_viterbi_f64 = hmm_viterbi_f64
 
 _C_API = PyCapsule_New(<void*>&_table, b"fastem.kernels._C_API", NULL)
