@@ -954,7 +954,7 @@ def _add_predict_parser(subparsers):
 def _run_bench(args):
     # Cheap mistakes in the command line first, then what is missing from the environment.
     try:
-        cases = bench.select_cases(args.cases, quick=args.quick)
+        cases = bench.select_cases(args.cases, quick=args.quick, grid=bench.GRID)
     except bench.BenchError as exc:
         raise CLIError(exc) from None
     _check_out_path(args.json, "--json")
@@ -986,7 +986,7 @@ def _run_bench(args):
 
 
 def _add_bench_parser(subparsers):
-    grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(bench.DEFAULT_GRID))
+    grid = "; ".join(f"{i}: {case.name}" for i, case in enumerate(bench.GRID))
     parser = subparsers.add_parser(
         "bench",
         epilog=BENCH_EXAMPLES,
@@ -996,15 +996,19 @@ def _add_bench_parser(subparsers):
             "Time one EM iteration (from the same initial parameters) and a whole default fit "
             "of fastem, scikit-learn and, when installed, daal4py over a grid of problems, "
             "beside this machine's limits (GEMM peak, memory bandwidth, exp rate) measured "
-            "at the start. Prints a Markdown table; progress goes to stderr. Needs "
-            f'scikit-learn ({bench.INSTALL_HINT}). Grid (covariance_type:N:D:K): {grid}.'
+            "at the start; then, when hmmlearn is installed, Baum-Welch iterations of "
+            "fastem.GaussianHMM against hmmlearn's (cases hmm:T:D:K:S, S sequences, diag). "
+            "Prints Markdown tables; progress goes to stderr. Needs "
+            f'scikit-learn ({bench.INSTALL_HINT}). Grid (covariance_type:N:D:K, '
+            f'hmm:T:D:K:S): {grid}.'
         ),
     )
     parser.add_argument("--quick", action="store_true", help="divide every case's N by 10")
     parser.add_argument(
         "--cases", metavar="LIST", default=None,
-        help="comma-separated grid indices (from 0), grid case names, or any "
-             "covariance_type:N:D:K spec (e.g. 0,diag:1e6:16:16,full:2000:2:3); default: the whole grid",
+        help="comma-separated grid indices (from 0), grid case names, any "
+             "covariance_type:N:D:K or hmm:T:D:K:S spec, or 'hmm' for the HMM cases "
+             "(e.g. 0,diag:1e6:16:16,full:2000:2:3,hmm); default: the whole grid",
     )
     parser.add_argument("--threads", type=_int_at_least(1), default=2,
                         help="threads for every implementation (default: 2)")
@@ -1021,6 +1025,7 @@ BENCH_EXAMPLES = """\
 examples:
   fastem bench --quick                          # the whole grid, N divided by 10
   fastem bench --cases 0,diag:1e6:16:16 --threads 4 --json results.json
+  fastem bench --cases hmm --repeats 5            # fastem.GaussianHMM against hmmlearn
   fastem bench --plot speedups.png
 """
 

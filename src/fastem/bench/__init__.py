@@ -21,7 +21,13 @@ One module per job:
 - ``runners``: the fastem, scikit-learn and daal4py runners and their timing;
 - ``run``: :func:`run_bench`, every case through every runner;
 - ``report``: the progress lines, the Markdown report and the chart;
-- ``requirements``: the packages the benchmark needs, and :class:`BenchError`.
+- ``requirements``: the packages the benchmark needs, and :class:`BenchError`;
+- ``hmm``: the hidden Markov model cases (fastem's GaussianHMM against
+  hmmlearn's, when hmmlearn is installed): their data, shared start,
+  runners and limit, with a latency term for a sequence's chain of steps.
+
+:data:`GRID` is what ``fastem bench`` runs by default: the mixtures'
+:data:`DEFAULT_GRID`, then :data:`HMM_GRID`.
 
 The command line (``fastem.cli``) parses the options and calls
 :func:`select_cases`, :func:`check_requirements`, :func:`run_bench`,
@@ -30,21 +36,29 @@ NumPy, so the package can be imported without scikit-learn, matplotlib or
 daal4py, which are only loaded when a benchmark runs or a chart is drawn.
 """
 from fastem.bench.cases import DEFAULT_GRID, Case, make_data, partition_start, select_cases
+from fastem.bench.hmm import HMM_GRID, HMMCase, hmm_iteration_limit, make_hmm_data
 from fastem.bench.probes import flop_count, iteration_limit, measure_machine
 from fastem.bench.report import format_report, table_columns, write_plot
 from fastem.bench.requirements import INSTALL_HINT, BenchError, check_requirements
 from fastem.bench.run import run_bench
 
+GRID = DEFAULT_GRID + HMM_GRID
+
 __all__ = [
     "BenchError",
     "Case",
     "DEFAULT_GRID",
+    "GRID",
+    "HMMCase",
+    "HMM_GRID",
     "INSTALL_HINT",
     "check_requirements",
     "flop_count",
     "format_report",
+    "hmm_iteration_limit",
     "iteration_limit",
     "make_data",
+    "make_hmm_data",
     "measure_machine",
     "partition_start",
     "run_bench",

@@ -101,12 +101,12 @@ def _positive_int(text, what, item):
     return int(value)
 
 
-def _parse_spec(item):
+def _parse_spec(item, grid=DEFAULT_GRID):
     parts = item.split(":")
     if len(parts) != 4:
         raise BenchError(
-            f"--cases: {item!r} is neither an index (0-{len(DEFAULT_GRID) - 1}), a grid "
-            "case name nor a spec covariance_type:N:D:K (e.g. full:2000:2:3)"
+            f"--cases: {item!r} is neither an index (0-{len(grid) - 1}), a grid "
+            "case name nor a spec covariance_type:N:D:K (e.g. full:2000:2:3) or hmm:T:D:K:S"
         )
     cov, n, d, k = (part.strip() for part in parts)
     if cov not in COVARIANCE_NAMES:
@@ -125,14 +125,16 @@ def select_cases(text=None, quick=False, grid=DEFAULT_GRID):
     text : str or None
         Comma-separated items, each a 0-based index into `grid`, a grid case's
         name (``full:1e6:1:2``) or any ``covariance_type:N:D:K`` spec; a spec
-        with a grid case's values is that grid case.  None: the whole grid.
+        with a grid case's values is that grid case.  HMM cases
+        (:mod:`fastem.bench.hmm`): ``hmm`` for every HMM case of `grid`, or
+        any ``hmm:T:D:K:S`` spec.  None: the whole grid.
     quick : bool
         Divide every N by 10.
-    grid : sequence of Case
+    grid : sequence of Case or HMMCase
 
     Returns
     -------
-    list of Case
+    list of Case or HMMCase
 
     Raises
     ------
@@ -155,10 +157,27 @@ def select_cases(text=None, quick=False, grid=DEFAULT_GRID):
                     raise BenchError(f"--cases: index {index} out of range 0-{len(grid) - 1}")
                 chosen.append(grid[index])
                 continue
-            spec = _parse_spec(item)
-            same = [case for case in grid if dataclasses.replace(case, data="blobs") == spec]
+            if item.split(":")[0].strip() == "hmm":
+                chosen += _hmm_cases(item, grid)
+                continue
+            spec = _parse_spec(item, grid)
+            same = [case for case in grid
+                    if isinstance(case, Case) and dataclasses.replace(case, data="blobs") == spec]
             chosen.append(same[0] if same else spec)
     return [case.scaled(QUICK_SCALE) for case in chosen] if quick else chosen
+
+
+def _hmm_cases(item, grid):
+    """The HMM cases an item names: "hmm" (every HMM case of `grid`) or a ``hmm:T:D:K:S`` spec."""
+    # Imported here: fastem.bench.hmm builds on this module.
+    from fastem.bench.hmm import HMMCase, parse_hmm_spec
+
+    if item.strip() != "hmm":
+        return [parse_hmm_spec(item)]
+    chosen = [case for case in grid if isinstance(case, HMMCase)]
+    if not chosen:
+        raise BenchError("--cases hmm: this grid has no HMM case (spell one: hmm:T:D:K:S)")
+    return chosen
 
 
 def make_data(case, seed=DATA_SEED):

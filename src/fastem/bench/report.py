@@ -7,11 +7,13 @@ import os
 
 import numpy as np
 
+from fastem.bench import hmm
 from fastem.bench.probes import EXP_REPEATS, GEMM_REPEATS, flop_formulas
 from fastem.bench.requirements import check_requirements
 from fastem.bench.runners import seconds_per_iteration
 
-__all__ = ["format_report", "progress_line", "table_columns", "write_plot"]
+__all__ = ["format_report", "hmm_progress_line", "hmm_table_columns", "progress_line", "table_columns",
+           "write_plot"]
 
 # Above this share of the CPUs' time used by other processes during a case,
 # the report says that case's timings are not reliable.
@@ -49,6 +51,27 @@ def progress_line(result):
         parts.append(f"{name} {_fmt(value) if value is not None else entry['status']} s/iter,")
     parts.append(f"fit fastem {_fmt(result['fit']['fastem']['seconds'])} s, "
                  f"sklearn {_fmt(result['fit']['sklearn']['seconds'])} s")
+    return " ".join(parts)
+
+
+def hmm_progress_line(result):
+    """One line on a finished HMM case: each implementation's s/iter and the limit.
+
+    Parameters
+    ----------
+    result : dict
+        One entry of ``run_bench(...)["hmm_cases"]``.
+
+    Returns
+    -------
+    str
+    """
+    count = result["n_sequences"]
+    parts = [f"{result['name']} (T={result['n_samples']}, {count} sequence{'s' if count != 1 else ''}):"]
+    for name, entry in result["per_iteration"].items():
+        value = seconds_per_iteration(entry)
+        parts.append(f"{name} {_fmt(value) if value is not None else entry['status']} s/iter,")
+    parts.append(f"limit {_fmt(result['limit']['seconds'])} s ({result['limit']['bound']})")
     return " ".join(parts)
 
 
@@ -103,6 +126,80 @@ def _table_row(number, result, implementations):
         _fmt(fit["sklearn"]["peak_bytes"] / MB),
     ]
     return row
+
+
+def hmm_table_columns():
+    """Column titles of the report's "Hidden Markov model" table, in order.
+
+    Returns
+    -------
+    list of str
+    """
+    return [
+        "#", "case", "T", "sequences", "fastem s/iter", "hmmlearn s/iter", "speed-up vs hmmlearn",
+        "limit ms (bound)", "fastem / limit", "throughput limit ms", "critical path ms",
+        "fastem / critical path", "agreement (max rel. diff @ iters)",
+    ]
+
+
+def _agreement_cell(agreement):
+    if agreement is None:
+        return "-"
+    return f"{agreement['max']:.1e} @ {agreement['iterations']}"
+
+
+def _hmm_table_row(number, result):
+    limit = result["limit"]
+    return [
+        str(number), result["name"], str(result["n_samples"]), str(result["n_sequences"]),
+        _status_cell(result["per_iteration"]["fastem"]),
+        _status_cell(result["per_iteration"]["hmmlearn"]),
+        _fmt(result["speedup"]),
+        f"{_fmt(limit['seconds'] * 1e3)} ({limit['bound']})",
+        _fmt(result["limit_multiple"]),
+        _fmt(limit["throughput_seconds"] * 1e3),
+        _fmt(limit["latency_seconds"] * 1e3),
+        _fmt(result["critical_path_multiple"]),
+        _agreement_cell(result["agreement"]),
+    ]
+
+
+def _hmm_section(results):
+    """The "Hidden Markov model" section: what was compared, the limit model, the table."""
+    lines = ["### Hidden Markov model", ""]
+    if results.get("hmm_skipped"):
+        return "\n".join(lines + [f"- {results['hmm_skipped']}"])
+    first = results["hmm_cases"][0]
+    chain = first["limit"]["critical_path"]
+    threads = results["settings"]["threads"]
+    lines += [
+        f"- fastem.GaussianHMM (n_threads={threads}) against hmmlearn {results['hmmlearn']}'s "
+        f"GaussianHMM (BLAS and OpenMP limited to {threads} threads), diag covariances, both from "
+        "the same start (init_params='', tol=-inf: exactly n_iter Baum-Welch iterations each, "
+        "checked on monitor_.iter); s/iter measured as for the mixtures, (t(1 + m) - t(1)) / m",
+        "- limit = max(memory, flops, exps, critical path) per iteration, from the probes above: "
+        "bytes 2 T D (X, read by the emission and the statistics pass) + 4 T K (log-densities and "
+        "posteriors, each written and read) + forward-backward's exponentials, forward messages "
+        "and scales, (2 K + 1) T_s values per sequence written and read, less the last "
+        f"{first['limit']['cache_bytes'] // 1024} KiB (L2) the backward pass finds in cache; at the read "
+        "bandwidth; flops 3 T K D (emissions) "
+        "+ 6 T K^2 (forward, backward, transition counts) + 4 T K D (statistics) at the GEMM peak; "
+        "T K exps at the np.exp rate (the fastest exp this process can call: NumPy's SIMD loop); "
+        "forward-backward's flops and exps at min(S, threads) / threads of peak and rate (one "
+        "thread per sequence); "
+        "throughput limit = the first three only, as for the mixtures",
+        f"- critical path = ceil(S / threads) x T_s steps x (5 MUL + 3 (K - 1) ADD + DIV) cycles "
+        f"per forward + backward step (latencies {hmm.MUL_LATENCY}, {hmm.ADD_LATENCY}, "
+        f"{hmm.DIV_LATENCY} cycles; K = {first['n_components']}: {chain['cycles_per_step']} cycles) "
+        f"at {_fmt(chain['clock_hz'] / 1e9)} GHz ({chain.get('clock_source', '?')})",
+        "- agreement: the largest relative difference between fastem's and hmmlearn's startprob_, "
+        "transmat_, means_, covars_ and log-likelihood history after the same iterations",
+        "",
+        _markdown_table(hmm_table_columns(),
+                        [_hmm_table_row(number, result)
+                         for number, result in enumerate(results["hmm_cases"])]),
+    ]
+    return "\n".join(lines)
 
 
 def _markdown_table(header, rows):
@@ -176,7 +273,8 @@ def _header(results):
 
 
 def format_report(results):
-    """The Markdown report: a header of machine, BLAS and thread facts, then the table.
+    """The Markdown report: a header of machine, BLAS and thread facts, then the
+    mixtures' table and the "Hidden Markov model" section.
 
     Parameters
     ----------
@@ -189,9 +287,14 @@ def format_report(results):
     """
     implementations = results["implementations"]
     rows = [_table_row(number, result, implementations) for number, result in enumerate(results["cases"])]
-    text = _header(results) + "\n\n" + _markdown_table(table_columns(implementations), rows)
+    text = _header(results)
+    if rows:
+        text += "\n\n" + _markdown_table(table_columns(implementations), rows)
+    hmm_results = results.get("hmm_cases", [])
+    if hmm_results or results.get("hmm_skipped"):
+        text += "\n\n" + _hmm_section(results)
     notes = []
-    for result in results["cases"]:
+    for result in results["cases"] + hmm_results:
         if result["other_load"] is not None and result["other_load"] > BUSY_MACHINE_SHARE:
             notes.append(f"- {result['name']}: other processes used {result['other_load']:.0%} "
                          "of the CPUs' time during this case: its timings are not reliable")

@@ -5,10 +5,17 @@ The dict is what ``--json`` writes and what :mod:`fastem.bench.report` reads.
 import threadpoolctl
 
 import fastem
-from fastem.bench import requirements, runners
+from fastem.bench import hmm, requirements, runners
 from fastem.bench.cases import DATA_SEED, REG_COVAR, make_data, partition_start
-from fastem.bench.probes import OtherLoad, environment, iteration_limit, measure_machine, thread_pools
-from fastem.bench.report import progress_line
+from fastem.bench.probes import (
+    OtherLoad,
+    _package_version,
+    environment,
+    iteration_limit,
+    measure_machine,
+    thread_pools,
+)
+from fastem.bench.report import hmm_progress_line, progress_line
 from fastem.bench.runners import (
     Daal4pyRunner,
     EstimatorRunner,
@@ -31,7 +38,9 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
 
     Parameters
     ----------
-    cases : list of Case
+    cases : list of Case or HMMCase
+        Gaussian mixture cases, then HMM cases (:mod:`fastem.bench.hmm`);
+        the HMM cases are skipped when hmmlearn is not installed.
     threads : int
         fastem's ``n_threads``; BLAS and OpenMP (scikit-learn) are limited to
         it with threadpoolctl, and daal4py is set to it with ``daalinit``.
@@ -46,11 +55,18 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
     -------
     dict
         Plain data (JSON-serialisable): ``settings``, ``environment``,
-        ``thread_pools``, ``machine`` and one entry per case in ``cases``.
+        ``thread_pools``, ``machine``, one entry per Gaussian case in
+        ``cases`` and per HMM case in ``hmm_cases``; ``hmm_skipped`` says
+        why HMM cases were not run (None when they were, or none was asked).
     """
     requirements.check_requirements()
-    # Looked up on the module so that a test can pretend daal4py is absent.
+    # Looked up on the modules so that a test can pretend daal4py or hmmlearn is absent.
     daal4py = requirements.import_daal4py()
+    hmm_cases = [case for case in cases if isinstance(case, hmm.HMMCase)]
+    cases = [case for case in cases if not isinstance(case, hmm.HMMCase)]
+    hmmlearn = hmm.import_hmmlearn() if hmm_cases else None
+    hmm_skipped = hmm.SKIP_MESSAGE if hmm_cases and hmmlearn is None else None
+    total = len(cases) + (len(hmm_cases) if hmmlearn is not None else 0)
     with threadpoolctl.threadpool_limits(limits=threads):
         previous_daal_threads = None
         if daal4py is not None:
@@ -75,7 +91,17 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
                 results.append(_run_case(case, implementations, machine, repeats))
                 results[-1]["other_load"] = during_case.fraction()
                 if progress is not None:
-                    print(f"[{number}/{len(cases)}] {progress_line(results[-1])}", file=progress, flush=True)
+                    print(f"[{number}/{total}] {progress_line(results[-1])}", file=progress, flush=True)
+            hmm_results = []
+            if hmm_skipped is not None and progress is not None:
+                print(hmm_skipped, file=progress, flush=True)
+            for number, case in enumerate(hmm_cases if hmmlearn is not None else [], start=len(cases) + 1):
+                during_case = OtherLoad()
+                hmm_results.append(hmm.run_hmm_case(case, hmmlearn, machine, threads, repeats))
+                hmm_results[-1]["other_load"] = during_case.fraction()
+                if progress is not None:
+                    print(f"[{number}/{total}] {hmm_progress_line(hmm_results[-1])}",
+                          file=progress, flush=True)
         finally:
             if previous_daal_threads is not None:
                 daal4py.daalinit(previous_daal_threads)
@@ -91,6 +117,10 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
         implementations=[runner.name for runner in implementations],
         daal4py_installed=daal4py is not None,
         cases=results,
+        hmm_implementations=["fastem", "hmmlearn"],
+        hmmlearn=None if hmmlearn is None else _package_version(hmmlearn, "hmmlearn"),
+        hmm_skipped=hmm_skipped,
+        hmm_cases=hmm_results,
     )
 
 
