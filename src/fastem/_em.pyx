@@ -194,10 +194,17 @@ cdef class ModelArrays:
         raise_for_status(status)
         return stats
 
-    def log_densities(self, const floating[:, ::1] X, int n_threads=1):
-        """(n_rows, K) ``log w_k + log N(x_n | k)``; `X` as for :meth:`accumulate`."""
+    def log_densities(self, const floating[:, ::1] X, int n_threads=1, out=None):
+        """(n_rows, K) ``log w_k + log N(x_n | k)``; `X` as for :meth:`accumulate`.
+
+        `out`, a writeable C-contiguous float64 (n_rows, K) array, receives them
+        instead of a new array: a loop of passes (an HMM's E-steps) reuses one.
+        """
         self._check_columns(X.shape[1])
-        out = np.empty((X.shape[0], self.model.n_components))
+        if out is None:
+            out = np.empty((X.shape[0], self.model.n_components))
+        elif out.shape != (X.shape[0], self.model.n_components):
+            raise ValueError(f"out must have shape ({X.shape[0]}, {self.model.n_components})")
         cdef double* o = _out_pointer(out)
         cdef int status
         with nogil:

@@ -48,10 +48,12 @@ from fastem._simd cimport fastem_exp_array
 cdef extern from "_hmm_steps.h" nogil:
     int64_t fastem_hmm_forward_rows(
         const double* start, const double* A, const double* e, int64_t rows, int64_t K,
-        const double* prev, double* out, int keep, double* scales, double min_scale)
+        const double* prev, double* out, int keep, double* a, double* scales,
+        double min_scale)
     int64_t fastem_hmm_backward_rows(
         const double* AT, const double* e, const double* scales, double* alpha, int64_t n,
-        int64_t K, double* beta, double* v, double* xi, int stop)
+        int64_t K, double* beta, double* block, double* xi, int stop)
+    enum: FASTEM_HMM_BACK_BLOCK
     int fastem_hmm_normalise_row(double* v, int64_t K)
     void fastem_hmm_shifted_exps(const double* l, int64_t rows, int64_t K, double* e, double* shift)
     void fastem_hmm_log_terms(const double* shift, const double* scales, double* logs, int64_t rows)
@@ -93,11 +95,14 @@ cdef struct Problem:
     const int64_t* starts           # (S,) first row of each sequence
     const int64_t* lengths          # (S,)
     int64_t K
+    int64_t n_rows
     bint scaling
     double* log_probs               # OUT (S,)
     double* posteriors              # OUT (T, K) or NULL; holds the alphas until the backward pass
     double* exps                    # (T, K) e_t, when posteriors (Viterbi: its lattice)
     double* scales                  # (T,) c_t, when posteriors
+    double* shifts                  # (T,) m_t, when posteriors (computed with the exps)
+    bint owns_buffers               # exps, scales and shifts were allocated here
     int64_t* states                 # OUT (T,) Viterbi
     double* scratch                 # per thread, scratch_stride apart
     Py_ssize_t scratch_stride
@@ -105,7 +110,8 @@ cdef struct Problem:
 
 
 # Per-thread scratch: four K-vectors, the sequence's K x K sum, a block of exps
-# and the block's row maxima.
+# (reused by the backward pass for its v and beta rows: 2 FASTEM_HMM_BACK_BLOCK
+# <= EXP_BLOCK_ROWS), the block's row maxima and its scales.
 cdef inline Py_ssize_t _scratch_size(int64_t K) noexcept nogil:
     return 4 * K + K * K + EXP_BLOCK_ROWS * (K + 2)
 
@@ -146,12 +152,19 @@ cdef int _forward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil:
     cdef double log_prob = 0.0
     while t < n:
         rows = min(<int64_t>EXP_BLOCK_ROWS, n - t)
-        e = p.exps + (first + t) * K if keep else block
-        _shifted_exps(p.log_frameprob + (first + t) * K, rows, K, p.scaling, e, shift)
+        if keep:
+            # computed beforehand for all rows, in parallel (_exps_task)
+            e = p.exps + (first + t) * K
+            memcpy(shift, p.shifts + first + t, rows * sizeof(double))
+        else:
+            e = block
+            _shifted_exps(p.log_frameprob + (first + t) * K, rows, K, p.scaling, e, shift)
         out = p.posteriors + (first + t) * K if keep else ring
         scales = p.scales + first + t if keep else block_scales
+        # work + 2K: the two unscaled rows a_t (the backward's beta and v are not
+        # in use yet).
         done = fastem_hmm_forward_rows(
-            p.startprob, p.transmat, e, rows, K, prev, out, keep, scales,
+            p.startprob, p.transmat, e, rows, K, prev, out, keep, work + 2 * K, scales,
             SCALING_MIN_SUM if p.scaling else LOG_PATH_MIN_SCALE)
         if done < rows:
             # hmmlearn's scaling raises below its threshold; anything else (a
@@ -175,8 +188,9 @@ cdef int _backward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil
     """Rescaled backward pass: posteriors over the alphas, the sequence's xi sum (without A)."""
     cdef int64_t K = p.K, first = p.starts[s], n = p.lengths[s], i
     cdef double* beta = work + 2 * K
-    cdef double* v = work + 3 * K
     cdef double* xi = work + 4 * K
+    # The forward's block of exps is free here (posteriors kept: the exps are in p.exps).
+    cdef double* block = work + 4 * K + K * K
     cdef double* alpha = p.posteriors + first * K
     cdef bint stop = not p.scaling      # scaling, as hmmlearn: leave such a row as it is
     memset(xi, 0, K * K * sizeof(double))
@@ -185,7 +199,7 @@ cdef int _backward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil
     if not fastem_hmm_normalise_row(alpha + (n - 1) * K, K) and stop:
         return NEEDS_LOG_SPACE
     if fastem_hmm_backward_rows(p.transmat_t, p.exps + first * K, p.scales + first, alpha, n, K,
-                                beta, v, xi, stop) >= 0 and stop:
+                                beta, block, xi, stop) >= 0 and stop:
         return NEEDS_LOG_SPACE
     return STATUS_OK
 
@@ -269,6 +283,16 @@ cdef void _log_space(Problem* p, Py_ssize_t s, double* work) noexcept nogil:
         norm = _logsumexp(out, K)
         for i in range(K):
             out[i] = exp(out[i] - norm)
+
+
+cdef void _exps_task(void* context, int thread, Py_ssize_t chunk, double* unused) noexcept nogil:
+    # run_chunks' task: the emission factors and shifts of one block of rows.  Rows
+    # are independent, so this is parallel even within one long sequence.
+    cdef Problem* p = <Problem*>context
+    cdef int64_t first = chunk * EXP_BLOCK_ROWS
+    cdef int64_t rows = min(<int64_t>EXP_BLOCK_ROWS, p.n_rows - first)
+    _shifted_exps(p.log_frameprob + first * p.K, rows, p.K, p.scaling,
+                  p.exps + first * p.K, p.shifts + first)
 
 
 cdef void _score_sequence(void* context, int thread, Py_ssize_t s, double* unused) noexcept nogil:
@@ -399,6 +423,7 @@ cdef int _prepare(
     p.transmat = transmat
     p.lengths = lengths
     p.K = K
+    p.n_rows = n_rows
     return STATUS_OK
 
 
@@ -406,8 +431,8 @@ cdef void _release(Problem* p) noexcept nogil:
     free(<void*>p.starts)
     free(<void*>p.log_startprob)
     free(p.status)
-    free(p.exps)
-    free(p.scales)
+    if p.owns_buffers:
+        free(p.exps)       # exps, scales and shifts are one allocation
     free(p.scratch)
 
 
@@ -434,11 +459,33 @@ cdef int forward_backward_f64(
     double* start_counts,           # OUT (K,) unless posteriors is NULL
     double* trans_counts,           # OUT (K, K) unless posteriors is NULL
 ) noexcept nogil:
+    return forward_backward_buffers(log_frameprob, n_rows, n_components, startprob, transmat,
+                                    lengths, n_sequences, implementation, n_threads, log_probs,
+                                    posteriors, start_counts, trans_counts, NULL)
+
+
+cdef int forward_backward_buffers(
+    const double* log_frameprob,    # IN (n_rows, K)
+    int64_t n_rows, int64_t n_components,
+    const double* startprob,        # IN (K,)
+    const double* transmat,         # IN (K, K)
+    const int64_t* lengths,         # IN (S,) >= 1, summing to n_rows
+    int64_t n_sequences,
+    int implementation,             # HMM_LOG or HMM_SCALING
+    int n_threads,                  # <= 0: OpenMP's default
+    double* log_probs,              # OUT (S,)
+    double* posteriors,             # OUT (n_rows, K), or NULL: forward pass only
+    double* start_counts,           # OUT (K,) unless posteriors is NULL
+    double* trans_counts,           # OUT (K, K) unless posteriors is NULL
+    double* buffers,                # (n_rows, K + 2) scratch for the exps, scales and
+                                    # shifts, or NULL to allocate them here
+) noexcept nogil:
     cdef Problem p
     cdef int64_t K = n_components, S = n_sequences
     cdef Py_ssize_t n_stats = K + K * K, n_lanes = lane_count(K + K * K), lane_stride
     cdef double* lanes = NULL
     cdef double* sums = NULL
+    cdef int n_threads_given
     cdef int status = _prepare(&p, log_frameprob, n_rows, K, startprob, transmat, lengths, S)
     if status == STATUS_OK and (log_probs == NULL or implementation not in (HMM_LOG, HMM_SCALING)
                                 or (posteriors != NULL and (start_counts == NULL
@@ -451,12 +498,17 @@ cdef int forward_backward_f64(
     p.log_probs = log_probs
     p.posteriors = posteriors
     p.scratch_stride = padded(_scratch_size(K))
+    n_threads_given = n_threads
     if posteriors == NULL:
         n_threads = clamp_threads(_threads(n_threads), S)
     else:
         n_threads = clamp_threads(_threads(n_threads), min(n_lanes, S))
-        p.exps = <double*>malloc(n_rows * K * sizeof(double))
-        p.scales = <double*>malloc(n_rows * sizeof(double))
+        if buffers == NULL:
+            p.owns_buffers = True
+            buffers = <double*>malloc(n_rows * (K + 2) * sizeof(double))
+        p.exps = buffers
+        p.scales = buffers + n_rows * K
+        p.shifts = p.scales + n_rows
         lane_stride = padded(n_stats)
         lanes = <double*>calloc(n_lanes * lane_stride, sizeof(double))
         sums = <double*>malloc(n_stats * sizeof(double))
@@ -468,6 +520,8 @@ cdef int forward_backward_f64(
         run_chunks(_score_sequence, &p, S, n_threads)
         status = _first_error(&p, S)
     else:
+        run_chunks(_exps_task, &p, (n_rows - 1) // EXP_BLOCK_ROWS + 1,
+                   clamp_threads(_threads(n_threads_given), (n_rows - 1) // EXP_BLOCK_ROWS + 1))
         run_lanes(_add_sequence, &p, S, 0, n_lanes, n_threads, lanes, lane_stride)
         status = _first_error(&p, S)
         if status == STATUS_OK:
@@ -499,6 +553,7 @@ cdef int viterbi_f64(
     if status == STATUS_OK:
         p.log_probs = log_probs
         p.states = states
+        p.owns_buffers = True
         p.exps = <double*>malloc(n_rows * K * sizeof(double))
         if p.exps == NULL:
             status = STATUS_NO_MEMORY
@@ -512,12 +567,24 @@ cdef int viterbi_f64(
 # Python wrappers: check, allocate, release the GIL, raise.
 # ---------------------------------------------------------------------------
 
+def _output(array, shape, name):
+    """A caller's output or scratch array, checked; None: a new one."""
+    if array is None:
+        return np.empty(shape)
+    if (not isinstance(array, np.ndarray) or array.dtype != np.float64 or array.shape != shape
+            or not array.flags.c_contiguous or not array.flags.writeable):
+        raise ValueError(f"{name} must be a writeable C-contiguous float64 array of shape {shape}")
+    return array
+
+
 def _check(log_frameprob, startprob, transmat, lengths):
     log_frameprob = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     if log_frameprob.ndim != 2 or log_frameprob.shape[0] < 1 or log_frameprob.shape[1] < 1:
         raise ValueError(f"log_frameprob must be a non-empty 2-D array, got shape {log_frameprob.shape}")
     n_rows, k = log_frameprob.shape
-    if not np.all(log_frameprob < np.inf):
+    # max, not a comparison of every entry: no (T, K) temporary.  NaN and +inf
+    # both make it fail; -inf (a state that cannot emit the row) is allowed.
+    if not np.max(log_frameprob) < np.inf:
         raise ValueError("log_frameprob must not contain NaN or +inf")
     startprob = np.ascontiguousarray(startprob, dtype=np.float64)
     transmat = np.ascontiguousarray(transmat, dtype=np.float64)
@@ -549,7 +616,7 @@ def _raise_for_status(int status):
 
 
 def forward_backward(log_frameprob, startprob, transmat, lengths, *, implementation="log",
-                     bint want_posteriors=True, int n_threads=1):
+                     bint want_posteriors=True, int n_threads=1, posteriors=None, buffers=None):
     """Forward-backward over the sequences of an HMM.
 
     Parameters
@@ -568,6 +635,12 @@ def forward_backward(log_frameprob, startprob, transmat, lengths, *, implementat
         ValueError with hmmlearn's message.
     want_posteriors : bool
         False runs the forward pass only (scoring): posteriors and counts are None.
+    posteriors : ndarray of shape (T, K), float64, C-contiguous, or None
+        Where to write the posteriors (None: a new array).  With `buffers`, what a
+        loop of E-steps passes every time: it saves allocating, and the kernel
+        first-touching, two (T, K) arrays per call.
+    buffers : ndarray of shape (T, K + 2), float64, C-contiguous, or None
+        Scratch for the emission factors, scales and shifts (None: allocated here).
     n_threads : int
         OpenMP threads over sequences (<= 0: OpenMP's default).  One long sequence is
         sequential: the recursion needs each step before the next.  Results are bitwise
@@ -586,9 +659,16 @@ def forward_backward(log_frameprob, startprob, transmat, lengths, *, implementat
     cdef int64_t n_rows = log_frameprob.shape[0], k = log_frameprob.shape[1], s = lengths.shape[0]
     cdef int impl = IMPLEMENTATIONS[implementation]
     log_probs = np.empty(s)
-    posteriors = start_counts = trans_counts = None
-    if want_posteriors:
-        posteriors = np.empty((n_rows, k))
+    start_counts = trans_counts = None
+    cdef double* scratch = NULL
+    cdef double[:, ::1] scratch_view
+    if not want_posteriors:
+        posteriors = None
+    else:
+        posteriors = _output(posteriors, (n_rows, k), "posteriors")
+        if buffers is not None:
+            scratch_view = _output(buffers, (n_rows, k + 2), "buffers")
+            scratch = &scratch_view[0, 0]
         start_counts = np.empty(k)
         trans_counts = np.empty((k, k))
     cdef const double[:, ::1] l = log_frameprob
@@ -610,8 +690,8 @@ def forward_backward(log_frameprob, startprob, transmat, lengths, *, implementat
         trans = &view[0, 0]
     cdef int status
     with nogil:
-        status = forward_backward_f64(&l[0, 0], n_rows, k, &pi[0], &a[0, 0], &n[0], s, impl,
-                                      n_threads, &out[0], post, starts, trans)
+        status = forward_backward_buffers(&l[0, 0], n_rows, k, &pi[0], &a[0, 0], &n[0], s, impl,
+                                          n_threads, &out[0], post, starts, trans, scratch)
     _raise_for_status(status)
     return ForwardBackward(log_probs, posteriors, start_counts, trans_counts)
 

@@ -132,64 +132,146 @@ FASTEM_CLONES static void fastem_hmm_log_terms(const double *restrict shift,
 /* Rows 0..rows-1 of a block of the rescaled forward recursion:
  *     a_t = (alpha_{t-1} A) * e_t  (a_0 = start * e_0 when prev is NULL),
  *     c_t = sum a_t,  alpha_t = a_t / c_t.
+ * The recursion runs on the unscaled a_t: a_t = ((a_{t-1} A) * e_t) / c_{t-1}, so
+ * the division by c_{t-1} (a sum and a divide) proceeds beside the product
+ * instead of before it; alpha_t = a_t / c_t is stored off the chain.  A block
+ * starts from prev = alpha_{t-1} itself (c = 1).
  * e: (rows, K) emission factors; out: the alphas, row t at out + t * K when `keep`,
  * else alternating between the two rows of out (only the last one is needed);
- * scales: (rows,) the c_t.  Returns the rows done: fewer than `rows` when a c_t
- * falls outside [min_scale, DBL_MAX] (or is NaN), the row the caller must handle
- * (its c_t is left in scales[t]). */
+ * a: (2, K) scratch; scales: (rows,) the c_t.  Returns the rows done: fewer than
+ * `rows` when a c_t falls outside [min_scale, DBL_MAX] (or is NaN), the row the
+ * caller must handle (its c_t is left in scales[t]). */
 FASTEM_HMM_INLINE int64_t fastem_hmm_forward_rows_k(
     const double *restrict start, const double *restrict A, const double *restrict e,
     int64_t rows, int64_t K, const double *prev, double *out, int keep,
-    double *restrict scales, double min_scale) {
+    double *restrict a, double *restrict scales, double min_scale) {
+    double inv_prev = 1.0;
     for (int64_t t = 0; t < rows; t++) {
         const double *restrict et = e + t * K;
+        double *restrict at = a + (t & 1) * K;
         double *row = keep ? out + t * K : out + (t & 1) * K;
         if (prev == NULL) {
-            for (int64_t j = 0; j < K; j++) row[j] = start[j] * et[j];
+            for (int64_t j = 0; j < K; j++) at[j] = start[j] * et[j];
         } else {
-            fastem_hmm_vector_matrix(prev, A, et, row, K);
+            fastem_hmm_vector_matrix(prev, A, et, at, K);
+            for (int64_t j = 0; j < K; j++) at[j] *= inv_prev;
         }
-        const double c = fastem_hmm_sum(row, K);
+        const double c = fastem_hmm_sum(at, K);
         if (!(c >= min_scale && c <= DBL_MAX)) {
             scales[t] = c;
             return t;
         }
         const double inv = 1.0 / c;
-        for (int64_t j = 0; j < K; j++) row[j] *= inv;
+        for (int64_t j = 0; j < K; j++) row[j] = at[j] * inv;
         scales[t] = c;
-        prev = row;
+        prev = at;
+        inv_prev = inv;
     }
     return rows;
+}
+
+/* Rows a block of the backward pass handles at once: its v and beta rows fit in
+ * L1 beside the alphas, and the transition sums of the block stay in registers. */
+#define FASTEM_HMM_BACK_BLOCK 16
+
+/* xi[i, j] += sum_b a_b[i] * v_b[j] over b = 0..rows-1 in that order, a_b the row
+ * at a - b * K (rows of descending t) and v_b = v + b * K.  Each xi[i, j] gets its
+ * terms added one at a time in order, exactly as row-by-row updates would; the
+ * running sums of a 4 x 8 tile stay in registers across the block instead of
+ * going through memory for every row. */
+FASTEM_HMM_INLINE void fastem_hmm_add_outer_block(double *restrict xi, const double *a,
+                                                  const double *restrict v, int64_t rows,
+                                                  int64_t K) {
+    int64_t i = 0;
+    for (; i + 4 <= K; i += 4) {
+        int64_t j = 0;
+        for (; j + 8 <= K; j += 8) {
+            fastem_hmm_v4 acc[4][2];
+            for (int r = 0; r < 4; r++) {
+                acc[r][0] = fastem_hmm_load(xi + (i + r) * K + j);
+                acc[r][1] = fastem_hmm_load(xi + (i + r) * K + j + 4);
+            }
+            for (int64_t b = 0; b < rows; b++) {
+                const fastem_hmm_v4 lo = fastem_hmm_load(v + b * K + j);
+                const fastem_hmm_v4 hi = fastem_hmm_load(v + b * K + j + 4);
+                const double *ab = a - b * K + i;
+                for (int r = 0; r < 4; r++) {
+                    acc[r][0] += ab[r] * lo;
+                    acc[r][1] += ab[r] * hi;
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                fastem_hmm_store(xi + (i + r) * K + j, acc[r][0]);
+                fastem_hmm_store(xi + (i + r) * K + j + 4, acc[r][1]);
+            }
+        }
+        for (; j + 4 <= K; j += 4) {
+            fastem_hmm_v4 acc[4];
+            for (int r = 0; r < 4; r++) acc[r] = fastem_hmm_load(xi + (i + r) * K + j);
+            for (int64_t b = 0; b < rows; b++) {
+                const fastem_hmm_v4 vb = fastem_hmm_load(v + b * K + j);
+                const double *ab = a - b * K + i;
+                for (int r = 0; r < 4; r++) acc[r] += ab[r] * vb;
+            }
+            for (int r = 0; r < 4; r++) fastem_hmm_store(xi + (i + r) * K + j, acc[r]);
+        }
+        for (; j < K; j++) {
+            for (int r = 0; r < 4; r++) {
+                double acc = xi[(i + r) * K + j];
+                for (int64_t b = 0; b < rows; b++) acc += a[-b * K + i + r] * v[b * K + j];
+                xi[(i + r) * K + j] = acc;
+            }
+        }
+    }
+    for (; i < K; i++) {
+        for (int64_t j = 0; j < K; j++) {
+            double acc = xi[i * K + j];
+            for (int64_t b = 0; b < rows; b++) acc += a[-b * K + i] * v[b * K + j];
+            xi[i * K + j] = acc;
+        }
+    }
 }
 
 /* The rescaled backward recursion over one sequence of n rows, from t = n - 2 down:
  *     v = e_{t+1} * beta_{t+1} / c_{t+1},  beta_t = A v,  xi += alpha_t (x) v,
  *     gamma_t = alpha_t * beta_t normalised, written over alpha_t.
- * beta: (K,) holds beta_{n-1} on entry; v: (K,) scratch; xi: (K, K) running sum
- * of alpha_t (x) v_{t+1} (the caller multiplies by A once).  Returns -1, or the
- * first row (from the end) whose gamma could not be normalised, left unnormalised;
- * `stop`: return at that row, else carry on with the rows before it. */
+ * In blocks of FASTEM_HMM_BACK_BLOCK rows: first the recursion (the only chain of
+ * dependent steps), keeping each row's v and beta in `block` (2 * BLOCK * K
+ * doubles), then the block's transition sums, then its gammas.  beta: (K,) holds
+ * beta_{n-1} on entry; xi: (K, K) running sum of alpha_t (x) v_{t+1} (the caller
+ * multiplies by A once).  Returns -1, or the first row (from the end) whose gamma
+ * could not be normalised, left unnormalised; `stop`: return at that row, else
+ * carry on with the rows before it. */
 FASTEM_HMM_INLINE int64_t fastem_hmm_backward_rows_k(
     const double *restrict AT, const double *restrict e, const double *restrict scales,
     double *restrict alpha, int64_t n, int64_t K, double *restrict beta,
-    double *restrict v, double *restrict xi, int stop) {
+    double *restrict block, double *restrict xi, int stop) {
+    double *restrict vs = block;
+    double *restrict betas = block + FASTEM_HMM_BACK_BLOCK * K;
     int64_t failed = -1;
-    for (int64_t t = n - 2; t >= 0; t--) {
-        const double *restrict et = e + (t + 1) * K;
-        const double inv = 1.0 / scales[t + 1];
-        for (int64_t j = 0; j < K; j++) v[j] = et[j] * beta[j] * inv;
-        fastem_hmm_vector_matrix(v, AT, NULL, beta, K);
-        double *restrict a = alpha + t * K;
-        for (int64_t i = 0; i < K; i++) {
-            const double ai = a[i];
-            double *restrict row = xi + i * K;
-            for (int64_t j = 0; j < K; j++) row[j] += ai * v[j];
+    for (int64_t top = n - 2; top >= 0; top -= FASTEM_HMM_BACK_BLOCK) {
+        const int64_t rows = top + 1 < FASTEM_HMM_BACK_BLOCK ? top + 1 : FASTEM_HMM_BACK_BLOCK;
+        const double *restrict next = beta;
+        for (int64_t b = 0; b < rows; b++) {
+            const int64_t t = top - b;
+            const double *restrict et = e + (t + 1) * K;
+            const double inv = 1.0 / scales[t + 1];
+            double *restrict v = vs + b * K;
+            for (int64_t j = 0; j < K; j++) v[j] = et[j] * next[j] * inv;
+            fastem_hmm_vector_matrix(v, AT, NULL, betas + b * K, K);
+            next = betas + b * K;
         }
-        for (int64_t i = 0; i < K; i++) a[i] *= beta[i];
-        if (!fastem_hmm_normalise(a, K) && failed < 0) {
-            failed = t;
-            if (stop) return t;
+        fastem_hmm_add_outer_block(xi, alpha + top * K, vs, rows, K);
+        for (int64_t b = 0; b < rows; b++) {
+            double *restrict a = alpha + (top - b) * K;
+            const double *restrict bt = betas + b * K;
+            for (int64_t i = 0; i < K; i++) a[i] *= bt[i];
+            if (!fastem_hmm_normalise(a, K) && failed < 0) {
+                failed = top - b;
+                if (stop) return failed;
+            }
         }
+        for (int64_t i = 0; i < K; i++) beta[i] = next[i];
     }
     return failed;
 }
@@ -207,9 +289,10 @@ FASTEM_HMM_INLINE int64_t fastem_hmm_backward_rows_k(
 FASTEM_CLONES static int64_t fastem_hmm_forward_rows(
     const double *restrict start, const double *restrict A, const double *restrict e,
     int64_t rows, int64_t K, const double *prev, double *out, int keep,
-    double *restrict scales, double min_scale) {
+    double *restrict a, double *restrict scales, double min_scale) {
 #define FASTEM_HMM_CALL(k) \
-    return fastem_hmm_forward_rows_k(start, A, e, rows, k, prev, out, keep, scales, min_scale)
+    return fastem_hmm_forward_rows_k(start, A, e, rows, k, prev, out, keep, a, scales, \
+                                     min_scale)
     FASTEM_HMM_BY_K(FASTEM_HMM_CALL, K)
 #undef FASTEM_HMM_CALL
 }
@@ -217,9 +300,9 @@ FASTEM_CLONES static int64_t fastem_hmm_forward_rows(
 FASTEM_CLONES static int64_t fastem_hmm_backward_rows(
     const double *restrict AT, const double *restrict e, const double *restrict scales,
     double *restrict alpha, int64_t n, int64_t K, double *restrict beta,
-    double *restrict v, double *restrict xi, int stop) {
+    double *restrict block, double *restrict xi, int stop) {
 #define FASTEM_HMM_CALL(k) \
-    return fastem_hmm_backward_rows_k(AT, e, scales, alpha, n, k, beta, v, xi, stop)
+    return fastem_hmm_backward_rows_k(AT, e, scales, alpha, n, k, beta, block, xi, stop)
     FASTEM_HMM_BY_K(FASTEM_HMM_CALL, K)
 #undef FASTEM_HMM_CALL
 }

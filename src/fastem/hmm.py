@@ -495,8 +495,9 @@ class GaussianHMM(EMEstimator):
 
     def _baum_welch(self, X, lengths):
         self.monitor_._reset()
+        workspace = _workspace(X.shape[0], self.n_components)
         for _ in range(self.n_iter):
-            stats, log_prob = self._do_estep(X, lengths)
+            stats, log_prob = self._do_estep(X, lengths, workspace)
             self._do_mstep(stats)
             self.monitor_.report(log_prob)
             if self.monitor_.converged:
@@ -570,19 +571,26 @@ class GaussianHMM(EMEstimator):
                                _precision_factors(self._covars_, self.covariance_type),
                                self._covars_)
 
-    def _log_frameprob(self, X):
+    def _log_frameprob(self, X, out=None):
         """(n_samples, n_components) emission log-densities from the engine's pass."""
-        return self._emission_model().log_densities(X, self._threads())
+        return self._emission_model().log_densities(X, self._threads(), out=out)
 
-    def _forward_backward(self, X, lengths, want_posteriors):
+    def _forward_backward(self, X, lengths, want_posteriors, workspace=None):
+        workspace = workspace or {}
         return _hmm.forward_backward(
-            self._log_frameprob(X), self.startprob_, self.transmat_, lengths,
-            implementation=self.implementation, want_posteriors=want_posteriors,
-            n_threads=self._threads())
+            self._log_frameprob(X, workspace.get("log_frameprob")), self.startprob_,
+            self.transmat_, lengths, implementation=self.implementation,
+            want_posteriors=want_posteriors, n_threads=self._threads(),
+            posteriors=workspace.get("posteriors"), buffers=workspace.get("buffers"))
 
-    def _do_estep(self, X, lengths):
-        """Posteriors and the sums of one E-step; returns (HMMStatistics, log-likelihood)."""
-        passes = self._forward_backward(X, lengths, want_posteriors=True)
+    def _do_estep(self, X, lengths, workspace=None):
+        """Posteriors and the sums of one E-step; returns (HMMStatistics, log-likelihood).
+
+        `workspace` (from :func:`_workspace`) holds the (T, K) arrays an E-step
+        writes, reused by every iteration of a fit: allocating them afresh each
+        time costs as much as the forward pass (the pages are new every time).
+        """
+        passes = self._forward_backward(X, lengths, want_posteriors=True, workspace=workspace)
         emission = tied_centre = None
         if "m" in self.params or "c" in self.params:
             stats = SufficientStatistics(self.covariance_type, self.means_)
@@ -883,6 +891,13 @@ class GaussianHMM(EMEstimator):
         float
         """
         return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+
+def _workspace(n_samples, n_components):
+    """The (T, K) arrays of an E-step, allocated once per fit (see ``_do_estep``)."""
+    return {"log_frameprob": np.empty((n_samples, n_components)),
+            "posteriors": np.empty((n_samples, n_components)),
+            "buffers": np.empty((n_samples, n_components + 2))}
 
 
 def _sequential_sum(values):
