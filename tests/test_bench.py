@@ -31,6 +31,16 @@ COLUMNS = [
     "peak MB fastem (NumPy, tracemalloc)", "peak MB sklearn (NumPy, tracemalloc)",
 ]
 
+# The "Targets (issue 14)" and "Initialisation and thread scaling" tables' columns.
+TARGET_COLUMNS = [
+    "#", "case", "fastem / limit", "speed-up vs sklearn", "fit sklearn / fastem",
+    "k-means init / fastem iter", "met",
+]
+SCALING_COLUMNS = [
+    "#", "case", "k-means init ms", "init / fastem iter", "fastem s/iter 1 thread",
+    "fastem s/iter 2 threads", "scaling 1 -> 2", "steal 1 thread", "steal 2 threads",
+]
+
 # Table cells carry 3 significant digits.
 CELL_RTOL = 5e-3
 
@@ -40,6 +50,7 @@ def _shrink_probes(monkeypatch):
     monkeypatch.setattr(probes, "GEMM_SIZE", 128)
     monkeypatch.setattr(probes, "BANDWIDTH_BYTES", 1 << 22)
     monkeypatch.setattr(probes, "EXP_SECONDS", 0.01)
+    monkeypatch.setattr(probes, "EXP_REPEATS", 2)
     monkeypatch.setattr(runners, "ITER_TARGET_SECONDS", 0.005)
     monkeypatch.setattr(runners, "MAX_TIMED_ITERS", 3)
     monkeypatch.setattr(runners, "SETTLE_SECONDS", 0.0)
@@ -52,12 +63,23 @@ def _run_main(argv):
     return status, out.getvalue(), err.getvalue()
 
 
+def _tables(out):
+    """Every Markdown table of a report, in order: (header cells, row cells) each."""
+    tables, lines = [], []
+    for line in out.splitlines() + [""]:
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in lines]
+            assert len(cells) >= 2 and set("".join(cells[1])) <= {"-"}, out
+            tables.append((cells[0], cells[2:]))
+            lines = []
+    return tables
+
+
 def _table(out):
-    """The Markdown table of a report: header cells and row cells."""
-    lines = [line for line in out.splitlines() if line.startswith("|")]
-    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
-    assert len(cells) >= 2 and set("".join(cells[1])) <= {"-"}, out
-    return cells[0], cells[2:]
+    """The report's first Markdown table (the mixtures' timings): header cells and row cells."""
+    return _tables(out)[0]
 
 
 def _number(cell):
@@ -109,9 +131,21 @@ def test_header_reports_versions_threads_blas_and_environment(bench):
         assert name in results["environment"]["openblas_env"]
     assert "scaled by 2 threads" in out
     machine = results["machine"]
-    assert machine["exp_rate"] == pytest.approx(2 * machine["exp_rate_one_thread"])
+    for function in ("exp", "log"):
+        assert machine[f"{function}_rate"] == pytest.approx(2 * machine[f"{function}_rate_one_thread"])
+        rates = machine[f"{function}_rates"]
+        assert set(rates) == {"numpy", "fastem"} and rates["numpy"] > 0
+        # The faster implementation sets the limit, and the report gives both.
+        assert machine[f"{function}_rate_one_thread"] == max(r for r in rates.values() if r is not None)
+        assert machine[f"{function}_source"] in rates
+        assert f"{function}: numpy " in out
     assert "tracemalloc" in out
-    assert "flops 4 N K D^2 (full), 2 N D^2 + 4 N K D (tied), 6 N K D (diag, spherical)" in out
+    assert ("flops 2 N K D^2 + 4 N K D (full), 2 N D^2 + 4 N K D (tied), 8 N K D + N D (diag), "
+            "4 N K D + 2 N D (spherical); N (K - 1) exps and N logs") in out
+    # No hardware counters in most VMs: the report says which, instead of counts.
+    assert results["perf"]["available"] in (True, False) and results["perf"]["message"]
+    if not results["perf"]["available"]:
+        assert f"no per-row hardware counts: {results['perf']['message']}" in out
 
 
 def test_json_holds_the_numbers_of_the_table(bench):
@@ -151,10 +185,10 @@ def test_reported_limits_follow_the_documented_formula(bench):
     _, _, _, results = bench
     machine = results["machine"]
     flops_per_row = {  # documented in fastem bench's header and flop_count
-        "full": lambda d, k: 4 * k * d * d,
+        "full": lambda d, k: 2 * k * d * d + 4 * k * d,
         "tied": lambda d, k: 2 * d * d + 4 * k * d,
-        "diag": lambda d, k: 6 * k * d,
-        "spherical": lambda d, k: 6 * k * d,
+        "diag": lambda d, k: 8 * k * d + d,
+        "spherical": lambda d, k: 4 * k * d + 2 * d,
     }
     for case in results["cases"]:
         n, d, k = case["n_samples"], case["n_features"], case["n_components"]
@@ -162,9 +196,10 @@ def test_reported_limits_follow_the_documented_formula(bench):
         expected = max(
             n * d * 8 / machine["read_bandwidth"],
             flops / machine["gemm_flops"],
-            n * k / machine["exp_rate"],
+            n * (k - 1) / machine["exp_rate"] + n / machine["log_rate"],
         )
         assert case["limit"]["flops"] == flops
+        assert case["limit"]["exps"] == n * (k - 1) and case["limit"]["logs"] == n
         assert case["limit"]["seconds"] == pytest.approx(expected, rel=1e-12)
         assert case["limit_multiple"] == pytest.approx(
             case["per_iteration"]["fastem"]["seconds_per_iteration"] / expected
@@ -172,25 +207,139 @@ def test_reported_limits_follow_the_documented_formula(bench):
 
 
 def test_limit_of_a_known_case():
-    # full, N=1000, D=4, K=3 on a machine of 10 GFLOP/s, 10 GB/s, 1e8 exp/s:
-    # memory 32000 B -> 3.2 us; flops 4*1000*3*16 = 192000 -> 19.2 us;
-    # exps 3000 -> 30 us: the exps bound it.
-    machine = dict(gemm_flops=1e10, read_bandwidth=1e10, exp_rate=1e8)
+    # full, N=1000, D=4, K=3 on a machine of 10 GFLOP/s, 10 GB/s, 1e8 exp/s, 1e8 log/s:
+    # memory 32000 B -> 3.2 us; flops 2*1000*3*16 + 4*1000*3*4 = 144000 -> 14.4 us;
+    # 2000 exps and 1000 logs -> 20 + 10 us: the exps and logs bound it.
+    machine = dict(gemm_flops=1e10, read_bandwidth=1e10, exp_rate=1e8, log_rate=1e8)
     limit = probes.iteration_limit(cases.Case("full", 1000, 4, 3), machine)
-    assert limit["bytes"] == 32000 and limit["flops"] == 192000 and limit["exps"] == 3000
+    assert limit["bytes"] == 32000 and limit["flops"] == 144000
+    assert limit["exps"] == 2000 and limit["logs"] == 1000
     assert limit["memory_seconds"] == pytest.approx(3.2e-6)
-    assert limit["flops_seconds"] == pytest.approx(1.92e-5)
-    assert limit["seconds"] == pytest.approx(3e-5)
-    assert limit["bound"] == "exp"
+    assert limit["flops_seconds"] == pytest.approx(1.44e-5)
+    assert limit["exp_seconds"] == pytest.approx(2e-5) and limit["log_seconds"] == pytest.approx(1e-5)
+    assert limit["seconds"] == limit["transcendental_seconds"] == pytest.approx(3e-5)
+    assert limit["bound"] == "exp/log"
     # tied, N=1e6, D=64, K=2: 2*1e6*4096 + 4*1e6*2*64 = 8.704e9 flops -> 0.8704 s.
     limit = probes.iteration_limit(cases.Case("tied", 1_000_000, 64, 2), machine)
     assert limit["flops"] == 8_704_000_000
     assert limit["seconds"] == pytest.approx(0.8704) and limit["bound"] == "flops"
-    # diag, N=1e6, D=1000, K=1: 8 GB of X -> 0.8 s; 6e9 flops -> 0.6 s; 1e6 exps -> 10 ms.
+    # diag, N=1e6, D=1000, K=1: 8 GB of X -> 0.8 s; 8e9 + 1e9 flops -> 0.9 s; no exp or log.
     limit = probes.iteration_limit(cases.Case("diag", 1_000_000, 1000, 1), machine, itemsize=8)
-    assert limit["flops"] == 6_000_000_000
-    assert limit["bound"] == "memory" and limit["seconds"] == pytest.approx(0.8)
-    assert probes.flop_count("spherical", 10, 3, 2) == 6 * 10 * 2 * 3
+    assert limit["flops"] == 9_000_000_000 and limit["exps"] == limit["logs"] == 0
+    assert limit["bound"] == "flops" and limit["seconds"] == pytest.approx(0.9)
+    assert probes.flop_count("spherical", 10, 3, 2) == 4 * 10 * 2 * 3 + 2 * 10 * 3
+
+
+def test_two_components_need_one_exp_and_one_log_per_row():
+    # The logistic form: exp(-|l1 - l2|) and log1p of it, whatever D.
+    assert probes.transcendental_count(1_000_000, 2) == (1_000_000, 1_000_000)
+    # K components: the largest term is exp(0), so K - 1 exps and one log per row.
+    assert probes.transcendental_count(1000, 16) == (15_000, 1000)
+    assert probes.transcendental_count(1000, 1) == (0, 0)
+    # full 1e6 x 1, K = 2 at 1e8 exp/s and 5e7 log/s: 10 ms + 20 ms, above 1.2e7 flops (1.2 ms).
+    machine = dict(gemm_flops=1e10, read_bandwidth=1e10, exp_rate=1e8, log_rate=5e7)
+    limit = probes.iteration_limit(cases.Case("full", 1_000_000, 1, 2), machine)
+    assert limit["exps"] == limit["logs"] == 1_000_000 and limit["flops"] == 12_000_000
+    assert limit["seconds"] == pytest.approx(0.03) and limit["bound"] == "exp/log"
+
+
+def test_the_probe_takes_the_faster_exp_and_log(monkeypatch):
+    _shrink_probes(monkeypatch)
+    # fastem's exp faster than NumPy's, its log slower; a rate not measured is ignored.
+    rates = dict(exp=dict(numpy=1e8, fastem=3e8), log=dict(numpy=2e8, fastem=None),
+                 fastem_raw=dict(exp=2e8, log=5e7))
+    monkeypatch.setattr(probes, "_measure_exp_log", lambda: rates)
+    machine = probes.measure_machine(2)
+    assert machine["exp_source"] == "fastem" and machine["exp_rate_one_thread"] == 3e8
+    assert machine["exp_rate"] == 6e8
+    assert machine["log_source"] == "numpy" and machine["log_rate"] == 4e8
+    assert machine["exp_rates"] == rates["exp"] and machine["log_rates"] == rates["log"]
+    assert probes.fastest(dict(numpy=5e8, fastem=1e8)) == ("numpy", 5e8)
+
+
+def test_exp_log_probe_measures_numpy_and_fastem(monkeypatch):
+    _shrink_probes(monkeypatch)
+    rates = probes._measure_exp_log()
+    assert rates["exp"]["numpy"] > 0 and rates["log"]["numpy"] > 0
+    # With fastem's test hooks installed, its raw rates are always measured;
+    # the net ones when the hook's loops stand out from its overhead.
+    assert rates["fastem_raw"]["exp"] > 0 and rates["fastem_raw"]["log"] > 0
+    for function in ("exp", "log"):
+        net = rates[function]["fastem"]
+        assert net is None or net >= rates["fastem_raw"][function]
+
+
+def test_targets_scaling_and_init_are_reported(bench):
+    _, out, _, results = bench
+    tables = _tables(out)
+    assert len(tables) == 3
+    (header, rows), (target_header, target_rows), (scaling_header, scaling_rows) = tables
+    assert target_header == TARGET_COLUMNS and scaling_header == SCALING_COLUMNS
+    assert "### Targets (issue 14)" in out and "### Initialisation and thread scaling" in out
+    assert results["settings"]["scaling"] is True
+    col = {name: index for index, name in enumerate(TARGET_COLUMNS)}
+    scol = {name: index for index, name in enumerate(SCALING_COLUMNS)}
+    for row, srow, case in zip(target_rows, scaling_rows, results["cases"]):
+        assert row[col["case"]] == srow[scol["case"]] == case["name"]
+        chosen = case["targets"]
+        assert set(chosen) == {"limit", "speedup_sklearn", "fit", "init"}
+        for key, column in (("limit", "fastem / limit"), ("speedup_sklearn", "speed-up vs sklearn"),
+                            ("fit", "fit sklearn / fastem"), ("init", "k-means init / fastem iter")):
+            cell = row[col[column]]
+            assert _number(cell) == pytest.approx(chosen[key]["value"], rel=CELL_RTOL)
+            assert cell.endswith("met" if chosen[key]["met"] else "missed")
+        assert row[col["met"]] == f"{sum(t['met'] for t in chosen.values())}/4"
+        # The tiny cases have D <= 16: limit within 2x, whole fit 10x.
+        assert chosen["limit"]["target"] == 2.0 and chosen["fit"]["target"] == 10.0
+        assert chosen["init"]["target"] == 2.0 and chosen["speedup_sklearn"]["target"] == 1.5
+        init = case["init"]
+        assert init["seconds"] >= 0 and len(init["default"]) == len(init["given"]) == 1
+        assert init["iterations"] == pytest.approx(
+            init["seconds"] / case["per_iteration"]["fastem"]["seconds_per_iteration"])
+        assert _number(srow[scol["k-means init ms"]]) == pytest.approx(init["seconds"] * 1e3, rel=CELL_RTOL,
+                                                                        abs=1e-3)
+        scaling = case["scaling"]
+        assert scaling["one_thread"]["status"] == "ok"
+        assert scaling["threads_seconds"] == case["per_iteration"]["fastem"]["seconds_per_iteration"]
+        assert scaling["speedup"] == pytest.approx(scaling["one_thread_seconds"] / scaling["threads_seconds"])
+        assert _number(srow[scol["scaling 1 -> 2"]]) == pytest.approx(scaling["speedup"], rel=CELL_RTOL)
+        for key in ("one_thread_steal", "threads_steal"):
+            steal = scaling[key]
+            if steal is not None:  # None only where /proc/stat cannot be read
+                assert steal["seconds"] >= 0 and 0 <= steal["share"] <= 1
+        assert srow[scol["steal 1 thread"]].endswith("%") or srow[scol["steal 1 thread"]] == "-"
+
+
+def test_targets_depend_on_the_width_of_the_case():
+    from fastem.bench import run
+
+    def result(d, limit_multiple, speedup, fit_ratio, init_iterations):
+        return dict(n_features=d, limit_multiple=limit_multiple, speedup=speedup, fit_ratio=fit_ratio,
+                    init=dict(iterations=init_iterations))
+
+    narrow = run.targets(result(16, 1.9, dict(sklearn=12.0, daal4py=1.2), 9.0, 2.0))
+    assert narrow["limit"] == dict(value=1.9, target=2.0, at_most=True, met=True)
+    assert narrow["speedup_sklearn"]["met"] and not narrow["speedup_daal4py"]["met"]
+    assert narrow["fit"]["target"] == 10.0 and not narrow["fit"]["met"]
+    assert narrow["init"]["met"]  # at most two iterations
+    wide = run.targets(result(32, 1.9, dict(sklearn=2.0, daal4py=None), 6.0, 2.5))
+    assert wide["limit"]["target"] == 1.5 and not wide["limit"]["met"]
+    assert wide["speedup_daal4py"] is None  # daal4py did not run the case
+    assert wide["fit"]["target"] == 5.0 and wide["fit"]["met"]
+    assert not wide["init"]["met"]
+
+
+def test_scaling_can_be_left_out(monkeypatch):
+    from fastem.bench import run
+
+    _shrink_probes(monkeypatch)
+    monkeypatch.setattr(requirements, "import_daal4py", lambda: None)
+    results = run.run_bench(cases.select_cases("full:600:2:3"), threads=2, repeats=1, scaling=False)
+    assert results["settings"]["scaling"] is False and results["cases"][0]["scaling"] is None
+    out = report.format_report(results)
+    assert "thread scaling not measured" in out
+    _, rows = _tables(out)[2]
+    assert rows[0][4:] == ["-"] * 5
 
 
 # ------------------------------------------------------------------- cases

@@ -9,17 +9,24 @@ in one process and with the same thread count for everyone:
   ``tol=1e-3``, ``random_state=0``) for fastem and scikit-learn;
 - the peak NumPy memory each whole ``fit`` allocates beyond X (tracemalloc);
 - the machine's limit for one iteration: the largest of the times needed to
-  read X once, to do the iteration's floating-point work at the measured GEMM
-  peak, and to evaluate its N*K exponentials at the measured ``np.exp`` rate.
+  read X once, to do the floating-point work no pass can avoid at the
+  measured GEMM peak, and to evaluate the exps and logs no pass can avoid at
+  the rates of the fastest vectorised exp and log measured (NumPy's or
+  fastem's own);
+- issue 14's targets per case, met or missed; the k-means initialisation of a
+  default fit in fastem iterations; fastem's 1 -> n thread scaling with the
+  steal time during each measurement.
 
 One module per job:
 
 - ``cases``: the cases, the default grid, ``--cases`` parsing, their data and
   the shared starting point;
-- ``probes``: the machine's limits (GEMM peak, bandwidth, exp rate), the
-  flop/limit model, and the environment and thread pools reported;
-- ``runners``: the fastem, scikit-learn and daal4py runners and their timing;
-- ``run``: :func:`run_bench`, every case through every runner;
+- ``probes``: the machine's limits (GEMM peak, bandwidth, exp and log
+  rates), the flop, exp and log counts and the limit, the steal time, whether
+  ``perf stat`` can count, and the environment and thread pools reported;
+- ``runners``: the fastem, scikit-learn and daal4py runners and their timing
+  (iterations, whole fits, the initialisation);
+- ``run``: :func:`run_bench`, every case through every runner, the targets;
 - ``report``: the progress lines, the Markdown report and the chart;
 - ``requirements``: the packages the benchmark needs, and :class:`BenchError`;
 - ``hmm``: the hidden Markov model cases (fastem's GaussianHMM against
@@ -37,7 +44,7 @@ daal4py, which are only loaded when a benchmark runs or a chart is drawn.
 """
 from fastem.bench.cases import DEFAULT_GRID, Case, make_data, partition_start, select_cases
 from fastem.bench.hmm import HMM_GRID, HMMCase, hmm_iteration_limit, make_hmm_data
-from fastem.bench.probes import flop_count, iteration_limit, measure_machine
+from fastem.bench.probes import flop_count, iteration_limit, measure_machine, transcendental_count
 from fastem.bench.report import format_report, table_columns, write_plot
 from fastem.bench.requirements import INSTALL_HINT, BenchError, check_requirements
 from fastem.bench.run import run_bench
@@ -64,5 +71,6 @@ __all__ = [
     "run_bench",
     "select_cases",
     "table_columns",
+    "transcendental_count",
     "write_plot",
 ]

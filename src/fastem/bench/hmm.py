@@ -489,7 +489,9 @@ def hmm_iteration_limit(case, machine, threads, clock_hz, cache_bytes, itemsize=
     As the Gaussian cases' :func:`~fastem.bench.probes.iteration_limit`, from
     the same probes: the largest of :func:`hmm_bytes` / read bandwidth,
     :func:`hmm_flop_count` / GEMM peak and T K exps / exp rate (the E-step's
-    exps are forward-backward's, one per row and state); and, since a
+    exps are forward-backward's, one per row and state; the rate is the
+    probes' ``exp_rate``, the faster of np.exp and fastem's own exp, as for
+    the mixtures); and, since a
     sequence is a chain of dependent steps, the :func:`critical_path`.
 
     Forward-backward runs each sequence on one thread, so with fewer

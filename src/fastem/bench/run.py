@@ -9,10 +9,12 @@ from fastem.bench import hmm, requirements, runners
 from fastem.bench.cases import DATA_SEED, REG_COVAR, make_data, partition_start
 from fastem.bench.probes import (
     OtherLoad,
+    Steal,
     _package_version,
     environment,
     iteration_limit,
     measure_machine,
+    perf_counters,
     thread_pools,
 )
 from fastem.bench.report import hmm_progress_line, progress_line
@@ -22,9 +24,20 @@ from fastem.bench.runners import (
     seconds_per_iteration,
     time_em,
     time_fit,
+    time_init,
 )
 
-__all__ = ["run_bench"]
+__all__ = ["TARGETS", "run_bench", "targets"]
+
+# Issue 14's targets, per case.  limit: fastem's s/iter at most this multiple
+# of the limit (the second figure from LIMIT_TARGET_WIDE_D features on);
+# speed-up: every peer's s/iter at least this multiple of fastem's; fit: a
+# whole default fit at least this many times faster than scikit-learn's (the
+# second figure above FIT_TARGET_NARROW_D features); init: the k-means
+# initialisation of a default fit at most this many of fastem's iterations.
+TARGETS = dict(limit=(2.0, 1.5), speedup=1.5, fit=(10.0, 5.0), init=2.0)
+LIMIT_TARGET_WIDE_D = 32
+FIT_TARGET_NARROW_D = 16
 
 
 def _ratio(numerator, denominator):
@@ -33,7 +46,7 @@ def _ratio(numerator, denominator):
     return numerator / denominator
 
 
-def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
+def run_bench(cases, threads=2, repeats=3, quick=False, progress=None, scaling=True):
     """Run the benchmark.
 
     Parameters
@@ -50,6 +63,9 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
         Only recorded in the results (the cases are already scaled).
     progress : file-like or None
         Where to write one line per finished case (e.g. ``sys.stderr``).
+    scaling : bool
+        Also time fastem on one thread, for the 1 -> `threads` scaling
+        (skipped when `threads` is 1).
 
     Returns
     -------
@@ -85,10 +101,12 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
             pools = thread_pools()
             whole_run = OtherLoad()
             machine = measure_machine(threads)
+            one_thread = (EstimatorRunner("fastem", fastem.GaussianMixture, n_threads=1)
+                          if scaling and threads > 1 else None)
             results = []
             for number, case in enumerate(cases, start=1):
                 during_case = OtherLoad()
-                results.append(_run_case(case, implementations, machine, repeats))
+                results.append(_run_case(case, implementations, machine, repeats, one_thread))
                 results[-1]["other_load"] = during_case.fraction()
                 if progress is not None:
                     print(f"[{number}/{total}] {progress_line(results[-1])}", file=progress, flush=True)
@@ -107,12 +125,13 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
                 daal4py.daalinit(previous_daal_threads)
     return dict(
         # The timing targets are read from runners at run time, where the tests shrink them.
-        settings=dict(threads=threads, repeats=repeats, quick=quick, reg_covar=REG_COVAR,
+        settings=dict(threads=threads, repeats=repeats, quick=quick, reg_covar=REG_COVAR, scaling=scaling,
                       iteration_target_seconds=runners.ITER_TARGET_SECONDS,
                       max_timed_seconds=runners.MAX_TIMED_SECONDS, data_seed=DATA_SEED),
         environment=facts,
         thread_pools=pools,
         machine=machine,
+        perf=perf_counters(),
         other_load=whole_run.fraction(),
         implementations=[runner.name for runner in implementations],
         daal4py_installed=daal4py is not None,
@@ -124,14 +143,18 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None):
     )
 
 
-def _run_case(case, implementations, machine, repeats):
+def _run_case(case, implementations, machine, repeats, one_thread=None):
     X = make_data(case)
     start = partition_start(X, case.n_components, case.covariance_type)
     limit = iteration_limit(case, machine, itemsize=X.itemsize)
+    steal = Steal()
     per_iteration = time_em(implementations, X, case, start, repeats)
+    steal = steal.stop()
     fits = time_fit([r for r in implementations if r.name in ("fastem", "sklearn")], X, case, repeats)
     fastem_iter = seconds_per_iteration(per_iteration["fastem"])
-    return dict(
+    init = time_init(implementations[0], X, case, start, repeats)
+    init["iterations"] = _ratio(init["seconds"], fastem_iter)
+    result = dict(
         name=case.name,
         covariance_type=case.covariance_type,
         n_samples=case.n_samples,
@@ -147,4 +170,63 @@ def _run_case(case, implementations, machine, repeats):
         limit_multiple=_ratio(fastem_iter, limit["seconds"]),
         fit=fits,
         fit_ratio=_ratio(fits["sklearn"]["seconds"], fits["fastem"]["seconds"]),
+        init=init,
+        scaling=_scaling(one_thread, X, case, start, repeats, fastem_iter, steal),
     )
+    result["targets"] = targets(result)
+    return result
+
+
+def _scaling(one_thread, X, case, start, repeats, many_seconds, many_steal):
+    """fastem's s/iter on one thread beside the one measured on all, with the steal during each."""
+    if one_thread is None:
+        return None
+    steal = Steal()
+    entry = time_em([one_thread], X, case, start, repeats)["fastem"]
+    one_steal = steal.stop()
+    one_seconds = seconds_per_iteration(entry)
+    return dict(
+        one_thread=entry,
+        one_thread_seconds=one_seconds,
+        threads_seconds=many_seconds,
+        speedup=_ratio(one_seconds, many_seconds),
+        one_thread_steal=one_steal,
+        threads_steal=many_steal,
+    )
+
+
+def _target(value, goal, at_most):
+    if value is None:
+        return None
+    return dict(value=value, target=goal, at_most=at_most,
+                met=bool(value <= goal) if at_most else bool(value >= goal))
+
+
+def targets(result):
+    """Issue 14's targets for one case, each met or missed (:data:`TARGETS`).
+
+    Parameters
+    ----------
+    result : dict
+        One entry of ``run_bench(...)["cases"]`` (``targets`` aside).
+
+    Returns
+    -------
+    dict
+        ``limit``, ``fit``, ``init`` and ``speedup_<peer>`` per peer: each
+        None (not measured) or ``value``, ``target``, ``at_most`` (the value
+        must be at most the target, else at least) and ``met``.
+    """
+    d = result["n_features"]
+    narrow_limit, wide_limit = TARGETS["limit"]
+    narrow_fit, wide_fit = TARGETS["fit"]
+    chosen = dict(
+        limit=_target(result["limit_multiple"],
+                      wide_limit if d >= LIMIT_TARGET_WIDE_D else narrow_limit, at_most=True),
+    )
+    for name, value in result["speedup"].items():
+        chosen[f"speedup_{name}"] = _target(value, TARGETS["speedup"], at_most=False)
+    chosen["fit"] = _target(result["fit_ratio"], narrow_fit if d <= FIT_TARGET_NARROW_D else wide_fit,
+                            at_most=False)
+    chosen["init"] = _target(result["init"]["iterations"], TARGETS["init"], at_most=True)
+    return chosen

@@ -4,7 +4,7 @@ A runner drives one implementation: fastem's or scikit-learn's
 ``GaussianMixture`` (:class:`EstimatorRunner`), or daal4py's ``em_gmm``
 (:class:`Daal4pyRunner`).  :func:`time_em` measures one EM iteration of each
 from a shared start, :func:`time_fit` a whole default fit and its peak NumPy
-memory.
+memory, :func:`time_init` the k-means initialisation of a default fit.
 """
 import math
 import statistics
@@ -24,6 +24,7 @@ __all__ = [
     "seconds_per_iteration",
     "time_em",
     "time_fit",
+    "time_init",
 ]
 
 # One EM iteration is timed as (t(1 + m) - t(1)) / m: a fit that runs 1 + m
@@ -111,6 +112,15 @@ class EstimatorRunner(_Runner):
         )
         model = quiet_fit(model, X)
         return model.n_iter_, bool(model.converged_)
+
+    def initialise(self, X, case, start=None):
+        """A fit of no iterations: the default initialisation, or none when `start` is given."""
+        given = {} if start is None else start.init_kwargs()
+        model = self.estimator(
+            case.n_components, covariance_type=case.covariance_type, random_state=0, max_iter=0,
+            **self.extra, **given,
+        )
+        quiet_fit(model, X)
 
 
 class Daal4pyRunner(_Runner):
@@ -299,6 +309,39 @@ def time_fit(runners, X, case, repeats):
     for entry in results.values():
         entry["seconds"] = statistics.median(entry["times"])
     return results
+
+
+def time_init(runner, X, case, start, repeats):
+    """Seconds of a default fit's initialisation (k-means), without the rest of the fit.
+
+    Timed as t(default fit, max_iter=0) - t(fit from `start`, max_iter=0):
+    both check X, store the model and run no iteration, so the difference is
+    the k-means initialisation alone.  The two alternate, medians are taken.
+
+    Parameters
+    ----------
+    runner : EstimatorRunner
+        fastem's (its estimator takes ``max_iter=0``).
+    X : ndarray of shape (n_samples, n_features)
+    case : Case
+    start : StartingPoint
+    repeats : int
+
+    Returns
+    -------
+    dict
+        ``default`` and ``given`` (the times of the repeats), their medians
+        ``median_default_seconds`` and ``median_given_seconds``, and
+        ``seconds``, their difference (at least 0).
+    """
+    runner.initialise(X, case)  # warm-up
+    default, given = [], []
+    for _ in range(repeats):
+        default.append(_timed(runner.initialise, X, case)[0])
+        given.append(_timed(runner.initialise, X, case, start)[0])
+    median_default, median_given = statistics.median(default), statistics.median(given)
+    return dict(default=default, given=given, median_default_seconds=median_default,
+                median_given_seconds=median_given, seconds=max(median_default - median_given, 0.0))
 
 
 def seconds_per_iteration(entry):
