@@ -50,7 +50,10 @@ def progress_line(result):
         value = seconds_per_iteration(entry)
         parts.append(f"{name} {_fmt(value) if value is not None else entry['status']} s/iter,")
     parts.append(f"fit fastem {_fmt(result['fit']['fastem']['seconds'])} s, "
-                 f"sklearn {_fmt(result['fit']['sklearn']['seconds'])} s")
+                 f"sklearn {_fmt(result['fit']['sklearn']['seconds'])} s, "
+                 f"k-means init {_fmt(result['init']['seconds'] * 1e3)} ms")
+    if result.get("scaling"):
+        parts.append(f"(fastem on 1 thread {_fmt(result['scaling']['one_thread_seconds'])} s/iter)")
     return " ".join(parts)
 
 
@@ -307,7 +310,7 @@ def _pool_line(pool):
 
 
 def _rates_text(machine, function):
-    """ "exp: numpy 1240 M/s, fastem 450 M/s (its hook 310 M/s raw)" for the header."""
+    """The header's words on one function's rates: "exp: numpy 1240 M/s, fastem 450 M/s (...)"."""
     rates = machine[f"{function}_rates"]
     raw = machine.get("fastem_raw_rates", {}).get(function)
     parts = []
