@@ -71,9 +71,14 @@ def run_bench(cases, threads=2, repeats=3, quick=False, progress=None, scaling=T
     -------
     dict
         Plain data (JSON-serialisable): ``settings``, ``environment``,
-        ``thread_pools``, ``machine``, one entry per Gaussian case in
-        ``cases`` and per HMM case in ``hmm_cases``; ``hmm_skipped`` says
-        why HMM cases were not run (None when they were, or none was asked).
+        ``thread_pools``, ``machine``, ``perf`` (whether ``perf stat`` can
+        count here), one entry per Gaussian case in ``cases`` and per HMM
+        case in ``hmm_cases``; ``hmm_skipped`` says why HMM cases were not
+        run (None when they were, or none was asked).  A Gaussian case's
+        entry holds its ``limit``, ``per_iteration`` and ``fit`` timings, the
+        k-means ``init`` (seconds, and in fastem iterations), ``scaling``
+        (fastem's s/iter on 1 thread and on `threads`, the steal during
+        each; None when not measured) and ``targets`` (:func:`targets`).
     """
     requirements.check_requirements()
     # Looked up on the modules so that a test can pretend daal4py or hmmlearn is absent.
