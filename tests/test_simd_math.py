@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastem._kernels import simd_level
-from fastem._testing import _vector_exp_log
+from fastem._testing import _normalise_pair, _vector_exp_log, _vector_log1p
 
 ULP = np.finfo(np.float64).eps
 
@@ -76,3 +76,77 @@ def test_cloned_column_helpers_give_the_baseline_bits(n):
     assert len(results) == 8
     for name, (cloned, baseline) in results.items():
         assert np.array_equal(cloned, baseline), name
+
+
+
+def _log1p_inputs():
+    rng = np.random.default_rng(5)
+    return np.concatenate([
+        rng.uniform(0.0, 1.0, 200_000),     # the E-step's range: e = exp(min - max) for K = 2
+        np.exp(rng.uniform(-745.0, 700.0, 100_000)),
+        -np.exp(rng.uniform(-745.0, -1e-6, 100_000)),   # (-1, 0)
+        [0.0, -0.0, 5e-324, 1e-300, 1e-17, 2.0 ** -53, 1.0, np.sqrt(2.0) - 1.0, 2.0 ** 53, 1e300],
+    ])
+
+
+def test_log1p_within_three_ulp_of_numpy():
+    x = _log1p_inputs()
+    got = _vector_log1p(x)
+    want = np.log1p(x)
+    # Relative to |log1p x| all the way down: small x is what log1p is for.
+    assert np.all(np.abs(got - want) <= 3 * np.spacing(np.abs(want)))
+    assert np.array_equal(_vector_log1p([0.0, 1e-300]), [0.0, 1e-300])
+
+
+def test_log1p_clone_equals_baseline_bitwise():
+    x = _log1p_inputs()
+    assert np.array_equal(_vector_log1p(x, array_function=True),
+                          _vector_log1p(x, array_function=False), equal_nan=True)
+
+
+def _pair_inputs(n):
+    rng = np.random.default_rng(n)
+    first = rng.normal(size=n) * 30.0
+    second = rng.normal(size=n) * 30.0
+    special = [
+        (-np.inf, -np.inf), (-np.inf, 0.5), (0.5, -np.inf), (1.0, 1.0), (-800.0, 0.0),
+        (np.nan, 0.0), (0.0, np.nan), (np.inf, 0.0), (-np.inf, np.nan), (np.nan, np.nan),
+    ]
+    first = np.concatenate([first, [a for a, _ in special]])
+    second = np.concatenate([second, [b for _, b in special]])
+    weight = rng.uniform(0.0, 2.0, first.shape[0])
+    weight[::7] = 0.0
+    return first, second, weight
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 1027])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_normalise_pair_gives_the_k_way_bits(n, weighted):
+    # The two-component log-sum-exp (the clone the loader picked) against the
+    # K-way arithmetic written out in NumPy (IEEE: same rounding) on the
+    # baseline scalar exp and log1p: max, exp of each column less the max,
+    # w / sum, scale; log p = max + log1p(exp(min - max)).  Bit for bit, the
+    # special rows too: no finite density -> zeros and -inf; NaN or +inf ->
+    # NaN; zero weight -> zero responsibilities.
+    first, second, weight = _pair_inputs(n)
+    w = weight if weighted else np.ones_like(first)
+    got_first, got_second, got_log_lik = _normalise_pair(
+        first, second, weight if weighted else None)
+    with np.errstate(invalid="ignore"):
+        greater = second > first
+        top = np.where(greater, second, first)
+        empty = top == -np.inf
+        shift = np.where(empty, 0.0, top)
+        exp_first, _ = _vector_exp_log(first - shift, array_functions=False)
+        exp_second, _ = _vector_exp_log(second - shift, array_functions=False)
+        scale = w / np.where(empty, 1.0, exp_first + exp_second)
+        # exp(top - top) is 1, or NaN for top = +inf: carried into the log1p.
+        e = np.where(greater, exp_first, exp_second) * np.where(empty, 0.0, (top - top) + 1.0)
+        want_log_lik = np.where(empty, -np.inf, top + _vector_log1p(e, array_function=False))
+    assert np.array_equal(got_first, exp_first * scale, equal_nan=True)
+    assert np.array_equal(got_second, exp_second * scale, equal_nan=True)
+    assert np.array_equal(got_log_lik, want_log_lik, equal_nan=True)
+    finite = np.isfinite(want_log_lik)
+    with np.errstate(invalid="ignore"):
+        accurate = top + np.log1p(np.exp(np.minimum(first, second) - top))
+    np.testing.assert_allclose(got_log_lik[finite], accurate[finite], rtol=4 * ULP, atol=4 * ULP)

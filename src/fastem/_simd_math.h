@@ -108,6 +108,18 @@ static inline double fastem_log(double x) {
     return e * ln2 + 2.0 * s * q;
 }
 
+/* log(1 + x) for finite x > -1, accurate for small x where log(1 + x) is not:
+ * u = 1 + x rounds, and c = (1 + x) - u, recovered exactly as fdlibm does
+ * (Fast2Sum, the larger of 1 and x first), gives log(1 + x) = log(u) +
+ * log(1 + c / u) = log(u) + c / u to well below an ulp.  For x >= 2^53, 1 is
+ * below u's last bit and c is dropped (also keeps inf - inf out of it). */
+static inline double fastem_log1p(double x) {
+    double u = 1.0 + x;
+    double c = u >= 2.0 ? 1.0 - (u - x) : x - (u - 1.0);
+    c = u < 9007199254740992.0 ? c : 0.0;
+    return fastem_log(u) + c / u;
+}
+
 /* values[i] = exp(values[i]) for i < n. */
 FASTEM_CLONES static void fastem_exp_array(double *values, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -152,6 +164,63 @@ FASTEM_CLONES static void fastem_scale_by(double *values, const double *scale, i
 FASTEM_CLONES static void fastem_log_array(const double *values, double *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         out[i] = fastem_log(values[i]);
+    }
+}
+
+/* out[i] = log(1 + values[i]) for i < n; values must be finite and > -1. */
+FASTEM_CLONES static void fastem_log1p_array(const double *values, double *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = fastem_log1p(values[i]);
+    }
+}
+
+/* The log-sum-exp of a two-component chunk, one exp and one log1p per row
+ * instead of two exps and a log.  With a = max and b = min of the row's two
+ * log-densities and e = exp(b - a) (so 0 <= e <= 1):
+ *     log p(x) = a + log1p(e),  r_max = 1 / (1 + e),  r_min = e / (1 + e).
+ * The responsibilities are w * 1 * s and w * e * s with s = 1 / (1 + e) (or
+ * w / (1 + e)): the very operations of the K-way path, whose exp(a - a) is
+ * exactly 1, so they have its bits.  Kept alike as well:
+ * - a row with no finite density (a = -inf) gets zero responsibilities and
+ *   log p = -inf (log1p(0) is added to it);
+ * - NaN anywhere makes the row NaN, and so does a = +inf (the K-way path's
+ *   exp(a - a) = NaN): `one` is 1, or NaN exactly in that case, and is
+ *   carried into both responsibilities and the log1p.
+ * Two passes, the exp and then the log1p: fused in one loop the two
+ * polynomials need more than the 16 vector registers, and the spills cost
+ * more than the second pass over the chunk (which is in cache). */
+static inline void fastem_pair_exp_row(double *first, double *second, double w,
+                                       double *top, double *rest) {
+    double x0 = *first, x1 = *second;
+    int greater = x1 > x0;
+    double a = greater ? x1 : x0;
+    double b = greater ? x0 : x1;
+    int empty = a == -__builtin_inf();
+    double one = empty ? 0.0 : (a - a) + 1.0;
+    double e = fastem_exp(b - (empty ? 0.0 : a));
+    double scale = w / (empty ? 1.0 : one + e);
+    *first = (greater ? e : one) * scale;
+    *second = (greater ? one : e) * scale;
+    *top = a;
+    *rest = empty ? 0.0 : e * one;
+}
+
+/* first, second: INOUT (n,) the log-densities of components 0 and 1 in,
+ * w * responsibilities out; weight: (n,) or NULL for all ones; log_lik: OUT
+ * (n,) log p(x); rest: scratch (n,).  One loop per case, free of branches. */
+FASTEM_CLONES static void fastem_normalise_pair(double *first, double *second, const double *weight,
+                                               double *log_lik, double *rest, int64_t n) {
+    if (weight == NULL) {
+        for (int64_t i = 0; i < n; i++) {
+            fastem_pair_exp_row(first + i, second + i, 1.0, log_lik + i, rest + i);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            fastem_pair_exp_row(first + i, second + i, weight[i], log_lik + i, rest + i);
+        }
+    }
+    for (int64_t i = 0; i < n; i++) {
+        log_lik[i] += fastem_log1p(rest[i]);
     }
 }
 
