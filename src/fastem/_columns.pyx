@@ -157,7 +157,11 @@ cdef double _normalise_columns(
         if best_out != NULL:
             for n in range(rows):
                 best_out[n] = dens[rows + n] > dens[n]  # strict: ties go to the first
-        fastem_normalise_pair(dens, dens + rows, weight, top, total, rows)
+        if weight == NULL and log_lik_out == NULL:
+            # The EM pass: the sum alone, from a log per group of rows.
+            fastem_normalise_pair(dens, dens + rows, NULL, top, total, &value, rows)
+            return value
+        fastem_normalise_pair(dens, dens + rows, weight, top, total, NULL, rows)
         return _sum_log_lik(top, rows, weight, log_lik_out)
     for n in range(rows):
         top[n] = dens[n]

@@ -31,7 +31,7 @@ cdef extern from "_simd_math.h" nogil:
     double fastem_log1p(double x)
     void fastem_log1p_array(const double* values, double* out, int64_t n)
     void fastem_normalise_pair(double* first, double* second, const double* weight,
-                               double* log_lik, double* rest, int64_t n)
+                               double* log_lik, double* rest, double* log_lik_sum, int64_t n)
     int fastem_simd_level()
 
 

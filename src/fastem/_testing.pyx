@@ -94,12 +94,13 @@ def _vector_log1p(x, bint array_function=True):
     return out
 
 
-def _normalise_pair(first, second, weight=None):
+def _normalise_pair(first, second, weight=None, bint only_sum=False):
     """fastem_normalise_pair on two columns of log-densities (for tests).
 
     Returns
     -------
     resp_first, resp_second, log_lik : ndarray of float64
+        With ``only_sum`` (no weights), log_lik is the sum over the rows.
     """
     cdef double[::1] a = np.array(first, dtype=np.float64)
     cdef double[::1] b = np.array(second, dtype=np.float64)
@@ -107,8 +108,13 @@ def _normalise_pair(first, second, weight=None):
     cdef double[::1] w = None if weight is None else np.array(weight, dtype=np.float64)
     cdef double[::1] log_lik = np.empty(n)
     cdef double[::1] rest = np.empty(n)
+    cdef double total = 0.0
+    if n and only_sum:
+        fastem_normalise_pair(&a[0], &b[0], NULL, &log_lik[0], &rest[0], &total, n)
+        return np.asarray(a), np.asarray(b), total
     if n:
-        fastem_normalise_pair(&a[0], &b[0], NULL if w is None else &w[0], &log_lik[0], &rest[0], n)
+        fastem_normalise_pair(&a[0], &b[0], NULL if w is None else &w[0], &log_lik[0], &rest[0],
+                              NULL, n)
     return np.asarray(a), np.asarray(b), np.asarray(log_lik)
 
 
