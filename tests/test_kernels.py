@@ -19,7 +19,10 @@ ALL_PAIRS = list(itertools.product(list(Assign), list(Stats)))
 # (n_samples, n_features, n_components).  With CHUNK = 7 the 5-row cases fit in
 # one chunk and the 200-row cases span 29 chunks, the last one partial.  From
 # BLAS_MIN_FEATURES = 8 features on, EM and Lloyd pairs take the BLAS block path.
-SHAPES = [(5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3), (200, 9, 3), (40, 16, 2), (60, 20, 2)]
+SHAPES = [
+    (5, 1, 1), (5, 3, 4), (200, 1, 4), (200, 3, 1), (200, 4, 3), (200, 9, 3), (40, 16, 2), (60, 20, 2),
+    (200, 2, 2),  # two components on the column path: the logistic log-sum-exp
+]
 # Feature counts for the thread tests: one per code path (columns, one GEMM for
 # all components, BLAS per component).
 THREAD_TEST_FEATURES = [3, 10, 20]
@@ -377,6 +380,51 @@ def test_score_no_rows():
         X, Assign.ASSIGN_FULL, want_resp=True, want_labels=True, **_score_params(params)
     )
     assert log_prob.shape == (0,) and resp.shape == (0, 3) and labels.shape == (0,)
+
+
+@pytest.mark.parametrize("n_features", THREAD_TEST_FEATURES)
+@pytest.mark.parametrize("assign", GAUSSIAN, ids=lambda a: a.name)
+def test_two_components_bitwise_across_threads(assign, n_features):
+    # K = 2 takes its own log-sum-exp (one exp, one log1p per row) on every path.
+    rng = np.random.default_rng(15)
+    X, sample_weight, params = make_problem(rng, 493, n_features, 2, assign, "zeros")
+    fits = [accumulate(X, sample_weight, assign, Stats.STATS_NONE, chunk_rows=CHUNK, n_threads=t,
+                       **params) for t in (1, 2, 3, 8)]
+    scores = [score(X, assign, want_resp=True, want_labels=True, chunk_rows=CHUNK, n_threads=t,
+                    **_score_params(params)) for t in (1, 2, 3, 8)]
+    for other in fits[1:]:
+        assert_all_equal(fits[0], other)
+    for other in scores[1:]:
+        assert_all_equal(scores[0], other)
+
+
+@pytest.mark.parametrize("n_features", [1, 3])
+@pytest.mark.parametrize("assign", GAUSSIAN, ids=lambda a: a.name)
+def test_two_components_give_the_k_way_responsibilities(assign, n_features):
+    # A third component of weight zero (log-density -inf everywhere) sends the
+    # same rows through the K-way log-sum-exp: exp(-inf) adds an exact 0 to
+    # each sum, so the responsibilities and labels must match bit for bit; the
+    # log-likelihoods (log1p(e) against log(1 + e)) to rounding.  Column path
+    # only: there each component's log-densities are computed alone, while a
+    # GEMM over three components need not round the first two as one over two.
+    rng = np.random.default_rng(16)
+    X, _, params = make_problem(rng, 300, n_features, 2, assign)
+    params = _score_params(params)
+    three = {name: np.concatenate([value, value[:1]])
+             if name in ("means", "whitened_means", "log_norm")
+             or (name == "precision_factor" and assign != Assign.ASSIGN_TIED) else value
+             for name, value in params.items()}
+    three["log_norm"][2] = -np.inf
+    X[:3] = 1e200   # far from everything: log-densities -inf or NaN, alike on both paths
+    log_prob, resp, labels = score(X, assign, want_resp=True, want_labels=True, chunk_rows=CHUNK,
+                                   **params)
+    log_prob3, resp3, labels3 = score(X, assign, want_resp=True, want_labels=True,
+                                      chunk_rows=CHUNK, **three)
+    assert np.array_equal(resp, resp3[:, :2], equal_nan=True)
+    assert np.array_equal(labels, labels3)
+    finite = np.isfinite(log_prob3)
+    assert np.array_equal(log_prob[~finite], log_prob3[~finite], equal_nan=True)
+    np.testing.assert_allclose(log_prob[finite], log_prob3[finite], rtol=1e-14, atol=1e-14)
 
 
 @pytest.mark.parametrize("assign", SCORABLE, ids=lambda a: a.name)

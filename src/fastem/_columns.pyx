@@ -13,13 +13,20 @@ from fastem._kernels cimport (
 from fastem._simd cimport (
     _dot3, _sum, fastem_add_scaled, fastem_add_scaled_squared_diff, fastem_add_squares,
     fastem_dot3, fastem_exp_shifted_sum, fastem_log_array, fastem_max_into, fastem_minus,
-    fastem_scale_by,
+    fastem_normalise_pair, fastem_scale_by,
 )
 
 
 
 cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
     cdef Py_ssize_t n, i
+    if d == 1:
+        # One column is a plain copy: a loop that vectorises, where the general
+        # one below runs an inner loop of one step per row (an eighth of a 1-D
+        # EM iteration in a profile).
+        for n in range(rows):
+            cols[n] = X[n]
+        return
     for n in range(rows):
         for i in range(d):
             cols[i * rows + n] = X[n * d + i]
@@ -132,6 +139,8 @@ cdef double _normalise_columns(
     mean) and returns sum_n w_n log p(x_n) over rows with w_n > 0 (NEAREST:
     the weighted squared distances).  Every loop runs over rows, so the max,
     exp, sums and scaling vectorise; zero-weight rows get zero responsibilities.
+    Two Gaussian components take the logistic form (fastem_normalise_pair):
+    the same responsibilities, bit for bit, for half the exps.
     """
     cdef Py_ssize_t n_comp = p.n_components, n, k
     cdef double* top = tmp               # max log-density, then the row's log-likelihood
@@ -139,13 +148,24 @@ cdef double _normalise_columns(
     cdef double* log_total = tmp + 2 * rows
     cdef double* flag = tmp + 3 * rows   # best component (as a double), then "no finite density"
     cdef double* col
-    cdef double w, log_lik = 0.0
-    for n in range(rows):
-        top[n] = dens[n]
-        flag[n] = 0.0
+    cdef double w
     cdef double value, current, greater_d, kd
     cdef bint greater
     cdef bint want_best = best_out != NULL or p.assign == ASSIGN_NEAREST
+    if n_comp == 2 and p.assign != ASSIGN_NEAREST:
+        # Two components: one exp and one log1p per row (the logistic form).
+        if best_out != NULL:
+            for n in range(rows):
+                best_out[n] = dens[rows + n] > dens[n]  # strict: ties go to the first
+        if weight == NULL and log_lik_out == NULL:
+            # The EM pass: the sum alone, from a log per group of rows.
+            fastem_normalise_pair(dens, dens + rows, NULL, top, total, &value, rows)
+            return value
+        fastem_normalise_pair(dens, dens + rows, weight, top, total, NULL, rows)
+        return _sum_log_lik(top, rows, weight, log_lik_out)
+    for n in range(rows):
+        top[n] = dens[n]
+        flag[n] = 0.0
     for k in range(1, n_comp):
         col = dens + k * rows
         kd = <double>k
@@ -195,10 +215,20 @@ cdef double _normalise_columns(
                 total[n] = weight[n] / total[n]
         for k in range(n_comp):
             fastem_scale_by(dens + k * rows, total, rows)
+    return _sum_log_lik(top, rows, weight, log_lik_out)
+
+
+cdef inline double _sum_log_lik(
+    const double* row_log_lik, Py_ssize_t rows, const double* weight, double* log_lik_out,
+) noexcept nogil:
+    # sum_n w_n log p(x_n) over rows with w_n > 0 (a zero-weight row with
+    # log p = -inf adds nothing, not NaN), and the rows' values if asked.
+    cdef Py_ssize_t n
+    cdef double w, log_lik = 0.0
     for n in range(rows):
         if log_lik_out != NULL:
-            log_lik_out[n] = top[n]
+            log_lik_out[n] = row_log_lik[n]
         w = 1.0 if weight == NULL else weight[n]
         if w != 0.0:
-            log_lik += w * top[n]
+            log_lik += w * row_log_lik[n]
     return log_lik

@@ -28,6 +28,10 @@ cdef extern from "_simd_math.h" nogil:
     void fastem_max_into(double* top, const double* values, int64_t n)
     void fastem_scale_by(double* values, const double* scale, int64_t n)
     void fastem_log_array(const double* values, double* out, int64_t n)
+    double fastem_log1p(double x)
+    void fastem_log1p_array(const double* values, double* out, int64_t n)
+    void fastem_normalise_pair(double* first, double* second, const double* weight,
+                               double* log_lik, double* rest, double* log_lik_sum, int64_t n)
     int fastem_simd_level()
 
 

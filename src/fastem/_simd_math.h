@@ -108,6 +108,18 @@ static inline double fastem_log(double x) {
     return e * ln2 + 2.0 * s * q;
 }
 
+/* log(1 + x) for finite x > -1, accurate for small x where log(1 + x) is not:
+ * u = 1 + x rounds, and c = (1 + x) - u, recovered exactly as fdlibm does
+ * (Fast2Sum, the larger of 1 and x first), gives log(1 + x) = log(u) +
+ * log(1 + c / u) = log(u) + c / u to well below an ulp.  For x >= 2^53, 1 is
+ * below u's last bit and c is dropped (also keeps inf - inf out of it). */
+static inline double fastem_log1p(double x) {
+    double u = 1.0 + x;
+    double c = u >= 2.0 ? 1.0 - (u - x) : x - (u - 1.0);
+    c = u < 9007199254740992.0 ? c : 0.0;
+    return fastem_log(u) + c / u;
+}
+
 /* values[i] = exp(values[i]) for i < n. */
 FASTEM_CLONES static void fastem_exp_array(double *values, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
@@ -152,6 +164,105 @@ FASTEM_CLONES static void fastem_scale_by(double *values, const double *scale, i
 FASTEM_CLONES static void fastem_log_array(const double *values, double *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         out[i] = fastem_log(values[i]);
+    }
+}
+
+/* out[i] = log(1 + values[i]) for i < n; values must be finite and > -1. */
+FASTEM_CLONES static void fastem_log1p_array(const double *values, double *out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = fastem_log1p(values[i]);
+    }
+}
+
+/* The log-sum-exp of a two-component chunk, one exp and one log1p per row
+ * instead of two exps and a log.  With a = max and b = min of the row's two
+ * log-densities and e = exp(b - a) (so 0 <= e <= 1):
+ *     log p(x) = a + log1p(e),  r_max = 1 / (1 + e),  r_min = e / (1 + e).
+ * The responsibilities are w * 1 * s and w * e * s with s = 1 / (1 + e) (or
+ * w / (1 + e)): the very operations of the K-way path, whose exp(a - a) is
+ * exactly 1, so they have its bits.  Kept alike as well:
+ * - a row with no finite density (a = -inf) gets zero responsibilities and
+ *   log p = -inf (log1p(0) is added to it);
+ * - NaN anywhere makes the row NaN, and so does a = +inf (the K-way path's
+ *   exp(a - a) = NaN): `one` is 1, or NaN exactly in that case, and is
+ *   carried into both responsibilities and the log1p.
+ * Two passes, the exp and then the log1p: fused in one loop the two
+ * polynomials need more than the 16 vector registers, and the spills cost
+ * more than the second pass over the chunk (which is in cache). */
+static inline void fastem_pair_exp_row(double *first, double *second, double w,
+                                       double *top, double *rest) {
+    double x0 = *first, x1 = *second;
+    int greater = x1 > x0;
+    double a = greater ? x1 : x0;
+    double b = greater ? x0 : x1;
+    int empty = a == -__builtin_inf();
+    double one = empty ? 0.0 : (a - a) + 1.0;
+    double e = fastem_exp(b - (empty ? 0.0 : a));
+    double scale = w / (empty ? 1.0 : one + e);
+    *first = (greater ? e : one) * scale;
+    *second = (greater ? one : e) * scale;
+    *top = a;
+    *rest = empty ? 0.0 : e * one;
+}
+
+/* sum_i (top[i] + log(1 + rest[i])) for rest[i] in [0, 1] (or NaN), with a
+ * log per PAIR_LOG_GROUP rows instead of one per row: the factors 1 + rest[i]
+ * are multiplied in four fixed lanes, at most 1000 per lane so the product
+ * stays below 2^1000.  Each factor is rounded as 1 + e is on the K-way path,
+ * and a product of 1000 adds at most ~1000 ulp to a log of up to 693, about
+ * 1e-13 on a sum of this size.  NaN propagates (p - p), and a row with no
+ * finite density (top = -inf, rest = 0) makes the sum -inf as it should. */
+#define FASTEM_PAIR_LOG_GROUP 4000
+static inline double fastem_sum_of_logs_pair(const double *top, const double *rest, int64_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, logs = 0.0;
+    for (int64_t start = 0; start < n; start += FASTEM_PAIR_LOG_GROUP) {
+        int64_t end = n - start < FASTEM_PAIR_LOG_GROUP ? n : start + FASTEM_PAIR_LOG_GROUP;
+        double p0 = 1.0, p1 = 1.0, p2 = 1.0, p3 = 1.0;
+        int64_t i = start;
+        for (; i + 4 <= end; i += 4) {
+            s0 += top[i];
+            s1 += top[i + 1];
+            s2 += top[i + 2];
+            s3 += top[i + 3];
+            p0 *= 1.0 + rest[i];
+            p1 *= 1.0 + rest[i + 1];
+            p2 *= 1.0 + rest[i + 2];
+            p3 *= 1.0 + rest[i + 3];
+        }
+        for (; i < end; i++) {
+            s0 += top[i];
+            p0 *= 1.0 + rest[i];
+        }
+        logs += ((fastem_log(p0) + (p0 - p0)) + (fastem_log(p1) + (p1 - p1)))
+              + ((fastem_log(p2) + (p2 - p2)) + (fastem_log(p3) + (p3 - p3)));
+    }
+    return ((s0 + s1) + (s2 + s3)) + logs;
+}
+
+/* first, second: INOUT (n,) the log-densities of components 0 and 1 in,
+ * w * responsibilities out; weight: (n,) or NULL for all ones; rest: scratch
+ * (n,).  log_lik_sum NULL: log_lik OUT (n,) log p(x) of each row.  Else (no
+ * weights only) *log_lik_sum = sum_i log p(x_i) from a log per group of rows
+ * (fastem_sum_of_logs_pair) and log_lik is scratch: the EM pass needs only
+ * the sum.  One loop per case, free of branches. */
+FASTEM_CLONES static void fastem_normalise_pair(double *first, double *second, const double *weight,
+                                               double *log_lik, double *rest, double *log_lik_sum,
+                                               int64_t n) {
+    if (weight == NULL) {
+        for (int64_t i = 0; i < n; i++) {
+            fastem_pair_exp_row(first + i, second + i, 1.0, log_lik + i, rest + i);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            fastem_pair_exp_row(first + i, second + i, weight[i], log_lik + i, rest + i);
+        }
+    }
+    if (log_lik_sum != NULL) {
+        *log_lik_sum = fastem_sum_of_logs_pair(log_lik, rest, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        log_lik[i] += fastem_log1p(rest[i]);
     }
 }
 

@@ -21,8 +21,9 @@ from fastem._em cimport _out_pointer
 from fastem._em import raise_for_status, split_statistics
 from fastem._simd cimport (
     fastem_add_scaled, fastem_add_scaled_squared_diff, fastem_add_squares, fastem_dot3,
-    fastem_exp, fastem_exp_array, fastem_exp_shifted_sum, fastem_log, fastem_log_array,
-    fastem_max_into, fastem_minus, fastem_scale_by,
+    fastem_exp, fastem_exp_array, fastem_exp_shifted_sum, fastem_log, fastem_log1p,
+    fastem_log1p_array, fastem_log_array, fastem_max_into, fastem_minus, fastem_normalise_pair,
+    fastem_scale_by,
 )
 
 
@@ -70,6 +71,51 @@ def _vector_exp_log(x, bint array_functions=True):
             positive_logs[i] = fastem_log(positive[i])
     np.asarray(logs)[valid] = positive_logs
     return np.asarray(exps), np.asarray(logs)
+
+
+def _vector_log1p(x, bint array_function=True):
+    """log(1 + x) with the kernels' own function, as _vector_exp_log.
+
+    NaN where ``x <= -1`` or not finite (outside its domain).
+    """
+    cdef double[::1] values = np.array(x, dtype=np.float64).ravel()
+    valid = np.flatnonzero(np.isfinite(values) & (np.asarray(values) > -1.0))
+    cdef double[::1] inside = np.ascontiguousarray(np.asarray(values)[valid])
+    cdef double[::1] got = np.empty(inside.shape[0])
+    cdef Py_ssize_t i
+    if array_function:
+        if inside.shape[0]:
+            fastem_log1p_array(&inside[0], &got[0], inside.shape[0])
+    else:
+        for i in range(inside.shape[0]):
+            got[i] = fastem_log1p(inside[i])
+    out = np.full(values.shape[0], np.nan)
+    out[valid] = got
+    return out
+
+
+def _normalise_pair(first, second, weight=None, bint only_sum=False):
+    """fastem_normalise_pair on two columns of log-densities (for tests).
+
+    Returns
+    -------
+    resp_first, resp_second, log_lik : ndarray of float64
+        With ``only_sum`` (no weights), log_lik is the sum over the rows.
+    """
+    cdef double[::1] a = np.array(first, dtype=np.float64)
+    cdef double[::1] b = np.array(second, dtype=np.float64)
+    cdef Py_ssize_t n = a.shape[0]
+    cdef double[::1] w = None if weight is None else np.array(weight, dtype=np.float64)
+    cdef double[::1] log_lik = np.empty(n)
+    cdef double[::1] rest = np.empty(n)
+    cdef double total = 0.0
+    if n and only_sum:
+        fastem_normalise_pair(&a[0], &b[0], NULL, &log_lik[0], &rest[0], &total, n)
+        return np.asarray(a), np.asarray(b), total
+    if n:
+        fastem_normalise_pair(&a[0], &b[0], NULL if w is None else &w[0], &log_lik[0], &rest[0],
+                              NULL, n)
+    return np.asarray(a), np.asarray(b), np.asarray(log_lik)
 
 
 def _column_helpers_both_ways(a, b, c, double f, double m):
