@@ -342,6 +342,24 @@ def test_scaling_can_be_left_out(monkeypatch):
     assert rows[0][4:] == ["-"] * 5
 
 
+def test_cli_no_scaling_skips_the_one_thread_runs(monkeypatch):
+    from fastem.bench import run
+
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return run.run_bench(*args, **kwargs)
+
+    _shrink_probes(monkeypatch)
+    monkeypatch.setattr(requirements, "import_daal4py", lambda: None)
+    monkeypatch.setattr("fastem.bench.run_bench", spy)
+    status, out, err = _run_main(["bench", "--cases", "full:600:2:3", "--repeats", "1", "--no-scaling"])
+    assert status == 0, err
+    assert seen["scaling"] is False
+    assert "thread scaling not measured" in out
+
+
 # ------------------------------------------------------------------- cases
 
 def test_select_cases_by_index_name_and_spec():

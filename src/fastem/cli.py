@@ -966,6 +966,7 @@ def _run_bench(args):
 
     results = bench.run_bench(
         cases, threads=args.threads, repeats=args.repeats, quick=args.quick, progress=sys.stderr,
+        scaling=not args.no_scaling,
     )
     print(bench.format_report(results))
     if args.json is not None:
@@ -1004,6 +1005,8 @@ def _add_bench_parser(subparsers):
         ),
     )
     parser.add_argument("--quick", action="store_true", help="divide every case's N by 10")
+    parser.add_argument("--no-scaling", action="store_true",
+                        help="skip fastem's 1-thread runs (the thread-scaling table)")
     parser.add_argument(
         "--cases", metavar="LIST", default=None,
         help="comma-separated grid indices (from 0), grid case names, any "
