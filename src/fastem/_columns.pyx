@@ -18,8 +18,16 @@ from fastem._simd cimport (
 
 
 
+cdef extern from "_simd_columns.h" nogil:
+    void fastem_to_columns(const double* x, int64_t ld, int64_t rows, int64_t width,
+                           const double* weight, double* cols)
+
+
 cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
     cdef Py_ssize_t n, i
+    if floating is double:
+        fastem_to_columns(X, d, rows, d, NULL, cols)
+        return
     for n in range(rows):
         for i in range(d):
             cols[i * rows + n] = X[n * d + i]

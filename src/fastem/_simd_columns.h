@@ -188,4 +188,66 @@ FASTEM_CLONES static int fastem_component_moments(const double *r, const double 
 
 #undef FASTEM_MOMENTS_CASE
 
+typedef int64_t fastem_m4 __attribute__((vector_size(32)));
+
+/* The body of fastem_to_columns for a constant width and weighting: four rows
+ * at a time, each column's four values stored as one vector. */
+static inline __attribute__((always_inline)) void fastem_columns_body(
+    const double *x, int64_t ld, int64_t rows, int64_t width, const double *weight, double *cols) {
+    const fastem_v4 zero = {0.0, 0.0, 0.0, 0.0};
+    int64_t n = 0;
+    for (; n + 4 <= rows; n += 4) {
+        const double *row = x + n * ld;
+        fastem_v4 w = {1.0, 1.0, 1.0, 1.0};
+        fastem_m4 keep = {-1, -1, -1, -1};
+        if (weight != NULL) {
+            FASTEM_LOAD4(w, weight + n);
+            keep = w != zero;
+        }
+#pragma GCC unroll 8
+        for (int64_t i = 0; i < width; i++) {
+            fastem_v4 v = {row[i], row[ld + i], row[2 * ld + i], row[3 * ld + i]};
+            if (weight != NULL) v = (fastem_v4)((fastem_m4)(w * v) & keep);
+            *(fastem_v4u *)(cols + i * rows + n) = v;
+        }
+    }
+    for (; n < rows; n++) {
+        double w = weight == NULL ? 1.0 : weight[n];
+        for (int64_t i = 0; i < width; i++) {
+            double v = x[n * ld + i];
+            cols[i * rows + n] = weight == NULL ? v : (w == 0.0 ? 0.0 : w * v);
+        }
+    }
+}
+
+#define FASTEM_COLUMNS_CASE(W)                                                    \
+    case W:                                                                       \
+        if (weight == NULL)                                                       \
+            fastem_columns_body(x, ld, rows, W, NULL, cols);                      \
+        else                                                                      \
+            fastem_columns_body(x, ld, rows, W, weight, cols);                    \
+        return;
+
+/* cols[i rows + n] = x[n ld + i] for the first `width` values of each of `rows`
+ * rows (the chunk as one column per feature, or responsibilities one component
+ * after another); with weights, w[n] x[n ld + i], and exactly 0 where w[n] = 0
+ * (a zero-weight row drops out even if its values are not finite). */
+FASTEM_CLONES static void fastem_to_columns(const double *x, int64_t ld, int64_t rows, int64_t width,
+                                            const double *weight, double *cols) {
+    switch (width) {
+        FASTEM_COLUMNS_CASE(1)
+        FASTEM_COLUMNS_CASE(2)
+        FASTEM_COLUMNS_CASE(3)
+        FASTEM_COLUMNS_CASE(4)
+        FASTEM_COLUMNS_CASE(5)
+        FASTEM_COLUMNS_CASE(6)
+        FASTEM_COLUMNS_CASE(7)
+        FASTEM_COLUMNS_CASE(8)
+        default:
+            fastem_columns_body(x, ld, rows, width, weight, cols);
+    }
+}
+
+#undef FASTEM_COLUMNS_CASE
+
 #endif
