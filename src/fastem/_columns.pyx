@@ -18,9 +18,18 @@ from fastem._simd cimport (
 
 
 
+# The column loops that are not in _simd.pxd: only this module (and
+# _blocks._weighted_given) call them.
 cdef extern from "_simd_columns.h" nogil:
+    enum:
+        FASTEM_MAX_COLUMNS
+        FASTEM_MOMENTS_FIRST
+        FASTEM_MOMENTS_DIAG
+        FASTEM_MOMENTS_FULL
     void fastem_to_columns(const double* x, int64_t ld, int64_t rows, int64_t width,
                            const double* weight, double* cols)
+    int fastem_component_moments(const double* r, const double* cols, int64_t rows, int64_t d,
+                                 const double* m, int kind, double* first, double* second)
 
 
 cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
@@ -84,23 +93,13 @@ cdef void _columns_log_densities(
                 dens[k * rows + n] = p.log_norm[k] - 0.5 * q[n]
 
 
-cdef extern from "_simd_columns.h" nogil:
-    enum:
-        FASTEM_MAX_COLUMNS
-        FASTEM_MOMENTS_FIRST
-        FASTEM_MOMENTS_DIAG
-        FASTEM_MOMENTS_FULL
-    int fastem_component_moments(const double* r, const double* cols, int64_t rows, int64_t d,
-                                 const double* m, int kind, double* first, double* second)
-
-
 cdef void _columns_add_stats(
     const MixtureParams* p,
     Py_ssize_t rows,
     const double* cols,       # IN (D, rows) the chunk
     const double* weight,     # IN (rows,) or NULL
     const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
-    double* work_cols,        # scratch (D, rows)
+    double* work_cols,        # scratch (D, rows), no longer needed
     double* weights,          # scratch (rows,)
     double* stats,            # INOUT as accumulate_rows
 ) noexcept nogil:
@@ -108,6 +107,7 @@ cdef void _columns_add_stats(
     # columns, centring on the fly (fastem_component_moments): the same products
     # in the same four partial sums as centring into work_cols and taking one
     # dot product per statistic, so the same bits, at a fraction of the reads.
+    # (It returns -1 for D outside 1..7, which this path never sees: D < 8.)
     cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k
     cdef double* counts = stats + COUNTS_OFFSET
     cdef double* first = stats + first_offset(n_comp)

@@ -7,12 +7,14 @@
  * FMA: the module is built with -ffp-contract=off), and the reductions keep
  * four fixed partial sums (element i goes to sum i mod 4), which a vector unit
  * of any width holds lane for lane: the bits do not depend on the clone.
+ * fastem_component_moments and fastem_to_columns write the four lanes out as
+ * GCC vectors, so both clones vectorise them the same way whatever the
+ * auto-vectoriser decides.
  */
 #ifndef FASTEM_SIMD_COLUMNS_H
 #define FASTEM_SIMD_COLUMNS_H
 
 #include <stdint.h>
-
 #include <string.h>
 
 #include "_simd_math.h"
@@ -75,7 +77,7 @@ FASTEM_CLONES static double fastem_dot3(const double *a, const double *b, const 
 typedef double fastem_v4 __attribute__((vector_size(32)));
 
 /* The same four doubles read from any address: v = *(const fastem_v4u *)p loads
- * p[0:4] unaligned, in one instruction (may_alias: it reads arrays of double). */
+ * p[0:4] unaligned as one vector load (may_alias: it reads arrays of double). */
 typedef double fastem_v4u __attribute__((vector_size(32), aligned(8), may_alias));
 #define FASTEM_LOAD4(v, p) ((v) = *(const fastem_v4u *)(p))
 
