@@ -331,6 +331,11 @@ cdef void _add_outer_moments(
                 col += 1
 
 
+cdef extern from "_simd_columns.h" nogil:
+    void fastem_to_columns(const double* x, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t width,
+                           const double* weight, double* cols)
+
+
 cdef void _weighted_given(
     const double* given,      # IN (rows, ld) supplied responsibilities of the chunk
     Py_ssize_t ld,
@@ -340,13 +345,9 @@ cdef void _weighted_given(
     double* resp_w,           # OUT (K, rows) w * responsibilities, component-major
 ) noexcept nogil:
     # The layout the E-step leaves, so the moments code serves both.  A zero-weight
-    # row drops out even if its responsibilities are not finite.
-    cdef Py_ssize_t n, k
-    cdef double w
-    for n in range(rows):
-        w = 1.0 if weight == NULL else weight[n]
-        for k in range(n_comp):
-            resp_w[k * rows + n] = 0.0 if w == 0.0 else w * given[n * ld + k]
+    # row drops out even if its responsibilities are not finite.  Without weights
+    # the values are copied as they are (1 * r is r, bit for bit).
+    fastem_to_columns(given, ld, rows, n_comp, weight, resp_w)
 
 
 cdef void _centre_for_moments(

@@ -18,6 +18,20 @@ from fastem._simd cimport (
 
 
 
+# The column loops that are not in _simd.pxd: only this module (and
+# _blocks._weighted_given) call them.
+cdef extern from "_simd_columns.h" nogil:
+    enum:
+        FASTEM_MAX_COLUMNS
+        FASTEM_MOMENTS_FIRST
+        FASTEM_MOMENTS_DIAG
+        FASTEM_MOMENTS_FULL
+    void fastem_to_columns(const double* x, int64_t ld, int64_t rows, int64_t width,
+                           const double* weight, double* cols)
+    int fastem_component_moments(const double* r, const double* cols, int64_t rows, int64_t d,
+                                 const double* m, int kind, double* first, double* second)
+
+
 cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, double* cols) noexcept nogil:
     cdef Py_ssize_t n, i
     if d == 1:
@@ -26,6 +40,9 @@ cdef void _transpose_chunk(const floating* X, Py_ssize_t rows, Py_ssize_t d, dou
         # EM iteration in a profile).
         for n in range(rows):
             cols[n] = X[n]
+        return
+    if floating is double:
+        fastem_to_columns(X, d, rows, d, NULL, cols)
         return
     for n in range(rows):
         for i in range(d):
@@ -89,39 +106,41 @@ cdef void _columns_add_stats(
     const double* cols,       # IN (D, rows) the chunk
     const double* weight,     # IN (rows,) or NULL
     const double* resp_w,     # IN (K, rows) w * responsibilities, component-major
-    double* work_cols,        # scratch (D, rows)
+    double* work_cols,        # scratch (D, rows), no longer needed
     double* weights,          # scratch (rows,)
     double* stats,            # INOUT as accumulate_rows
 ) noexcept nogil:
-    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k, i, j
+    # Each component's moments in one sweep of its responsibilities and the
+    # columns, centring on the fly (fastem_component_moments): the same products
+    # in the same four partial sums as centring into work_cols and taking one
+    # dot product per statistic, so the same bits, at a fraction of the reads.
+    # (It returns -1 for D outside 1..7, which this path never sees: D < 8.)
+    cdef Py_ssize_t d = p.n_features, n_comp = p.n_components, n, k
     cdef double* counts = stats + COUNTS_OFFSET
     cdef double* first = stats + first_offset(n_comp)
     cdef double* second = stats + second_offset(n_comp, d)
-    cdef double m, chunk_count
+    cdef double chunk_count
+    cdef double unused[FASTEM_MAX_COLUMNS]
     cdef const double* rk
+    cdef int kind = (FASTEM_MOMENTS_FULL if p.stats == STATS_FULL
+                     else FASTEM_MOMENTS_DIAG if p.stats == STATS_DIAG else FASTEM_MOMENTS_FIRST)
+    for n in range(FASTEM_MAX_COLUMNS):
+        unused[n] = 0.0
     if p.stats == STATS_TIED:
+        # The tied scatter is a FULL second moment about the tied centre with the
+        # sample weights as responsibilities (its first moments are not kept).
         for n in range(rows):
             weights[n] = 1.0 if weight == NULL else weight[n]
-        for i in range(d):
-            fastem_minus(work_cols + i * rows, cols + i * rows, p.tied_shift[i], rows)
-        for i in range(d):
-            for j in range(i, d):
-                second[i * d + j] += _dot3(weights, work_cols + i * rows, work_cols + j * rows, rows)
+        fastem_component_moments(weights, cols, rows, d, p.tied_shift, FASTEM_MOMENTS_FULL,
+                                 unused, second)
     for k in range(n_comp):
         rk = resp_w + k * rows
         chunk_count = _sum(rk, rows)
         if chunk_count == 0.0:
             continue  # no row of this chunk belongs to k: every sum below is zero
         counts[k] += chunk_count
-        for i in range(d):
-            fastem_minus(work_cols + i * rows, cols + i * rows, p.means[k * d + i], rows)
-        for i in range(d):
-            first[k * d + i] += fastem_dot3(rk, NULL, work_cols + i * rows, rows)
-            if p.stats == STATS_FULL:
-                for j in range(i, d):
-                    second[(k * d + i) * d + j] += _dot3(rk, work_cols + i * rows, work_cols + j * rows, rows)
-            elif p.stats == STATS_DIAG:
-                second[k * d + i] += _dot3(rk, work_cols + i * rows, work_cols + i * rows, rows)
+        fastem_component_moments(rk, cols, rows, d, p.means + k * d, kind, first + k * d,
+                                 second + k * d * (d if kind == FASTEM_MOMENTS_FULL else 1))
 
 
 cdef double _normalise_columns(
