@@ -446,19 +446,13 @@ cdef int _first_error(const Problem* p, int64_t S) noexcept nogil:
 
 
 cdef int forward_backward_f64(
-    const double* log_frameprob,    # IN (n_rows, K)
-    int64_t n_rows, int64_t n_components,
-    const double* startprob,        # IN (K,)
-    const double* transmat,         # IN (K, K)
-    const int64_t* lengths,         # IN (S,) >= 1, summing to n_rows
-    int64_t n_sequences,
-    int implementation,             # HMM_LOG or HMM_SCALING
-    int n_threads,                  # <= 0: OpenMP's default
-    double* log_probs,              # OUT (S,)
-    double* posteriors,             # OUT (n_rows, K), or NULL: forward pass only
-    double* start_counts,           # OUT (K,) unless posteriors is NULL
-    double* trans_counts,           # OUT (K, K) unless posteriors is NULL
+    const double* log_frameprob, int64_t n_rows, int64_t n_components, const double* startprob,
+    const double* transmat, const int64_t* lengths, int64_t n_sequences, int implementation,
+    int n_threads, double* log_probs, double* posteriors, double* start_counts,
+    double* trans_counts,
 ) noexcept nogil:
+    # The C API's entry (fastem.h documents it): forward_backward_buffers with the
+    # scratch allocated here.
     return forward_backward_buffers(log_frameprob, n_rows, n_components, startprob, transmat,
                                     lengths, n_sequences, implementation, n_threads, log_probs,
                                     posteriors, start_counts, trans_counts, NULL)

@@ -19,14 +19,13 @@ dependent steps, which no bandwidth or peak rate can shorten.
 hmmlearn is optional: without it the cases are skipped (:func:`import_hmmlearn`).
 """
 import dataclasses
-import importlib
 import math
-import warnings
 
 import numpy as np
 
 import fastem
 from fastem.bench.cases import DATA_SEED, _positive_int, _short_count, partition_start
+from fastem.bench import requirements
 from fastem.bench.requirements import INSTALL_HINT, BenchError
 from fastem.bench.runners import seconds_per_iteration, time_em
 
@@ -147,12 +146,7 @@ def import_hmmlearn():
     -------
     module or None
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module("hmmlearn.hmm")
-    except ImportError:
-        return None
+    return requirements.import_optional("hmmlearn.hmm")
 
 
 # ------------------------------------------------------------------ data

@@ -435,6 +435,17 @@ def perf_counters():
     return dict(available=True, message=f"perf stat -e instructions: {count} for `true`")
 
 
+def _all_cpu_seconds():
+    """All CPUs' times from /proc/stat's first line, in seconds (None where unreadable)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return [field / tick for field in fields]
+
+
 class Steal:
     """Time the hypervisor gave other guests while this VM's CPUs wanted to run (/proc/stat).
 
@@ -447,14 +458,11 @@ class Steal:
 
     @staticmethod
     def _sample():
-        try:
-            with open("/proc/stat") as fh:
-                fields = [int(v) for v in fh.readline().split()[1:]]
-        except (OSError, ValueError):
+        times = _all_cpu_seconds()
+        if times is None:
             return None
         # user nice system idle iowait irq softirq steal ...
-        steal = fields[7] if len(fields) > 7 else 0
-        return time.perf_counter(), steal / os.sysconf("SC_CLK_TCK")
+        return time.perf_counter(), times[7] if len(times) > 7 else 0.0
 
     def stop(self):
         """Steal since construction: ``seconds`` and ``share`` of all CPUs' time, or None."""
@@ -498,13 +506,11 @@ class OtherLoad:
 
     @staticmethod
     def _sample():
-        try:
-            with open("/proc/stat") as fh:
-                fields = [int(v) for v in fh.readline().split()[1:]]
-        except (OSError, ValueError):
+        times = _all_cpu_seconds()
+        if times is None:
             return None
         # user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
-        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        busy = sum(times) - times[3] - times[4]
         own = os.times()
         return time.perf_counter(), busy, own.user + own.system
 

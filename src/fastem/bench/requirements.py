@@ -46,8 +46,12 @@ def check_requirements(plot=False):
             ) from None
 
 
-def import_daal4py():
-    """daal4py, or None when it is not installed (it is never a requirement).
+def import_optional(name):
+    """Module `name`, or None when it is not installed; its import warnings silenced.
+
+    Parameters
+    ----------
+    name : str
 
     Returns
     -------
@@ -56,6 +60,16 @@ def import_daal4py():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return importlib.import_module("daal4py")
+            return importlib.import_module(name)
     except ImportError:
         return None
+
+
+def import_daal4py():
+    """daal4py, or None when it is not installed (it is never a requirement).
+
+    Returns
+    -------
+    module or None
+    """
+    return import_optional("daal4py")
