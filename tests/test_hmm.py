@@ -491,3 +491,14 @@ def test_float32_input_is_computed_in_float64(rng):
     theirs.fit(X)
     assert ours.means_.dtype == np.float64
     _assert_same_model(ours, theirs)
+
+
+def test_left_right_model_scores_as_hmmlearn():
+    """score (forward pass only) on a model whose state 0 cannot be re-entered,
+    where that state's share underflows and later carries the data."""
+    X = np.concatenate([[0.0], np.full(20, 40.0), np.full(5, -200.0)])[:, None]
+    initial = {"startprob_": [1.0, 0.0], "transmat_": [[0.9, 0.1], [0.0, 1.0]],
+               "means_": [[0.0], [1.0]], "covars_": [[1.0], [1.0]]}
+    ours, theirs = _pair(initial, n_components=2)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-12)
+    assert ours.score_samples(X)[0] == pytest.approx(theirs.score(X), rel=1e-12)

@@ -332,3 +332,43 @@ def test_bad_arguments_raise_value_errors(rng, function):
 def test_unknown_implementation_raises(rng):
     with pytest.raises(ValueError, match="implementation"):
         _hmm.forward_backward(*_problem(rng, 2, [3]), implementation="logs")
+
+
+# ---------------------------------------------------------------------------
+# A state the others cannot refill (left-right models)
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("want_posteriors", [False, True])
+@pytest.mark.parametrize("k", [2, 5, 9])
+def test_a_state_that_cannot_be_refilled_keeps_its_share(rng, k, want_posteriors):
+    """Upper-triangular transitions: a state's share of the forward message can
+    shrink below any double for hundreds of steps and then carry the data.  The
+    rescaled pass must not drop it (it hands such sequences to the log-space
+    path), for scoring as for the full pass."""
+    lengths = np.array([300, 257, 40])
+    log_frameprob = rng.normal(0.0, 3.0, (lengths.sum(), k)) * rng.choice([1.0, 30.0], (lengths.sum(), 1))
+    transmat = np.triu(rng.dirichlet(np.ones(k), size=k))
+    transmat /= transmat.sum(axis=1, keepdims=True)
+    startprob = np.zeros(k)
+    startprob[0] = 1.0
+    expected = reference.forward_backward(log_frameprob, startprob, transmat, lengths)
+    result = _hmm.forward_backward(log_frameprob, startprob, transmat, lengths,
+                                   want_posteriors=want_posteriors, n_threads=2)
+    np.testing.assert_allclose(result.log_probs, expected[0], rtol=1e-10, atol=0)
+    if want_posteriors:
+        _assert_matches(result, expected, rtol=1e-8)
+
+
+def test_the_two_state_left_right_example_scores_as_the_log_path():
+    # Found in review: state 0 cannot be re-entered; 20 rows favour state 1 by
+    # 39.5 nats each (state 0's share falls to 0 in doubles), then 5 rows favour
+    # state 0 by 100 nats each.
+    x = np.concatenate([[0.0], np.full(20, 40.0), np.full(5, -200.0)])
+    log_frameprob = np.column_stack([-0.5 * x ** 2, -0.5 * (x - 1.0) ** 2]) - 0.5 * np.log(2 * np.pi)
+    startprob, transmat = np.array([1.0, 0.0]), np.array([[0.9, 0.1], [0.0, 1.0]])
+    lengths = np.array([len(x)])
+    expected = reference.forward_backward(log_frameprob, startprob, transmat, lengths)[0]
+    for want_posteriors in (False, True):
+        result = _hmm.forward_backward(log_frameprob, startprob, transmat, lengths,
+                                       want_posteriors=want_posteriors)
+        np.testing.assert_allclose(result.log_probs, expected, rtol=1e-12)

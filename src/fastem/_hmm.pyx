@@ -49,7 +49,7 @@ cdef extern from "_hmm_steps.h" nogil:
     int64_t fastem_hmm_forward_rows(
         const double* start, const double* A, const double* e, int64_t rows, int64_t K,
         const double* prev, double* out, int keep, double* a, double* scales,
-        double min_scale)
+        double min_scale, const double* l, const unsigned char* fragile)
     int64_t fastem_hmm_backward_rows(
         const double* AT, const double* e, const double* scales, double* alpha, int64_t n,
         int64_t K, double* beta, double* block, double* xi, int stop)
@@ -71,6 +71,8 @@ cdef enum:
 # (1e-250 leaves 58 decades above the smallest normal double for the products
 # that follow); hmmlearn's scaling implementation gives up below 1e-300.
 cdef double LOG_PATH_MIN_SCALE = 1e-250
+# Transitions below this do not count as refilling a state (see _prepare's fragile).
+cdef double REFILL_MIN = 1e-200
 cdef double SCALING_MIN_SUM = 1e-300
 
 UNDERFLOW_MESSAGE = (
@@ -90,6 +92,7 @@ cdef struct Problem:
     const double* startprob         # (K,)
     const double* transmat          # (K, K)
     const double* transmat_t        # (K, K) its transpose, for the backward products
+    const unsigned char* fragile    # (K,) states some state cannot refill (_prepare)
     const double* log_startprob     # (K,) for the log-space fallback and Viterbi
     const double* log_transmat      # (K, K)
     const int64_t* starts           # (S,) first row of each sequence
@@ -165,7 +168,8 @@ cdef int _forward_scaled(Problem* p, Py_ssize_t s, double* work) noexcept nogil:
         # in use yet).
         done = fastem_hmm_forward_rows(
             p.startprob, p.transmat, e, rows, K, prev, out, keep, work + 2 * K, scales,
-            SCALING_MIN_SUM if p.scaling else LOG_PATH_MIN_SCALE)
+            SCALING_MIN_SUM if p.scaling else LOG_PATH_MIN_SCALE,
+            p.log_frameprob + (first + t) * K, NULL if p.scaling else p.fragile)
         if done < rows:
             # hmmlearn's scaling raises below its threshold; anything else (a
             # scale lost on the log path, an overflow) is redone in log space.
@@ -387,6 +391,7 @@ cdef int _prepare(
     cdef int64_t s, k, row = 0
     cdef int64_t* starts
     cdef double* logs
+    cdef unsigned char* fragile
     memset(p, 0, sizeof(Problem))
     if (log_frameprob == NULL or startprob == NULL or transmat == NULL or lengths == NULL
             or K < 1 or S < 1 or n_rows < 1):
@@ -418,6 +423,19 @@ cdef int _prepare(
     for k in range(K):
         for s in range(K):
             logs[K + K * K + s * K + k] = transmat[k * K + s]
+    # A state j is fragile when some state i moves into it with probability 0 or
+    # below REFILL_MIN: its share of the forward message may then shrink without
+    # bound and not be refilled from the others (a left-right model's states).
+    # Elsewhere every step refills j with at least REFILL_MIN / K of the mass, so
+    # a share of j lost to underflow (< 1e-250) never matters.
+    fragile = <unsigned char*>calloc(K, sizeof(unsigned char))
+    p.fragile = fragile
+    if fragile == NULL:
+        return STATUS_NO_MEMORY
+    for k in range(K):
+        for s in range(K):
+            if transmat[s * K + k] < REFILL_MIN:
+                fragile[k] = 1
     p.log_frameprob = log_frameprob
     p.startprob = startprob
     p.transmat = transmat
@@ -430,6 +448,7 @@ cdef int _prepare(
 cdef void _release(Problem* p) noexcept nogil:
     free(<void*>p.starts)
     free(<void*>p.log_startprob)
+    free(<void*>p.fragile)
     free(p.status)
     if p.owns_buffers:
         free(p.exps)       # exps, scales and shifts are one allocation

@@ -14,6 +14,7 @@
 #define FASTEM_HMM_STEPS_H
 
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -138,13 +139,16 @@ FASTEM_CLONES static void fastem_hmm_log_terms(const double *restrict shift,
  * starts from prev = alpha_{t-1} itself (c = 1).
  * e: (rows, K) emission factors; out: the alphas, row t at out + t * K when `keep`,
  * else alternating between the two rows of out (only the last one is needed);
- * a: (2, K) scratch; scales: (rows,) the c_t.  Returns the rows done: fewer than
- * `rows` when a c_t falls outside [min_scale, DBL_MAX] (or is NaN), the row the
- * caller must handle (its c_t is left in scales[t]). */
+ * a: (2, K) scratch; scales: (rows,) the c_t; l: (rows, K) the log-densities;
+ * fragile: (K,) the states other states cannot refill, or NULL (no check).
+ * Returns the rows done: fewer than `rows` when a c_t falls outside
+ * [min_scale, DBL_MAX] (or is NaN) or a fragile state loses its share, the row
+ * the caller must handle (its c_t is left in scales[t]). */
 FASTEM_HMM_INLINE int64_t fastem_hmm_forward_rows_k(
     const double *restrict start, const double *restrict A, const double *restrict e,
     int64_t rows, int64_t K, const double *prev, double *out, int keep,
-    double *restrict a, double *restrict scales, double min_scale) {
+    double *restrict a, double *restrict scales, double min_scale,
+    const double *restrict l, const unsigned char *restrict fragile) {
     double inv_prev = 1.0;
     for (int64_t t = 0; t < rows; t++) {
         const double *restrict et = e + t * K;
@@ -163,6 +167,28 @@ FASTEM_HMM_INLINE int64_t fastem_hmm_forward_rows_k(
         }
         const double inv = 1.0 / c;
         for (int64_t j = 0; j < K; j++) row[j] = at[j] * inv;
+        if (fragile != NULL) {
+            /* A state that other states cannot refill (fragile: some transition
+             * into it is 0 or below FASTEM_HMM_REFILL_MIN) keeps only what it
+             * carries itself: if its share falls below 1e-250 (0 included) while
+             * it is alive (reachable, finite emission), the rescaled pass would
+             * lose mass the data may later favour.  Hand the row back. */
+            const double *restrict lt = l + t * K;
+            for (int64_t j = 0; j < K; j++) {
+                if (fragile[j] && row[j] < 1e-250 && lt[j] > -INFINITY) {
+                    double reach = 0.0;
+                    if (prev == NULL) {
+                        reach = start[j];
+                    } else {
+                        for (int64_t i = 0; i < K; i++) reach += prev[i] * A[i * K + j];
+                    }
+                    if (reach > 0.0) {
+                        scales[t] = c;
+                        return t;
+                    }
+                }
+            }
+        }
         scales[t] = c;
         prev = at;
         inv_prev = inv;
@@ -289,10 +315,11 @@ FASTEM_HMM_INLINE int64_t fastem_hmm_backward_rows_k(
 FASTEM_CLONES static int64_t fastem_hmm_forward_rows(
     const double *restrict start, const double *restrict A, const double *restrict e,
     int64_t rows, int64_t K, const double *prev, double *out, int keep,
-    double *restrict a, double *restrict scales, double min_scale) {
+    double *restrict a, double *restrict scales, double min_scale,
+    const double *restrict l, const unsigned char *restrict fragile) {
 #define FASTEM_HMM_CALL(k) \
     return fastem_hmm_forward_rows_k(start, A, e, rows, k, prev, out, keep, a, scales, \
-                                     min_scale)
+                                     min_scale, l, fragile)
     FASTEM_HMM_BY_K(FASTEM_HMM_CALL, K)
 #undef FASTEM_HMM_CALL
 }

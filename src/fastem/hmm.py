@@ -324,8 +324,12 @@ class GaussianHMM(EMEstimator):
     than hmmlearn's from the same seed (the Dirichlet draws of "s" and "t"
     are the same); for ``covariance_type="spherical"`` :attr:`covars_` has
     shape (n_components, n_features, n_features), where hmmlearn's grows to
-    n_components * n_features matrices after a fit; and invalid input raises
-    ValueError with a message where hmmlearn sometimes fails inside NumPy.
+    n_components * n_features matrices after a fit; ``params`` with "c" but
+    not "m" updates the covariances about the current means (hmmlearn divides
+    by counts it did not gather there); a state with no posterior weight and
+    no prior keeps its emission (hmmlearn's becomes NaN); and invalid input
+    raises ValueError with a message where hmmlearn sometimes fails inside
+    NumPy.
 
     Examples
     --------
