@@ -42,7 +42,6 @@ from libc.string cimport memcpy, memset
 
 from fastem._gmm cimport STATUS_BAD_ARGUMENT, STATUS_NO_MEMORY, STATUS_OK, _threads
 from fastem._pass cimport clamp_threads, lane_count, padded, reduce_lanes, run_chunks, run_lanes
-from fastem._simd cimport fastem_exp_array
 
 
 cdef extern from "_hmm_steps.h" nogil:

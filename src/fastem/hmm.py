@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from fastem import _em, _hmm, _persistence
+from fastem import _covariance, _em, _hmm, _persistence
 from fastem._base import EMEstimator
 from fastem._blas_threads import single_threaded_blas
 from fastem._kmeans import kmeans
@@ -33,7 +33,6 @@ from fastem._openmp_info import effective_n_threads
 from fastem._sources import ArrayRows
 from fastem._stats import SufficientStatistics, _symmetric
 from fastem._validation import check_array, check_random_state
-from fastem.exceptions import not_fitted_error
 
 __all__ = ["ConvergenceMonitor", "GaussianHMM"]
 
@@ -188,17 +187,6 @@ def _validate_covars(covars, covariance_type, n_components):
                 raise ValueError(f"component {n} of 'full' covars must be symmetric, positive-definite")
     else:
         raise ValueError("covariance_type must be one of 'spherical', 'tied', 'diag', 'full'")
-
-
-def _full_covariances(covars, covariance_type, n_components, n_features):
-    """(n_components, n_features, n_features) matrices from a type's compact storage."""
-    if covariance_type == "full":
-        return covars
-    if covariance_type == "diag":
-        return np.array([np.diag(c) for c in covars])
-    if covariance_type == "tied":
-        return np.tile(covars, (n_components, 1, 1))
-    return np.ravel(covars)[:, None, None] * np.eye(n_features)[None, :, :]
 
 
 def _precision_factors(covars, covariance_type):
@@ -376,8 +364,10 @@ class GaussianHMM(EMEstimator):
     @property
     def covars_(self):
         """Emission covariance matrices, shape (n_components, n_features, n_features)."""
-        return _full_covariances(self._covars_, self.covariance_type, self.n_components,
-                                 self.means_.shape[1] if hasattr(self, "means_") else self.n_features)
+        n_features = self.means_.shape[1] if hasattr(self, "means_") else self.n_features
+        # A copy, as hmmlearn returns: "tied" would otherwise be a read-only view.
+        return np.array(_covariance.covariance_matrices(self._covars_, self.covariance_type,
+                                                        self.n_components, n_features))
 
     @covars_.setter
     def covars_(self, covars):
@@ -444,6 +434,10 @@ class GaussianHMM(EMEstimator):
     def _check_fitted_input(self, X, lengths):
         self._check_is_fitted()
         self._check()
+        return self._model_input(X, lengths)
+
+    def _model_input(self, X, lengths):
+        """X and lengths of a fitted model's inference, checked against its features."""
         X, lengths = self._validated(X, lengths)
         if X.shape[1] != self.n_features:
             raise ValueError(f"Unexpected number of dimensions, got {X.shape[1]} but "
@@ -561,8 +555,7 @@ class GaussianHMM(EMEstimator):
             "s": k - 1,
             "t": k * (k - 1),
             "m": k * d,
-            "c": {"spherical": k, "diag": k * d, "full": k * d * (d + 1) // 2,
-                  "tied": d * (d + 1) // 2}[self.covariance_type],
+            "c": _covariance.covariance_type(self.covariance_type).n_covariance_parameters(k, d),
         }
 
     # ------------------------------------------------------------------
@@ -600,12 +593,8 @@ class GaussianHMM(EMEstimator):
             stats = SufficientStatistics(self.covariance_type, self.means_)
             stats.add(X, responsibilities=passes.posteriors, n_threads=self._threads())
             emission, tied_centre = stats.totals(), stats.tied_centre
-        # Sequence by sequence, in order, as hmmlearn adds them.
-        log_prob = 0.0
-        for value in passes.log_probs.tolist():
-            log_prob += value
-        return HMMStatistics(passes.start_counts, passes.trans_counts, emission, self.means_,
-                             tied_centre), log_prob
+        return (HMMStatistics(passes.start_counts, passes.trans_counts, emission, self.means_,
+                              tied_centre), _sequential_sum(passes.log_probs))
 
     # ------------------------------------------------------------------
     # the M-step: hmmlearn's MAP updates from moments about the old means
@@ -782,7 +771,7 @@ class GaussianHMM(EMEstimator):
         algorithm = algorithm or self.algorithm
         if algorithm not in DECODER_ALGORITHMS:
             raise ValueError(f"Unknown decoder {algorithm!r}")
-        X, lengths = self._check_fitted_input(X, lengths)
+        X, lengths = self._model_input(X, lengths)
         with single_threaded_blas():
             if algorithm == "viterbi":
                 path = _hmm.viterbi(self._log_frameprob(X), self.startprob_, self.transmat_,
