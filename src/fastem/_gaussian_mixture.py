@@ -20,7 +20,7 @@ from fastem._em import ModelArrays
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import (
-    ArrayRows, BlockRows, FilledRows, e_step, is_dask_collection, is_on_disk_array, row_blocks,
+    ArrayRows, BlockRows, e_step, is_dask_collection, is_on_disk_array, row_blocks,
     rows_for_fit,
 )
 from fastem._validation import (
@@ -294,7 +294,7 @@ class GaussianMixture(EMEstimator):
     def _initial_state(self, data, random_state):
         source = data.source
         if data.missing is not None:
-            source = FilledRows(source, data.missing.column_means)
+            source = source.filled(data.missing.column_means)
         weights, means, covariances, factor = initial_parameters(
             source, n_components=self.n_components, covariance_type=self.covariance_type,
             init_params=self.init_params, reg_covar=self.reg_covar,
@@ -396,8 +396,9 @@ class GaussianMixture(EMEstimator):
         ------
         ValueError
             For chunks that disagree in features, dtype or weights, non-finite
-            values, fewer rows than `n_components`, or a pass whose row count
-            differs from the first.
+            values (NaN is a missing value with ``missing="em"``), fewer rows
+            than `n_components`, or a pass whose row count differs from the
+            first.
 
         Examples
         --------
@@ -413,7 +414,8 @@ class GaussianMixture(EMEstimator):
         with single_threaded_blas():
             with self._unchanged_on_error():
                 self._check_parameters()
-                source = BlockRows(make_chunks, self.n_components, type(self).__name__)
+                source = BlockRows(make_chunks, self.n_components, type(self).__name__,
+                                   allow_nan=self.missing == "em")
                 self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
                 self._run_em(self._fit_data(source))
         return self
