@@ -544,6 +544,10 @@ cdef void _score_row(const floating* x, int64_t n, double log_p, bint empty, con
         for c in range(k):
             w.r[c] = P.weights[c]
             w.logd[c] = P.log_weights[c]
+        # E[x | nothing observed, k] = mu_k: no offset (w.yhat still holds the
+        # previous row's, which _row_densities wrote and this row skipped).
+        for i in range(k * d):
+            w.yhat[i] = 0.0
         log_p = 0.0
     if P.log_prob != NULL:
         P.log_prob[n] = log_p
