@@ -546,7 +546,8 @@ class GaussianMixture(EMEstimator):
         if is_dask_collection(X):
             from fastem._dask import weighted_sum  # the optional extra
 
-            return weighted_sum(self._infer(X, "log_prob", cast=False), sample_weight)
+            return weighted_sum(self._infer(X, "log_prob", cast=False), sample_weight,
+                                X=X if self.missing == "em" else None)
         if not (is_on_disk_array(X) or isinstance(X, np.memmap)):
             X = self._validate_predict_data(X)
             log_prob = self._infer_checked(X, "log_prob", cast=False)
@@ -586,6 +587,7 @@ class GaussianMixture(EMEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             NaN marks a missing value; infinity is an error.  Not modified.
+            A Dask array gives lazy Dask arrays (a task per block).
         return_std : bool, default=False
             Also return the standard deviation of each filled value given its
             row's observed values (the mixture's, by the law of total
@@ -618,6 +620,10 @@ class GaussianMixture(EMEstimator):
         >>> bool(np.isnan(filled).any())
         False
         """
+        if is_dask_collection(X):
+            from fastem._dask import impute_lazily  # the optional extra
+
+            return impute_lazily(self, X, return_std)
         self._check_is_fitted()
         X = self._validate_predict_data(X, allow_nan=True)
         model = self._model(self.weights_, self.means_, self.precisions_cholesky_, missing=True)
