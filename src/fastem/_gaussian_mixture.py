@@ -543,6 +543,16 @@ class GaussianMixture(EMEstimator):
 
     def _log_likelihood_and_weight(self, X, sample_weight):
         """Validated X's summed (weighted) log-likelihood and its total weight."""
+        log_lik, total_weight = self._summed_log_likelihood(X, sample_weight)
+        if not total_weight > 0:
+            # (weights summing to zero are refused first: only missing="em" gets here)
+            raise ValueError(
+                "no row of X has an observed value (every value is NaN, or the rows that have "
+                "one weigh zero): there is no likelihood to average"
+            )
+        return log_lik, total_weight
+
+    def _summed_log_likelihood(self, X, sample_weight):
         if is_dask_collection(X):
             from fastem._dask import weighted_sum  # the optional extra
 

@@ -281,9 +281,16 @@ def e_step(source, model, n_threads):
     Raises
     ------
     ValueError
-        If the log-likelihood is not finite (the engine's message).
+        If the log-likelihood is not finite (the engine's message), or with
+        missing values if no row has an observed value.
     """
     stats = source.accumulate(SufficientStatistics.of_model(model), model=model, n_threads=n_threads)
+    if model.missing and not stats.total_weight > 0:
+        # (a fit's summary refuses such data first; a later partial_fit chunk reaches here)
+        raise ValueError(
+            "no row of X has an observed value (every value is NaN, or the rows that have "
+            "one weigh zero): there is nothing to fit"
+        )
     lower_bound = stats.mean_log_likelihood
     if not np.isfinite(lower_bound):
         raise ValueError(_em.NOT_FINITE_MESSAGE)
