@@ -425,6 +425,10 @@ cdef double _row_densities(const floating* x, const _Pass* P, _Work* w) noexcept
                 q += e * e
             for a in range(dm):
                 yh[w.miss[a]] = 0.0
+        if q != q:
+            # inf - inf: the whitened row overflowed, so the row is as far from this
+            # component as the complete-data kernels say (density 0), not at its mean
+            q = INFINITY
         # rounding can take |z|^2 - |t|^2 a hair below zero
         w.logd[c] = w.constant[c] - 0.5 * (q if q > 0.0 else 0.0)
     top = -INFINITY
@@ -575,6 +579,8 @@ cdef void _score_row(const floating* x, int64_t n, double log_p, bint empty, con
         i = w.miss[a]
         mean = 0.0
         for c in range(k):
+            if w.r[c] == 0.0:
+                continue   # its offsets may be inf or NaN (a row too far to whiten)
             mean += w.r[c] * (P.means[c * d + i] + w.yhat[c * d + i])
         if P.filled != NULL:
             P.filled[n * d + i] = mean
@@ -582,6 +588,8 @@ cdef void _score_row(const floating* x, int64_t n, double log_p, bint empty, con
             # law of total variance, about the mixture's mean (no cancellation)
             spread = 0.0
             for c in range(k):
+                if w.r[c] == 0.0:
+                    continue
                 dev = P.means[c * d + i] + w.yhat[c * d + i] - mean
                 spread += w.r[c] * (_conditional_variance(P, w, c, a) + dev * dev)
             P.std[n * d + i] = sqrt(spread)
