@@ -640,7 +640,8 @@ MISSING_WEIGHT_CASES = [
     ("sample_weight", "zero-weight-on-the-gappy-rows",
      lambda n: np.where(np.arange(n) % 3 == 0, 0.0, 1.0), OK),
     ("sample_weight", "zero-weight-on-every-row-observing-column-1",
-     lambda n: np.where(np.arange(n) % 3 == 0, 1.0, 0.0), (VE, UNOBSERVED_MSG.format(1) + ".*zero weight")),
+     lambda n: np.where(np.arange(n) % 3 == 0, 1.0, 0.0),
+     (VE, UNOBSERVED_MSG.format(1) + ".*zero weight")),
 ]
 
 
@@ -694,7 +695,8 @@ def test_missing_em_scoring(tmp_path, fitted_with_gaps, entry, case_id, make_X, 
     if expectation == "underflow":
         # row 0 is 1e200 from every component: its density is 0 (never the mean's),
         # its posterior and fill undefined
-        expectation = (VE, "underflow to zero") if entry in ("predict", "predict_proba", "impute") else OK
+        undefined = entry in ("predict", "predict_proba", "impute")
+        expectation = (VE, "underflow to zero") if undefined else OK
     if case_id == "all-nan" and entry == "score":
         expectation = (VE, "no row of X has an observed value")
     if expectation is OK:

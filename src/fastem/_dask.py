@@ -32,6 +32,16 @@ block (the tree), so a Dask fit is the same on every run.  It equals the
 in-memory fit to rounding, not bit for bit: the in-memory pass adds the same
 chunk sums in another order (lane by lane over all the rows).
 
+Missing values.  With ``missing="em"`` NaN is accepted (infinity is not).
+The pass made when the source is made counts, per block, the weight of the
+rows with an observed value (what a pass with missing values averages its
+log-likelihood over); ``missing_summary`` gathers each block's column sums
+of observed values (2 D + 2 numbers) for the column means that fill the gaps
+for the initialisation; ``filled`` is the same persisted source with that
+fill applied inside the tasks, so no filled copy of X is kept.  A Dask array
+of one block fits bit for bit as in memory; more blocks agree to rounding
+(the column means too: the blocks' sums are added in block order).
+
 Threads.  The engine's result does not depend on its thread count, so the
 choice is about speed only: every task runs the kernels with all the threads
 of its worker (``nthreads``), and the tasks of one worker process take turns
@@ -282,7 +292,8 @@ def _block_summary(X, weight):
 
 def _block_observed_totals(X, weight):
     """:func:`fastem._sources.observed_totals` of one block (D sums and weights, two counts)."""
-    return observed_totals(np.asarray(X), None if weight is None else np.asarray(weight, dtype=np.float64))
+    weight = None if weight is None else np.asarray(weight, dtype=np.float64)
+    return observed_totals(np.asarray(X), weight)
 
 
 def _block_statistics(X, weight, spec, seed, fallback_threads, fill=None):
