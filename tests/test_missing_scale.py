@@ -213,6 +213,7 @@ def test_stream_with_gaps(rng):
     gm.partial_fit(chunks[0])
     # the first chunk initialises (from its mean-filled rows), then steps
     assert gm.n_iter_ == 1
+    assert gm.n_empty_rows_ == _n_empty(chunks[0]) > 0
     assert all(np.all(np.isfinite(getattr(gm, name))) for name in PARAMETER_NAMES)
     for chunk in chunks[1:]:
         before = pickle_copy(gm)
@@ -476,3 +477,24 @@ def test_dask_on_a_cluster_fills_the_gaps_on_the_workers(rng):
                     X, weights, dask.array.from_array(X, chunks=(3000, 3)), weights,
                     covariance_type="tied", init_params=init_params)
                 _assert_close(on_dask, in_memory)
+
+
+def test_without_nan_every_path_fits_as_missing_error(local_scheduler, rng, tmp_path):
+    # missing="em" on complete data is the ordinary fit, bit for bit, whatever the source.
+    X = _gappy(rng, n_samples=2 * ALIGNED + 500, missing=0.0)
+    X = X[~np.isnan(X).any(axis=1)]
+    weights = _weights(rng, len(X))
+    np.save(tmp_path / "F.npy", np.asfortranarray(X))
+    sources = {
+        "memmap in blocks": lambda: np.load(tmp_path / "F.npy", mmap_mode="r"),
+        "chunks": lambda: _chunks_of(X, weights, 10000),
+        "dask": lambda: local_scheduler.from_array(X, chunks=(5000, 3)),
+    }
+    for name, make in sources.items():
+        sample_weight = None if name == "chunks" else weights
+        with_em = _fit(make(), sample_weight, covariance_type="tied")
+        without = _fit(make(), sample_weight, covariance_type="tied", missing="error")
+        for attribute in FITTED:
+            np.testing.assert_array_equal(getattr(with_em, attribute), getattr(without, attribute),
+                                          f"{name}: {attribute}")
+        assert with_em.n_empty_rows_ == 0
