@@ -51,6 +51,10 @@ MissingSummary = collections.namedtuple("MissingSummary", "has_nan column_means 
 # bounds the index of candidates to 0.5 MB.
 _SCAN_ROWS = 65536
 
+# Values per piece when the observed values are summed (observed_totals):
+# 4 MB of float64 temporaries, whatever the number of features.
+_OBSERVED_VALUES_PER_PIECE = 2**19
+
 
 class RowSource:
     """The rows of X and their weights, as the passes of a fit read them.
@@ -203,15 +207,29 @@ def observed_totals(X, weight, start=None):
     if start is None:
         start = (np.zeros(n_features), np.zeros(n_features), 0, 0)
     sums, weights, n_empty, n_nan = start
-    observed = ~np.isnan(X)
-    n_nan += X.size - int(np.count_nonzero(observed))
-    n_empty += int(np.count_nonzero(~observed.any(axis=1)))
-    w = np.where(observed, 1.0 if weight is None else weight[:, None], 0.0)
-    values = np.where(observed, X, 0.0) * w
-    # A cumulative sum adds strictly in row order (np.sum would add pairwise).
-    sums = np.cumsum(np.vstack([sums, values]), axis=0)[-1]
-    weights = np.cumsum(np.vstack([weights, w]), axis=0)[-1]
+    # In pieces (small temporaries); the sums, made row after row, do not
+    # depend on the pieces either.
+    step = max(1, _OBSERVED_VALUES_PER_PIECE // max(1, n_features))
+    for begin in range(0, X.shape[0], step):
+        piece = X[begin:begin + step]
+        observed = ~np.isnan(piece)
+        n_nan += piece.size - int(np.count_nonzero(observed))
+        n_empty += int(np.count_nonzero(~observed.any(axis=1)))
+        w = np.where(observed, 1.0 if weight is None else weight[begin:begin + step, None], 0.0)
+        values = np.where(observed, piece, 0.0) * w
+        sums = _running_sum(sums, values)
+        weights = _running_sum(weights, w)
     return sums, weights, n_empty, n_nan
+
+
+def _running_sum(start, rows):
+    """``start + rows[0] + rows[1] + ...``, strictly in row order (np.sum adds pairwise).
+
+    `rows` is a scratch array (overwritten).
+    """
+    rows[0] += start
+    np.cumsum(rows, axis=0, out=rows)
+    return rows[-1].copy()
 
 
 def missing_summary_of(totals, has_weights):
