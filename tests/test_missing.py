@@ -71,11 +71,11 @@ def reference_start(rng, centers, covariance_type):
     return init, (weights, means, ref.precisions_of(precisions, covariance_type))
 
 
-def assert_monotone(bounds, what="lower_bounds_"):
+def assert_monotone(bounds, what="lower_bounds_", slack=MONOTONE_SLACK):
     bounds = np.asarray(bounds, dtype=np.float64)
     assert np.all(np.isfinite(bounds)), what
     drops = np.diff(bounds)
-    assert np.all(drops >= -MONOTONE_SLACK * np.maximum(1.0, np.abs(bounds[1:]))), (
+    assert np.all(drops >= -slack * np.maximum(1.0, np.abs(bounds[1:]))), (
         f"{what} decreased: largest drop {drops.min():.3e} at iteration {np.argmin(drops) + 2}")
 
 
@@ -368,7 +368,7 @@ def test_scores_on_rows_with_gaps(rng, make_blobs, covariance_type):
     np.testing.assert_array_equal(gm.predict(Z)[decided], np.argmax(resp, axis=1)[decided])
     assert gm.predict(Z)[6] == np.argmax(gm.weights_)
 
-    scored = np.delete(Z, 6, axis=0)
+    scored = Z[~np.isnan(Z).all(axis=1)]
     np.testing.assert_allclose(gm.score(scored), gm.score_samples(scored).mean(), rtol=1e-12)
 
 
@@ -443,17 +443,27 @@ def test_empty_rows_are_left_out(rng, make_blobs, covariance_type):
 def test_inference_on_empty_rows(rng, make_blobs, covariance_type):
     _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 500, 3, 3)
     gm = em_mixture(3, covariance_type=covariance_type, random_state=0).fit(X_gaps)
-    empty = np.full((4, 3), np.nan)
-    np.testing.assert_array_equal(gm.score_samples(empty), 0.0)
-    np.testing.assert_allclose(gm.predict_proba(empty), np.tile(gm.weights_, (4, 1)), rtol=1e-14)
-    np.testing.assert_array_equal(gm.predict(empty), np.argmax(gm.weights_))
-    filled, std = gm.impute(empty, return_std=True)
     mixture_mean = gm.weights_ @ gm.means_
-    np.testing.assert_allclose(filled, np.tile(mixture_mean, (4, 1)), rtol=1e-12)
     # Law of total variance over the components' marginals.
     variances = np.diagonal(fitted_full_covariances(gm), axis1=1, axis2=2)
     spread = np.sqrt(gm.weights_ @ (variances + gm.means_**2) - mixture_mean**2)
-    np.testing.assert_allclose(std, np.tile(spread, (4, 1)), rtol=1e-9)
+    # Empty rows alone, and among rows with other patterns (before and after
+    # them, in the same chunk): nothing of a neighbour may leak into them.
+    mixed = X_gaps[:6].copy()
+    mixed[1, 1:] = np.nan
+    mixed = np.insert(mixed, [0, 2, 2, 6], np.nan, axis=0)
+    for Z in (np.full((4, 3), np.nan), mixed):
+        empty = np.isnan(Z).all(axis=1)
+        n_empty = int(empty.sum())
+        np.testing.assert_array_equal(gm.score_samples(Z)[empty], 0.0)
+        np.testing.assert_allclose(gm.predict_proba(Z)[empty], np.tile(gm.weights_, (n_empty, 1)),
+                                   rtol=1e-14)
+        np.testing.assert_array_equal(gm.predict(Z)[empty], np.argmax(gm.weights_))
+        filled, std = gm.impute(Z, return_std=True)
+        np.testing.assert_allclose(filled[empty], np.tile(mixture_mean, (n_empty, 1)), rtol=1e-12,
+                                   err_msg="impute of an empty row")
+        np.testing.assert_allclose(std[empty], np.tile(spread, (n_empty, 1)), rtol=1e-9,
+                                   err_msg="impute std of an empty row")
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
@@ -493,14 +503,25 @@ def test_integer_sample_weight_is_repeating_rows(rng, make_blobs):
     assert_bounds_agree(weighted.lower_bounds_, repeated.lower_bounds_, "lower_bounds_", rtol=1e-8)
 
 
-@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+# scikit-learn's k-means++ and random_from_data start each component from a
+# single row: its covariance is 0 and, without reg_covar, the fit is refused
+# (scikit-learn refuses it on complete data too).  With reg_covar the plain
+# likelihood is no longer exactly what EM increases; it may dip by about
+# reg_covar / variance per step, far below the slack given here.
+INIT_REG_COVAR = {"kmeans": (0.0, MONOTONE_SLACK), "random": (0.0, MONOTONE_SLACK),
+                  "k-means++": (1e-6, 1e-5), "random_from_data": (1e-6, 1e-5)}
+
+
+@pytest.mark.parametrize("init_params", list(INIT_REG_COVAR))
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_every_init_params_gives_a_monotone_fit(rng, make_blobs, init_params, covariance_type):
     _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 600, 3, 3, fraction=0.25)
+    reg_covar, slack = INIT_REG_COVAR[init_params]
     gm = fit_quietly(em_mixture(3, covariance_type=covariance_type, init_params=init_params,
-                                reg_covar=0.0, tol=1e-8, max_iter=500, random_state=0), X_gaps)
+                                reg_covar=reg_covar, tol=1e-6, max_iter=1000, random_state=0),
+                     X_gaps)
     assert_finite_fit(gm)
-    assert_monotone(gm.lower_bounds_)
+    assert_monotone(gm.lower_bounds_, slack=slack)
     assert gm.converged_
 
 
