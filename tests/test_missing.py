@@ -573,21 +573,24 @@ def test_same_bits_for_any_thread_count(rng, make_blobs, covariance_type, n_samp
 # Does handling the gaps pay?  A correlated mixture with values removed
 # ----------------------------------------------------------------------
 def correlated_mixture(rng, n_samples, n_features=6, n_components=3):
-    """Samples of a mixture of strongly correlated Gaussians.
+    """Samples of a mixture of strongly correlated Gaussians, and the mixture.
 
     Each covariance is a random rotation of variances spread over [0.05, 2]:
     the coordinates predict each other well, which is what conditional
-    expectations exploit and a column mean cannot.
+    expectations exploit and a column mean cannot.  Returns ``(X, (weights,
+    means, covariances))``.
     """
     means = rng.normal(scale=2.5, size=(n_components, n_features))
-    labels = rng.choice(n_components, size=n_samples, p=rng.dirichlet(np.full(n_components, 5.0)))
+    weights = rng.dirichlet(np.full(n_components, 5.0))
+    labels = rng.choice(n_components, size=n_samples, p=weights)
+    covariances = np.empty((n_components, n_features, n_features))
     X = np.empty((n_samples, n_features))
     for k in range(n_components):
         q, _ = np.linalg.qr(rng.normal(size=(n_features, n_features)))
-        cov = (q * rng.uniform(0.05, 2.0, size=n_features)) @ q.T
+        covariances[k] = (q * rng.uniform(0.05, 2.0, size=n_features)) @ q.T
         rows = labels == k
-        X[rows] = rng.multivariate_normal(means[k], cov, size=rows.sum())
-    return X
+        X[rows] = rng.multivariate_normal(means[k], covariances[k], size=rows.sum())
+    return X, (weights, means, covariances)
 
 
 def _matched(fit, target):
@@ -606,54 +609,82 @@ def _parameter_gaps(fit, target):
                 covariances=cov_gap)
 
 
-def missing_data_experiment(rng, fraction, n_train=2000, n_held_out=2000, n_features=6,
-                            n_components=3):
+def missing_data_experiment(rng, fraction, n_train=2000, n_held_out=3000, n_replicates=3,
+                            n_features=6, n_components=3):
     """Fit a correlated mixture four ways and compare; returns the figures as a dict.
 
-    The four fits (each fastem, full covariances, n_init=3): on the complete
-    data ("complete"); on the data with `fraction` of values removed, with
-    exact EM ("em"); on its complete rows only ("rows_only"); and after
-    filling each gap with its column's mean ("mean_filled").  Held-out rows
-    are complete and scored with ``score_samples`` (mean log-likelihood).
+    The four fits (fastem, full covariances): on the complete data
+    ("complete"); on the data with `fraction` of values removed, with exact EM
+    ("em"); on its complete rows only ("rows_only"); and after filling each gap
+    with its column's mean ("mean_filled").  Held-out rows are complete and
+    scored with ``score_samples`` (mean log-likelihood).
+
+    Every fit starts from the true mixture, so that what is compared is the
+    estimators, not the luck of an initialisation (k-means on mean-filled
+    rows, or k-means++, sometimes leads EM with 10-30 % of gaps to a poor local
+    optimum: measured in 1-2 mixtures out of 20).  Every figure is the mean
+    over `n_replicates` training sets from the same mixture: one training
+    set's estimation noise, about sqrt(n_parameters / 2) / n_rows, is of the
+    order of the 10 % case's gain over dropping rows, and averaging replicates
+    shrinks it by their square root.  ``worst_gaps_em`` is the largest
+    replicate's parameter gap.
     """
-    X_all = correlated_mixture(rng, n_train + n_held_out, n_features, n_components)
-    X, held_out = X_all[:n_train], X_all[n_train:]
-    X_gaps, removed = ref.remove_at_random(rng, X, fraction)
-    complete_rows = ~removed.any(axis=1)
-    column_means = np.nanmean(X_gaps, axis=0)
-    mean_filled = np.where(removed, column_means, X_gaps)
+    X_all, (weights, means, covariances) = correlated_mixture(
+        rng, n_replicates * n_train + n_held_out, n_features, n_components)
+    held_out = X_all[n_replicates * n_train:]
+    truth = dict(weights_init=weights, means_init=means,
+                 precisions_init=ref.precisions_of(covariances, "full"))
 
     def fitted(data, **params):
-        return fastem.GaussianMixture(n_components, n_init=3, random_state=0, max_iter=500,
-                                      **params).fit(data)
+        return fastem.GaussianMixture(n_components, max_iter=1000, **truth, **params).fit(data)
 
-    fits = dict(complete=fitted(X), em=fitted(X_gaps, missing="em"),
-                rows_only=fitted(X_gaps[complete_rows]), mean_filled=fitted(mean_filled))
-    imputed = fits["em"].impute(X_gaps)
+    runs = []
+    for r in range(n_replicates):
+        X = X_all[r * n_train:(r + 1) * n_train]
+        X_gaps, removed = ref.remove_at_random(rng, X, fraction)
+        complete_rows = ~removed.any(axis=1)
+        mean_filled = np.where(removed, np.nanmean(X_gaps, axis=0), X_gaps)
+        fits = dict(complete=fitted(X), em=fitted(X_gaps, missing="em"),
+                    rows_only=fitted(X_gaps[complete_rows]), mean_filled=fitted(mean_filled))
+        imputed = fits["em"].impute(X_gaps)
+        runs.append(dict(
+            complete_rows=int(complete_rows.sum()),
+            held_out={name: float(gm.score_samples(held_out).mean()) for name, gm in fits.items()},
+            gaps_em=_parameter_gaps(fits["em"], fits["complete"]),
+            gaps_mean_filled=_parameter_gaps(fits["mean_filled"], fits["complete"]),
+            rmse_impute=float(np.sqrt(np.mean((imputed[removed] - X[removed]) ** 2))),
+            rmse_column_mean=float(np.sqrt(np.mean((mean_filled[removed] - X[removed]) ** 2))),
+        ))
+
+    def mean_of(key, sub=None):
+        return float(np.mean([run[key] if sub is None else run[key][sub] for run in runs]))
+
     return dict(
         fraction=fraction,
-        complete_rows=int(complete_rows.sum()),
-        held_out={name: float(gm.score_samples(held_out).mean()) for name, gm in fits.items()},
-        gaps_em=_parameter_gaps(fits["em"], fits["complete"]),
-        gaps_mean_filled=_parameter_gaps(fits["mean_filled"], fits["complete"]),
-        rmse_impute=float(np.sqrt(np.mean((imputed[removed] - X[removed]) ** 2))),
-        rmse_column_mean=float(np.sqrt(np.mean((mean_filled[removed] - X[removed]) ** 2))),
+        complete_rows=mean_of("complete_rows"),
+        held_out={name: mean_of("held_out", name) for name in runs[0]["held_out"]},
+        gaps_em={name: mean_of("gaps_em", name) for name in runs[0]["gaps_em"]},
+        gaps_mean_filled={name: mean_of("gaps_mean_filled", name)
+                          for name in runs[0]["gaps_mean_filled"]},
+        worst_gaps_em={name: max(run["gaps_em"][name] for run in runs)
+                       for name in runs[0]["gaps_em"]},
+        rmse_impute=mean_of("rmse_impute"),
+        rmse_column_mean=mean_of("rmse_column_mean"),
     )
 
 
-# Why these thresholds (measured over seeds with the reference EM, then with
-# fastem by /work/prompts/missing_figures.py): with 2000 rows, a component of
-# ~650 rows has its means known to ~sqrt(2 / 650) = 0.055 per coordinate, its
-# smallest ones to ~0.1.  The gapped fit shares the data, so it sits closer than
-# that to the complete fit: measured <= 0.16 for the means, <= 0.18 for the
-# covariances (relative Frobenius) and <= 0.01 for the weights at 30 % missing.
-# The thresholds leave room above those; a fit that got the gaps wrong
-# (mean-filled: means pulled towards the column means, variances shrunk)
-# measured 0.22-7 on the means and 0.2-6 on the covariances, and must at least
-# be farther off than exact EM.
-MEANS_GAP = 0.25
+# Why these thresholds (measured over 20 mixtures per fraction with
+# /work/prompts/missing_figures.py): with 2000 rows, a component of ~650 rows
+# has its means known to ~sqrt(2 / 650) = 0.055 per coordinate, its weakest
+# ones to ~0.1.  The gapped fit shares the data with the complete fit, so it
+# sits about that close to it: the worst replicate measured 0.08 / 0.12 / 0.22
+# on the means, 0.09 / 0.13 / 0.28 on the covariances (relative Frobenius) and
+# 0.01 on the weights at 10 / 20 / 30 % missing.  The thresholds leave room
+# above those; a fit that got the gaps wrong (mean-filled: means pulled towards
+# the column means, variances shrunk) is farther off every time.
+MEANS_GAP = {0.1: 0.15, 0.2: 0.25, 0.3: 0.4}
+COVARIANCES_GAP = {0.1: 0.2, 0.2: 0.3, 0.3: 0.45}
 WEIGHTS_GAP = 0.03
-COVARIANCES_GAP = 0.35
 
 
 @functools.lru_cache(maxsize=None)
@@ -665,10 +696,11 @@ def experiment(seed, fraction):
 @pytest.mark.parametrize("fraction", [0.1, 0.2, 0.3])
 def test_parameters_approach_the_complete_data_fit(seed, fraction):
     figures = experiment(seed, fraction)
-    em, mean_filled = figures["gaps_em"], figures["gaps_mean_filled"]
-    assert em["means"] < MEANS_GAP, figures
-    assert em["weights"] < WEIGHTS_GAP, figures
-    assert em["covariances"] < COVARIANCES_GAP, figures
+    worst, em, mean_filled = (figures["worst_gaps_em"], figures["gaps_em"],
+                              figures["gaps_mean_filled"])
+    assert worst["means"] < MEANS_GAP[fraction], figures
+    assert worst["covariances"] < COVARIANCES_GAP[fraction], figures
+    assert worst["weights"] < WEIGHTS_GAP, figures
     assert em["means"] < mean_filled["means"], figures
     assert em["covariances"] < mean_filled["covariances"], figures
 
