@@ -719,3 +719,53 @@ def test_held_out_likelihood_beats_dropping_rows_and_mean_filling(seed, fraction
 def test_impute_beats_column_means(seed, fraction):
     figures = experiment(seed, fraction)
     assert figures["rmse_impute"] < 0.8 * figures["rmse_column_mean"], figures
+
+
+# ----------------------------------------------------------------------
+# Other inputs and entry points
+# ----------------------------------------------------------------------
+def test_float32_with_gaps_is_the_float64_fit_to_float32_rounding(rng, make_blobs):
+    _, X_gaps, centers = blobs_with_gaps(rng, make_blobs, 2000, 4, 3)
+    init, _ = reference_start(rng, centers, "full")
+    X32 = X_gaps.astype(np.float32)
+    params = dict(max_iter=10, tol=0.0)
+    fit32 = fit_quietly(em_mixture(3, **params, **init_kwargs(init)), X32)
+    fit64 = fit_quietly(em_mixture(3, **params, **init_kwargs(init)), X32.astype(np.float64))
+    for name in PARAMETER_NAMES:
+        assert getattr(fit32, name).dtype == np.float32, name
+        assert_agree(getattr(fit32, name), getattr(fit64, name), name, rtol=1e-5)
+    assert fit32.score_samples(X32).dtype == fit64.score_samples(X32).dtype
+    assert fit32.impute(X32).dtype == np.float32
+
+
+def test_memmap_and_dataframe_give_the_in_memory_fit(rng, make_blobs, tmp_path):
+    pd = pytest.importorskip("pandas")
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 3000, 3, 3)
+    X_gaps[[7, 2500]] = np.nan
+    params = dict(random_state=0, max_iter=10)
+    in_memory = fit_quietly(em_mixture(3, **params), X_gaps)
+    np.save(tmp_path / "X.npy", X_gaps)
+    mapped = fit_quietly(em_mixture(3, **params), np.load(tmp_path / "X.npy", mmap_mode="r"))
+    frame = fit_quietly(em_mixture(3, **params), pd.DataFrame(X_gaps, columns=list("abc")))
+    for other in (mapped, frame):
+        for name in PARAMETER_NAMES:
+            np.testing.assert_array_equal(getattr(other, name), getattr(in_memory, name), name)
+        assert other.n_empty_rows_ == in_memory.n_empty_rows_ == 2
+
+
+def test_fit_predict_with_gaps_is_fit_then_predict(rng, make_blobs):
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 800, 3, 3)
+    X_gaps[3] = np.nan
+    labels = em_mixture(3, random_state=0).fit_predict(X_gaps)
+    gm = em_mixture(3, random_state=0).fit(X_gaps)
+    np.testing.assert_array_equal(labels, gm.predict(X_gaps))
+
+
+def test_saved_model_keeps_missing_and_imputes_alike(rng, make_blobs, tmp_path):
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 500, 3, 2)
+    gm = em_mixture(2, random_state=0).fit(X_gaps)
+    gm.save(tmp_path / "model.npz")
+    loaded = fastem.load(tmp_path / "model.npz")
+    assert loaded.missing == "em"
+    np.testing.assert_array_equal(loaded.impute(X_gaps), gm.impute(X_gaps))
+    np.testing.assert_array_equal(loaded.score_samples(X_gaps), gm.score_samples(X_gaps))
