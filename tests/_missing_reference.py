@@ -215,7 +215,6 @@ def em_step(X, weights, means, covariances, covariance_type, sample_weight=None,
     X = np.asarray(X, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
     n_samples, n_features = X.shape
-    n_components = means.shape[0]
     w = np.ones(n_samples) if sample_weight is None else np.asarray(sample_weight, np.float64)
     nonempty = ~_empty_rows(X)
     X, w = X[nonempty], w[nonempty]
