@@ -91,7 +91,7 @@ def _extensions():
             compile_args += flags[0]
             link_args += flags[1]
     include_dirs = [numpy.get_include(), os.path.join("src", "fastem")]
-    names = ["_openmp_info", "_pass", "_rows", "_columns", "_blocks", "_kernels", "_gmm", "_fit", "_em", "_hmm", "kernels", "_testing"]
+    names = ["_openmp_info", "_pass", "_rows", "_columns", "_blocks", "_kernels", "_gmm", "_missing", "_fit", "_em", "_hmm", "kernels", "_testing"]
     return [
         Extension(
             f"fastem.{name}",

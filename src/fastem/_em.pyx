@@ -33,6 +33,7 @@ from fastem._kernels cimport (
     STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes, default_chunk_rows,
 )
 from fastem._kernels import Stats
+from fastem._missing cimport missing_lanes, missing_rows, observed_weight as _observed_weight
 from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
 from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
 
@@ -126,13 +127,20 @@ cdef class ModelArrays:
         Upper-triangular factors for full/tied, shaped as scikit-learn stores them.
     covariances : array-like or None
         None allocates zeros (enough for scoring; an M-step fills them).
+    missing : bool, default=False
+        Read NaN in X as a missing value: every pass (statistics, scores,
+        log-densities) then uses each row's observed coordinates (fastem._missing).
+        Without it NaN is data, as the complete-data kernels see it.
     """
     cdef GaussianModel model
     cdef readonly object weights, means, covariances, precisions_cholesky
     cdef readonly str covariance_type
+    cdef readonly bint missing
 
-    def __init__(self, covariance_type, weights, means, precisions_cholesky, covariances=None):
+    def __init__(self, covariance_type, weights, means, precisions_cholesky, covariances=None,
+                 missing=False):
         self.covariance_type = covariance_type
+        self.missing = missing
         self.weights = np.array(weights, dtype=np.float64, order="C")
         self.means = np.array(means, dtype=np.float64, order="C")
         self.precisions_cholesky = np.array(precisions_cholesky, dtype=np.float64, order="C")
@@ -168,6 +176,9 @@ cdef class ModelArrays:
             log-likelihood is not finite or a new covariance is ill-defined.
         """
         self._check_columns(X.shape[1])
+        if self.missing:
+            raise ValueError("em_step is the complete-data step; a model with missing=True "
+                             "takes accumulate() and m_step()")
         cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
         cdef double bound = 0.0
         cdef int status
@@ -185,6 +196,12 @@ cdef class ModelArrays:
         """
         self._check_columns(X.shape[1])
         cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
+        if self.missing:
+            lanes = np.zeros(lane_shape(model_stats_size(&self.model)))
+            accumulate(X, sample_weight, lanes, statistic=STATISTIC_NAMES[statistic_of(self.model.covariance_type)],
+                       centres=self.means, model=self, tied_centre=self.tied_centre(),
+                       n_threads=n_threads)
+            return reduce_lanes(lanes, model_stats_size(&self.model))
         stats = np.empty(model_stats_size(&self.model))
         cdef double* out = _out_pointer(stats)
         cdef int status
@@ -208,8 +225,12 @@ cdef class ModelArrays:
         cdef double* o = _out_pointer(out)
         cdef int status
         with nogil:
-            status = log_densities_model(&X[0, 0], X.shape[0], X.shape[1], &self.model,
-                                         n_threads, o, self.model.n_components)
+            if self.missing:
+                status = missing_rows(&X[0, 0], X.shape[0], X.shape[1], &self.model, n_threads,
+                                      NULL, NULL, NULL, o, NULL, NULL)
+            else:
+                status = log_densities_model(&X[0, 0], X.shape[0], X.shape[1], &self.model,
+                                             n_threads, o, self.model.n_components)
         raise_for_status(status)
         return out
 
@@ -253,9 +274,47 @@ cdef class ModelArrays:
         cdef int status = STATUS_OK
         if n > 0:
             with nogil:
-                status = score_model(&X[0, 0], n, X.shape[1], &self.model, n_threads, lp, r, lab)
+                if self.missing:
+                    status = missing_rows(&X[0, 0], n, X.shape[1], &self.model, n_threads,
+                                          lp, r, lab, NULL, NULL, NULL)
+                else:
+                    status = score_model(&X[0, 0], n, X.shape[1], &self.model, n_threads,
+                                         lp, r, lab)
         raise_for_status(status)
         return log_prob, resp, labels
+
+    def impute(self, const floating[:, ::1] X, bint return_std=False, int n_threads=1):
+        """NaN in `X` replaced by their conditional expectations under the mixture.
+
+        Returns
+        -------
+        filled : ndarray of shape (n_rows, D), float64
+            ``sum_k P(k | x_o) E[x_m | x_o, k]`` in each gap, X elsewhere; a
+            row with no observed value gets the mixture's mean.
+        std : ndarray of shape (n_rows, D), float64, or None
+            With `return_std`: the standard deviation of each filled value
+            given the row's observed values, under the mixture; 0 where X is
+            observed.
+        log_prob : ndarray of shape (n_rows,)
+            ``log p(x_o)`` (0 for an empty row; -inf where every density
+            underflows, and the fill is then undefined).
+        """
+        if X.shape[1] != self.model.n_features:
+            raise ValueError("X must have as many columns as the model has features")
+        cdef int64_t n = X.shape[0], d = X.shape[1]
+        filled = np.empty((n, d))
+        std = np.empty((n, d)) if return_std else None
+        log_prob = np.empty(n)
+        cdef double* f = _out_pointer(filled)
+        cdef double* sd = _out_pointer(std)
+        cdef double* lp = _out_pointer(log_prob)
+        cdef int status = STATUS_OK
+        if n > 0:
+            with nogil:
+                status = missing_rows(&X[0, 0], n, d, &self.model, n_threads, lp, NULL, NULL,
+                                      NULL, f, sd)
+        raise_for_status(status)
+        return filled, std, log_prob
 
 
 cdef const double* _weights_pointer(sample_weight, int64_t n) except? NULL:
@@ -418,6 +477,7 @@ def chunk_rows(int64_t n_features):
 
 # "none", "full", "tied", "diag": the kernels' Stats enum, named without its prefix.
 STATISTIC_CODES = {s.name.removeprefix("STATS_").lower(): int(s) for s in Stats}
+STATISTIC_NAMES = {code: name for name, code in STATISTIC_CODES.items()}
 
 
 def _statistic_code(statistic):
@@ -436,6 +496,24 @@ def statistics_size(statistic, int64_t n_components, int64_t n_features):
     none nothing.  Layout as in fastem.h.
     """
     return _statistics_size(_statistic_code(statistic), n_components, n_features)
+
+
+def observed_weight(const floating[:, ::1] X, sample_weight=None, double start=0.0):
+    """The weight of the rows of `X` with at least one value that is not NaN.
+
+    Returns ``(total, n_empty)``: `start` plus those rows' weights (None: ones)
+    added in row order, as :func:`sum_weights` adds them, so a running total
+    over row blocks has the bits of one call; and the number of rows whose
+    every value is NaN.
+    """
+    cdef const double* w = _weights_pointer(sample_weight, X.shape[0])
+    cdef int64_t n_empty = 0
+    cdef double total = start
+    if X.shape[0] > 0:
+        with nogil:
+            total = _observed_weight(&X[0, 0], X.shape[0], X.shape[1], X.shape[1], w, start,
+                                     &n_empty)
+    return total, n_empty
 
 
 def lane_count(int64_t n_stats):
@@ -573,7 +651,15 @@ def accumulate(
                       &given[0, 0] if responsibilities is not None else NULL, k, &params)
     if stat == STATS_TIED:
         params.tied_shift = &centre[0]
-    if status == STATUS_OK:
+    if status == STATUS_OK and model is not None and model.missing:
+        if stat != statistic_of(model.model.covariance_type):
+            status = STATUS_BAD_ARGUMENT
+        else:
+            with nogil:
+                status = missing_lanes(&X[0, 0], n, X.shape[1], w, &model.model,
+                                       params.tied_shift, first_chunk, n_threads,
+                                       &lanes[0, 0], lanes.shape[1])
+    elif status == STATUS_OK:
         with nogil:
             status = _kernel_status(accumulate_lanes(
                 &X[0, 0], n, X.shape[1], w, &params, chunk, first_chunk, _threads(n_threads),

@@ -260,7 +260,12 @@ class SufficientStatistics:
             first_chunk=self.next_chunk, model=model, responsibilities=responsibilities,
             tied_centre=self.tied_centre, n_threads=n_threads,
         )
-        self.total_weight = _engine.sum_weights(sample_weight, X.shape[0], self.total_weight)
+        if model is not None and model.missing:
+            # Rows with nothing observed add nothing, to the sums or to the weight
+            # the log-likelihood is averaged over.
+            self.total_weight = _engine.observed_weight(X, sample_weight, self.total_weight)[0]
+        else:
+            self.total_weight = _engine.sum_weights(sample_weight, X.shape[0], self.total_weight)
         return self
 
     # -- reading -----------------------------------------------------------
