@@ -280,3 +280,30 @@ def test_grid_search_sets_the_imputers_parameters(data, rng):
     assert search.best_params_["gaussianmixtureimputer__n_components"] in (1, 2)
     assert search.best_estimator_[0].gaussian_mixture_.n_components == search.best_params_[
         "gaussianmixtureimputer__n_components"]
+
+
+# ------------------------------------------------------------------ README
+
+def test_readme_example_runs(capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("\n## Fitting data with gaps\n"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the README's gaps section must hold one python block"
+    namespace = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)
+    rmse, filled, mean_filled = namespace["rmse"], namespace["filled"], namespace["mean_filled"]
+    gaps, std = namespace["gaps"], namespace["std"]
+    # What the section says: the mixture's fill beats column means, std is 0 where observed.
+    assert rmse(filled) < 0.7 * rmse(mean_filled)
+    assert np.all(std[~gaps] == 0) and np.all(std[gaps] > 0)
+    assert namespace["model"].score(namespace["X_gaps"], namespace["y"]) > 0.9
+    # The printed lines the README shows under the example.
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.startswith(("RMSE", "R^2"))]
+    assert len(lines) == 2, printed
+    for line in lines:
+        assert line in section, f"the README shows other figures than the example prints: {line!r}"
