@@ -250,6 +250,24 @@ def test_feature_names_without_a_dataframe(data):
         imputer.get_feature_names_out(["a", "b"])
 
 
+def test_set_output_pandas(data):
+    pd = pytest.importorskip("pandas")
+    from sklearn.base import clone
+
+    _, X_gaps, _ = data
+    frame = pd.DataFrame(X_gaps, columns=["a", "b", "c"], index=np.arange(len(X_gaps)) * 2)
+    imputer = GaussianMixtureImputer(random_state=0).set_output(transform="pandas")
+    out = imputer.fit_transform(frame)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["a", "b", "c"] and out.index.equals(frame.index)
+    assert_array_equal(out.to_numpy(), GaussianMixtureImputer(random_state=0).fit_transform(X_gaps))
+    assert isinstance(clone(imputer).fit_transform(X_gaps), pd.DataFrame)   # clone keeps the choice
+    assert list(imputer.fit(X_gaps).transform(X_gaps).columns) == ["x0", "x1", "x2"]
+    assert isinstance(imputer.set_output(transform="default").transform(X_gaps), np.ndarray)
+    with pytest.raises(ValueError, match="transform must be 'default', 'pandas' or None"):
+        imputer.set_output(transform="polars")
+
+
 # ------------------------------------------------------------------ scikit-learn
 
 def test_in_a_pipeline_before_a_regression(data, rng):
@@ -264,6 +282,18 @@ def test_in_a_pipeline_before_a_regression(data, rng):
     filled = GaussianMixtureImputer(2, random_state=0).fit_transform(X_gaps)
     assert_array_equal(predicted, LinearRegression().fit(filled, y).predict(filled))
     assert pipeline.score(X_gaps, y) > 0.9
+
+
+def test_pipeline_set_output_reaches_the_imputer(data):
+    pd = pytest.importorskip("pandas")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, X_gaps, _ = data
+    frame = pd.DataFrame(X_gaps, columns=["a", "b", "c"])
+    pipeline = make_pipeline(GaussianMixtureImputer(random_state=0), StandardScaler())
+    out = pipeline.set_output(transform="pandas").fit_transform(frame)
+    assert list(out.columns) == ["a", "b", "c"] and not out.isna().any().any()
 
 
 def test_grid_search_sets_the_imputers_parameters(data, rng):

@@ -220,7 +220,8 @@ class GaussianMixtureImputer:
         X_filled : ndarray of shape (n_samples, n_features_in_)
             A copy of X (float32 for float32 input, float64 otherwise) with
             every NaN replaced by its conditional expectation given the
-            row's observed values; observed values are unchanged, bit for bit.
+            row's observed values; observed values are unchanged, bit for
+            bit.  A DataFrame after ``set_output(transform="pandas")``.
 
         Raises
         ------
@@ -243,7 +244,13 @@ class GaussianMixtureImputer:
             # The same column-name warning, already given above in the imputer's name.
             warnings.filterwarnings("ignore", message=r"X .*feature names, but GaussianMixture was fitted",
                                     category=UserWarning)
-            return self.gaussian_mixture_.impute(X)
+            filled = self.gaussian_mixture_.impute(X)
+        if getattr(self, "_sklearn_output_config", {}).get("transform", "default") == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(filled, columns=self.get_feature_names_out(),
+                                index=getattr(X, "index", None))
+        return filled
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit to X, then fill its missing values.
@@ -260,6 +267,32 @@ class GaussianMixtureImputer:
             As :meth:`transform` returns it.
         """
         return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    def set_output(self, *, transform=None):
+        """Choose what :meth:`transform` and :meth:`fit_transform` return, as scikit-learn does.
+
+        ``Pipeline.set_output`` and ``ColumnTransformer.set_output`` call it
+        on every step.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas"} or None, default=None
+            "default": NumPy arrays; "pandas": DataFrames whose columns are
+            :meth:`get_feature_names_out` and whose index is X's (when X is
+            a DataFrame); None: leave the choice as it is.
+
+        Returns
+        -------
+        self
+        """
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas"):
+            raise ValueError(f"GaussianMixtureImputer.set_output: transform must be 'default', "
+                             f"'pandas' or None, got {transform!r}")
+        # scikit-learn's attribute name: its clone() copies the choice to the clone.
+        self._sklearn_output_config = {"transform": transform}
+        return self
 
     def get_feature_names_out(self, input_features=None):
         """The names of the output features: the input's, since imputing keeps the columns.
