@@ -503,7 +503,7 @@ def test_get_set_params_and_clone():
         "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
         "init_params", "weights_init", "means_init", "precisions_init", "random_state",
         "warm_start", "verbose", "verbose_interval", "n_threads", "learning_decay",
-        "learning_offset", "callback",
+        "learning_offset", "callback", "missing",
     }
     assert set(params) == expected
     assert params["n_components"] == 3 and params["n_threads"] == 2

@@ -5,7 +5,7 @@ A model plugs in by subclassing :class:`EMEstimator` and naming its parts:
 - ``_check_parameters()``: validate the constructor's parameters;
 - ``_validate_fit_data(X, sample_weight)``: the checked data, as a
   :class:`FitData`;
-- ``_initial_state(data, random_state)`` and ``_warm_state()``: the
+- ``_initial_state(data, random_state)`` and ``_warm_state(data)``: the
   parameters EM starts from (a fresh initialisation, or the fitted ones);
 - ``_em_step(state, data)``: one E-step and M-step in place, returning the
   lower bound of the E-step (the mean log-likelihood per unit of weight);
@@ -307,7 +307,7 @@ class EMEstimator:
                 state = self._initial_state(data, random_state)
                 lower_bound = -np.inf
             else:
-                state = self._warm_state()
+                state = self._warm_state(data)
                 lower_bound = float(self.lower_bound_)
             bounds, converged, stopped, n_iter = [], False, False, 0
             for n_iter in range(1, self.max_iter + 1):

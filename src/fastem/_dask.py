@@ -371,7 +371,10 @@ class DaskRows(RowSource):
         For the inputs the in-memory fit refuses, with its messages.
     """
 
-    def __init__(self, X, sample_weight, n_components, estimator_name, n_threads=None):
+    def __init__(self, X, sample_weight, n_components, estimator_name, n_threads=None,
+                 allow_nan=False):
+        if allow_nan:
+            raise NotImplementedError("missing='em' on a Dask array is not built yet")
         dask = _dask()
         X = _checked_matrix(X, estimator_name=estimator_name)
         _check_rows_known(X.chunks[0])
@@ -459,7 +462,8 @@ class DaskRows(RowSource):
         model_parameters = None
         if model is not None:
             model_parameters = (model.covariance_type, np.asarray(model.weights),
-                                np.asarray(model.means), np.asarray(model.precisions_cholesky))
+                                np.asarray(model.means), np.asarray(model.precisions_cholesky),
+                                None, model.missing)
         # The pass's description travels inside every task (a few KB): a key of its
         # own would make every other worker wait for a transfer before starting.
         spec = (stats.covariance_type, stats.centres, stats.tied_centre, model_parameters)

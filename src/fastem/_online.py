@@ -223,14 +223,16 @@ def _chunk_data(estimator, X, sample_weight):
     """
     check_feature_names(estimator, X, reset=False)
     name = type(estimator).__name__
+    allow_nan = estimator.missing == "em"
     if is_dask_collection(X):
-        source = rows_for_fit(X, sample_weight, 1, name, n_threads=estimator.n_threads)
+        source = rows_for_fit(X, sample_weight, 1, name, n_threads=estimator.n_threads,
+                              allow_nan=allow_nan)
     elif is_on_disk_array(X):
         weight = check_sample_weight(sample_weight, X.shape[0])
         source = BlockRows(sliced_blocks(X, weight, block_rows(max(1, X.shape[1]))), 1, name,
-                           label="X", min_samples=1)
+                           label="X", min_samples=1, allow_nan=allow_nan)
     else:
-        X = check_array(X, estimator_name=name)
+        X = check_array(X, estimator_name=name, allow_nan=allow_nan)
         source = ArrayRows(X, check_sample_weight(sample_weight, X.shape[0]))
     if source.n_features != estimator.n_features_in_:
         raise ValueError(
@@ -266,9 +268,14 @@ def partial_fit(estimator, X, sample_weight):
             estimator.reg_covar)
     else:
         data = _chunk_data(estimator, X, sample_weight)
+        # A chunk in memory takes the missing-value pass only when it has a NaN
+        # (so a complete stream steps as without missing="em"); blocks always do.
+        source = data.source
+        missing = estimator.missing == "em" and (
+            not isinstance(source, ArrayRows) or estimator._reads_missing(source.X))
         model = estimator._model(stream.parameters.weights, stream.parameters.means,
                                  stream.parameters.precisions_cholesky,
-                                 stream.parameters.covariances)
+                                 stream.parameters.covariances, missing=missing)
     stream, lower_bound = step(
         stream, model, data.source, reg_covar=estimator.reg_covar,
         learning_decay=estimator.learning_decay, learning_offset=estimator.learning_offset,

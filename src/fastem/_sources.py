@@ -23,6 +23,7 @@ Bits.  The engine assigns chunk c of a pass to lane c mod n_lanes; a source
 that hands over blocks whose sizes are multiples of the kernel's chunk size
 reproduces one pass over all the rows bit for bit (see fastem._stats).
 """
+import collections
 import numbers
 
 import numpy as np
@@ -42,6 +43,9 @@ RANDOM_RESPONSIBILITY_ROWS = 16384
 # the kernels' threads share many chunks, small enough to stay in RAM.
 _BLOCK_BYTES = 16 * 2**20
 
+
+# What a fit with missing values learns of the data in one scan (RowSource.missing_summary).
+MissingSummary = collections.namedtuple("MissingSummary", "has_nan column_means n_empty")
 
 # Rows per view when an in-memory array is scanned for rows of positive weight:
 # bounds the index of candidates to 0.5 MB.
@@ -83,6 +87,50 @@ class RowSource:
             add_rows(stats, X, weight, model=model,
                      random_responsibilities=random_responsibilities, n_threads=n_threads)
         return stats
+
+    def missing_summary(self):
+        """What a fit with missing values (NaN) needs to know of the data: one scan.
+
+        Returns
+        -------
+        MissingSummary
+            ``has_nan``; ``column_means``, each column's mean over its observed
+            values in rows of positive weight (weighted), which seeds the
+            initialisation; ``n_empty``, the rows with no observed value.
+            Without NaN the means are not computed (None).
+
+        Raises
+        ------
+        ValueError
+            If some column has no observed value in a row of positive weight.
+        """
+        for X, _ in self._blocks():
+            with np.errstate(invalid="ignore", over="ignore"):
+                if not np.isfinite(np.sum(X, dtype=np.float64)):
+                    return self._scan_missing()   # NaN here, or a sum that overflowed
+        return MissingSummary(False, None, 0)
+
+    def _scan_missing(self):
+        # Block by block: the masks are the size of a block, never of X.
+        sums, weights = np.zeros(self.n_features), np.zeros(self.n_features)
+        n_empty = n_nan = 0
+        for X, weight in self._blocks():
+            observed = ~np.isnan(X)
+            n_nan += X.size - int(np.count_nonzero(observed))
+            n_empty += int(np.count_nonzero(~observed.any(axis=1)))
+            w = np.where(observed, 1.0 if weight is None else weight[:, None], 0.0)
+            sums += np.sum(np.where(observed, X, 0.0) * w, axis=0, dtype=np.float64)
+            weights += w.sum(axis=0)
+        if n_nan == 0:
+            return MissingSummary(False, None, 0)
+        unseen = np.flatnonzero(~(weights > 0))
+        if unseen.size:
+            raise ValueError(
+                f"column {unseen[0]} of X has no observed value (every entry is NaN"
+                f"{' or in a row of zero weight' if self._has_weights else ''}); "
+                f"{unseen.size} column(s) are like this. Drop them before fitting."
+            )
+        return MissingSummary(True, sums / weights, n_empty)
 
     def take(self, positions):
         """Candidate rows at `positions`, in the order given.
@@ -251,16 +299,19 @@ class BlockRows(RowSource):
         What the messages call the source of the blocks.
     min_samples : int, default=2
         Fewest rows accepted (partial_fit takes chunks of one row).
+    allow_nan : bool, default=False
+        Accept NaN in the blocks (missing values, ``missing="em"``).
     """
 
     def __init__(self, make_blocks, n_components, estimator_name, label="make_chunks",
-                 min_samples=2):
+                 min_samples=2, allow_nan=False):
         if not callable(make_blocks):
             raise TypeError(
                 f"{label} must be a callable returning an iterable of chunks, got "
                 f"{type(make_blocks).__name__}; wrap a list of chunks as `lambda: chunks`"
             )
         self._make_blocks = make_blocks
+        self._allow_nan = allow_nan
         self._estimator_name = estimator_name
         self._label = label
         self.n_features = self.dtype = self._has_weights = None
@@ -306,7 +357,8 @@ class BlockRows(RowSource):
         for index, item in enumerate(items):
             X, weight = _split_item(item, index)
             try:
-                X = check_array(X, estimator_name=self._estimator_name, ensure_min_samples=0)
+                X = check_array(X, estimator_name=self._estimator_name, ensure_min_samples=0,
+                                allow_nan=self._allow_nan)
                 weight = check_sample_weight(weight, X.shape[0], allow_zero_sum=True)
             except ValueError as error:
                 raise ValueError(f"chunk {index}: {error}") from None
@@ -405,7 +457,7 @@ def sliced_blocks(X, sample_weight, rows_per_block):
     return make_blocks
 
 
-def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None):
+def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None, allow_nan=False):
     """The row source of ``fit(X, sample_weight)``: checked, nothing copied that need not be.
 
     Parameters
@@ -416,6 +468,8 @@ def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None)
     estimator_name : str
     n_threads : int or None, default=None
         The estimator's; a Dask source decides its workers' threads from it.
+    allow_nan : bool, default=False
+        Accept NaN as a missing value (``missing="em"``).
 
     Returns
     -------
@@ -429,10 +483,39 @@ def rows_for_fit(X, sample_weight, n_components, estimator_name, n_threads=None)
     if is_dask_collection(X):
         from fastem._dask import DaskRows  # the optional extra, imported only when used
 
-        return DaskRows(X, sample_weight, n_components, estimator_name, n_threads=n_threads)
+        return DaskRows(X, sample_weight, n_components, estimator_name, n_threads=n_threads,
+                        allow_nan=allow_nan)
     if is_on_disk_array(X):
         weight = check_sample_weight(sample_weight, X.shape[0])
         blocks = sliced_blocks(X, weight, block_rows(max(1, X.shape[1])))
-        return BlockRows(blocks, n_components, estimator_name, label="X")
-    X, sample_weight = validate_fit_data(X, sample_weight, n_components, estimator_name)
+        return BlockRows(blocks, n_components, estimator_name, label="X", allow_nan=allow_nan)
+    X, sample_weight = validate_fit_data(X, sample_weight, n_components, estimator_name,
+                                         allow_nan=allow_nan)
     return ArrayRows(X, sample_weight)
+
+
+class FilledRows(RowSource):
+    """Another source's rows with each NaN replaced by its column's value: how a
+    fit with missing values initialises (k-means and the first M-step need
+    complete rows, and complete rows can be rare).  Each block is filled as it
+    is read; X itself is never changed or copied whole.
+
+    Parameters
+    ----------
+    source : RowSource
+    fill : ndarray of shape (n_features,)
+    """
+
+    def __init__(self, source, fill):
+        self._source = source
+        self._fill = np.asarray(fill, dtype=source.dtype)
+        for name in ("n_samples", "n_features", "dtype", "n_candidates", "total_weight",
+                     "_has_weights", "_label"):
+            setattr(self, name, getattr(source, name))
+
+    def _blocks(self):
+        for X, weight in self._source._blocks():
+            gaps = np.isnan(X)
+            if gaps.any():
+                X = np.where(gaps, self._fill, X)
+            yield X, weight

@@ -217,6 +217,8 @@ GAUSSIAN_MIXTURE_PARAMETERS = {
     # (0.5, 1] is where stepwise EM converges; offset > 0 keeps every step below 1.
     "learning_decay": (Interval(numbers.Real, 0.5, 1.0, "right"),),
     "learning_offset": (Interval(numbers.Real, 0.0, None, "neither"),),
+    # fastem's own: "em" reads NaN as a missing value (fastem._missing).
+    "missing": (StrOptions({"error", "em"}),),
 }
 
 
@@ -267,10 +269,11 @@ def check_random_state(seed):
 # Arrays
 # ---------------------------------------------------------------------------
 
-def _assert_all_finite(X, input_name, estimator_name):
+def _assert_all_finite(X, input_name, estimator_name, allow_nan=False):
     # np.sum is one buffered pass with no temporary; only when it is not finite
     # (NaN/inf in X, or finite values whose sum overflows) is X checked, in
     # blocks of rows so that no boolean copy of all of X is made.
+    # `allow_nan`: NaN marks a missing value (missing="em"); infinity is still refused.
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(np.sum(X, dtype=np.float64)):
             return
@@ -281,6 +284,8 @@ def _assert_all_finite(X, input_name, estimator_name):
         block = flat[start:start + step]
         has_nan = has_nan or bool(np.isnan(block).any())
         has_inf = has_inf or bool(np.isinf(block).any())
+    if allow_nan:
+        has_nan = False
     if not (has_nan or has_inf):
         return
     padded = f"{input_name} " if input_name else ""
@@ -301,9 +306,12 @@ _LARGEST_FIT_MAGNITUDE = float(np.sqrt(np.finfo(np.float64).max))
 
 def _assert_squares_finite(X, input_name):
     # float32 stops at 3.4e38, far below: only float64 data need the two passes.
+    # (nanmax: a missing value must not hide a huge observed one.)
     if X.size == 0 or X.dtype != np.float64:
         return
-    peak = max(abs(float(np.max(X))), abs(float(np.min(X))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN X: nanmax warns, gives NaN
+        peak = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X))))
     if peak > _LARGEST_FIT_MAGNITUDE:
         raise ValueError(
             f"Input {input_name} contains values of magnitude {peak:.3g}, above "
@@ -353,7 +361,7 @@ def _numeric_array(X, for_fit):
 
 def check_array(
     X, *, estimator_name, input_name="X", for_fit=True, ensure_2d=True, allow_nd=False,
-    ensure_min_samples=1,
+    ensure_min_samples=1, allow_nan=False,
 ):
     """Validate an array as scikit-learn's ``check_array`` does, with its messages.
 
@@ -371,6 +379,8 @@ def check_array(
         accepted, strings are refused, and the result is float64 unless float32.
     ensure_2d, allow_nd : bool
     ensure_min_samples : int, default=1
+    allow_nan : bool, default=False
+        Accept NaN (a missing value, for ``missing="em"``); infinity is still refused.
 
     Returns
     -------
@@ -415,7 +425,7 @@ def check_array(
     if not allow_nd and array.ndim >= 3:
         raise ValueError(f"Found array with dim {array.ndim}, while dim <= 2 is required{by}.")
     if array.dtype.kind == "f":
-        _assert_all_finite(array, input_name, estimator_name)
+        _assert_all_finite(array, input_name, estimator_name, allow_nan)
         if for_fit and estimator_name is not None:
             _assert_squares_finite(array, input_name)
     if ensure_min_samples > 0:
@@ -564,23 +574,27 @@ def check_enough_rows(n_samples, n_features, n_positive, n_components, estimator
         )
 
 
-def validate_fit_data(X, sample_weight, n_components, estimator_name):
+def validate_fit_data(X, sample_weight, n_components, estimator_name, allow_nan=False):
     """X and sample_weight for fit: a float array of >= 2 rows and >= n_components rows.
+
+    `allow_nan` accepts NaN as a missing value.
 
     Returns
     -------
     X : ndarray of shape (n_samples, n_features), float32 or float64
     sample_weight : ndarray of shape (n_samples,) or None
     """
-    X = check_array(X, estimator_name=estimator_name, ensure_min_samples=2)
+    X = check_array(X, estimator_name=estimator_name, ensure_min_samples=2, allow_nan=allow_nan)
     sample_weight = check_sample_weight(sample_weight, X.shape[0]) if X.shape[0] >= n_components else None
     n_positive = X.shape[0] if sample_weight is None else np.count_nonzero(sample_weight)
     check_enough_rows(X.shape[0], X.shape[1], n_positive, n_components, estimator_name)
     return X, sample_weight
 
 
-def validate_predict_data(estimator, X):
+def validate_predict_data(estimator, X, allow_nan=False):
     """X for a fitted estimator's predict/score methods (fitted, same features).
+
+    `allow_nan` accepts NaN as a missing value.
 
     Returns
     -------
@@ -590,7 +604,7 @@ def validate_predict_data(estimator, X):
         raise not_fitted_error(estimator)
     check_feature_names(estimator, X, reset=False)
     name = type(estimator).__name__
-    X = check_array(X, estimator_name=name, for_fit=False)
+    X = check_array(X, estimator_name=name, for_fit=False, allow_nan=allow_nan)
     if X.shape[1] != estimator.n_features_in_:
         raise ValueError(
             f"X has {X.shape[1]} features, but {name} is expecting "
