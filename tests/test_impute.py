@@ -123,6 +123,8 @@ def test_fit_transform_is_the_mixtures_impute(data, covariance_type):
         assert_array_equal(getattr(imputer.gaussian_mixture_, name), getattr(mixture, name))
     assert_array_equal(filled, mixture.impute(X_gaps))
     assert_array_equal(imputer.transform(X_gaps), filled)
+    assert_array_equal(imputer.transform(X_gaps.tolist()), filled)
+    assert imputer.n_iter_ == mixture.n_iter_ >= 1
     assert not np.isnan(filled).any()
     assert_array_equal(filled[~gaps], X_gaps[~gaps])         # observed values kept exactly
     assert imputer.n_features_in_ == 3 and not hasattr(imputer, "feature_names_in_")
@@ -269,6 +271,17 @@ def test_set_output_pandas(data):
 
 
 # ------------------------------------------------------------------ scikit-learn
+
+def test_sklearn_check_estimator():
+    # scikit-learn's own battery of estimator and transformer checks.
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # "does not inherit from BaseEstimator", skipped checks
+        results = check_estimator(GaussianMixtureImputer(random_state=0), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert len(results) > 40 and failed == []
+
 
 def test_in_a_pipeline_before_a_regression(data, rng):
     from sklearn.linear_model import LinearRegression

@@ -82,6 +82,8 @@ class GaussianMixtureImputer:
         The fitted mixture (``missing="em"``).  Its
         ``impute(X, return_std=True)`` also gives the conditional standard
         deviation of every filled value.
+    n_iter_ : int
+        EM iterations of the kept initialisation (``gaussian_mixture_.n_iter_``).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when X had string column names (a pandas DataFrame).
@@ -199,6 +201,7 @@ class GaussianMixtureImputer:
         mixture = GaussianMixture(missing="em", **{name: getattr(self, name) for name in _PASSED_THROUGH})
         mixture.fit(X, sample_weight=sample_weight)
         self.gaussian_mixture_ = mixture
+        self.n_iter_ = mixture.n_iter_
         self.n_features_in_ = mixture.n_features_in_
         # The mixture recorded X's column names (or their absence); ours are the same.
         if hasattr(mixture, "feature_names_in_"):
@@ -234,7 +237,10 @@ class GaussianMixtureImputer:
         self._check_is_fitted()
         # Column names and count checked here, so that the messages name the imputer.
         check_feature_names(self, X, reset=False)
-        n_features = _n_columns(X)
+        if not hasattr(X, "shape"):
+            X = _as_array(X)
+        shape = getattr(X, "shape", ())
+        n_features = shape[1] if len(shape) == 2 else None
         if n_features is not None and n_features != self.n_features_in_:
             raise ValueError(
                 f"X has {n_features} features, but {type(self).__name__} is expecting "
@@ -325,13 +331,11 @@ class GaussianMixtureImputer:
         return names
 
 
-def _n_columns(X):
-    """Columns of a 2-D X without converting it (None when X is not plainly 2-D: the
-    mixture's own checks then report what is wrong)."""
-    shape = getattr(X, "shape", None)
-    if shape is None:
-        try:
-            shape = np.shape(X)
-        except ValueError:  # ragged nested lists
-            return None
-    return shape[1] if len(shape) == 2 else None
+def _as_array(X):
+    """Nested lists (or any array-like without a shape) as an array, so that its
+    columns can be counted; X unchanged if NumPy cannot convert it, for the
+    mixture's own checks to report."""
+    try:
+        return np.asarray(X)
+    except (ValueError, TypeError):   # ragged rows, objects NumPy cannot read
+        return X
