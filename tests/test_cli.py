@@ -813,6 +813,22 @@ def test_impute_with_a_saved_model(capsys, tmp_path, gappy):
     assert_array_equal(_read_back_text(out), fastem.load(plain_path).impute(new))
 
 
+def test_predict_missing_em_labels_rows_with_gaps(capsys, tmp_path, gappy):
+    X, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    complete = write_csv(tmp_path / "complete.csv", X)
+    model_path = tmp_path / "model.npz"
+    assert run_cli(capsys, "fit", complete, "-k", "3", "--out", model_path)[0] == 0  # missing="error"
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv, "--missing", "em",
+                               "--proba")
+    assert status == 0, err
+    model = fastem.load(model_path).set_params(missing="em")
+    written = np.array([[float(v) for v in line.split(",")] for line in out.splitlines()[1:]])
+    np.testing.assert_allclose(written, model.predict_proba(X_gaps), rtol=1e-9, atol=1e-300)
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv)
+    assert status == 2 and "with --missing em, NaN and empty fields are missing values" in err
+
+
 def _read_back_text(text):
     return np.array([[float(v) for v in line.split(",")] for line in text.splitlines()[1:]])
 

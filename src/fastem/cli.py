@@ -983,8 +983,12 @@ def load_model(path):
 
 def _run_predict(args):
     model = load_model(args.model)
-    X = _load_input(args)
+    X = _load_input(args, missing=args.missing == "em")
     _check_out_path(args.out)
+    if args.missing == "em":
+        # Inference from each row's observed values holds for any fitted mixture,
+        # whichever way it was fitted.
+        model.set_params(missing="em")
     if X.shape[1] != model.n_features_in_:
         chosen = " chosen by --columns" if args.columns is not None else ""
         raise CLIError(
@@ -1013,6 +1017,7 @@ examples:
   fastem predict --model model.npz data.csv     # one label per row, on stdout
   fastem predict --model model.npz new.tsv --proba --out proba.csv
   fastem predict --model model.npz data.csv --columns x,y
+  fastem predict --model model.npz gappy.csv --missing em   # rows with gaps
 
 output: CSV with a header row: "label" and one component index (from 0) per
 row of FILE, or with --proba "p0,p1,..." and each component's posterior
@@ -1040,6 +1045,10 @@ def _add_predict_parser(subparsers):
                         help="write each component's probability instead of the label")
     parser.add_argument("--out", metavar="PATH", default=None,
                         help="write the CSV to PATH instead of stdout")
+    parser.add_argument("--missing", choices=("error", "em"), default="error",
+                        help="error: NaN in FILE is an error; em: empty fields and NaN are "
+                             "missing values, and each row is labelled from its observed "
+                             "values (default: error)")
     _add_input_options(parser)
     parser.set_defaults(handler=_run_predict)
 
