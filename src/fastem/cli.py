@@ -6,7 +6,8 @@ with the model's log-likelihood, BIC and AIC (``--json``: the same as one JSON
 document).  With ``--missing em``, empty fields and NaN are missing values and
 the fit is ``GaussianMixture(missing="em")``'s exact EM over the observed
 values; without it they are errors.  ``fastem predict --model model.npz FILE``
-labels the rows of FILE with a model that ``fastem fit --out`` saved.
+labels the rows of FILE with a model that ``fastem fit --out`` saved (with
+``--missing em``, rows with gaps from their observed values).
 ``fastem impute FILE -o OUT.csv`` fits a mixture with ``missing="em"`` (or
 loads one with ``--model``) and writes FILE with its gaps filled by
 ``GaussianMixture.impute`` (``--std``: also each fill's standard deviation).
@@ -164,8 +165,12 @@ def load_data(path, mmap=False, *, delimiter=None, columns=None, missing=False):
     return _read_data(path, mmap, delimiter=delimiter, columns=columns, missing=missing)[0]
 
 
-def _read_data(path, mmap=False, *, delimiter=None, columns=None, missing=False):
-    """``load_data``'s array and the names of its columns (None without a header row)."""
+def _read_data(path, mmap=False, *, delimiter=None, columns=None, missing=False, hint=""):
+    """``load_data``'s array and the names of its columns (None without a header row).
+
+    `hint` ends the messages about NaN and empty fields read without `missing`
+    (:data:`MISSING_HINT` for the commands that have ``--missing``).
+    """
     names = None
     if path.lower().endswith(".npy"):
         X = _load_npy(path, mmap)
@@ -174,7 +179,7 @@ def _read_data(path, mmap=False, *, delimiter=None, columns=None, missing=False)
     else:
         if delimiter is None:
             delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
-        X, names = _load_text(path, delimiter, missing)
+        X, names = _load_text(path, delimiter, missing, hint)
     if columns is not None:
         chosen = _column_indices(path, columns, X.shape[1], names)
         X = X[:, chosen]
@@ -191,11 +196,12 @@ def _read_data(path, mmap=False, *, delimiter=None, columns=None, missing=False)
                 raise CLIError(f"{where}; fastem needs finite numbers, or NaN for a missing "
                                "value (no infinity)")
             raise CLIError(f"{where}; fastem needs finite numbers (no NaN or infinity)"
-                           + (MISSING_HINT if np.isnan(block[row, col]) else ""))
+                           + (hint if np.isnan(block[row, col]) else ""))
     return X, names
 
 
-# Appended to the errors of NaN and empty fields read without --missing em.
+# Ends the errors about NaN and empty fields read without --missing em, in the
+# commands that have the option.
 MISSING_HINT = "; with --missing em, NaN and empty fields are missing values"
 
 
@@ -261,10 +267,10 @@ def _missing_or_number(field):
     return float(field) if field.strip() else math.nan
 
 
-def _load_text(path, delimiter, missing=False):
+def _load_text(path, delimiter, missing=False, hint=""):
     """A delimited text file as (float64 array, header names or None).
 
-    With `missing`, empty fields are NaN.
+    With `missing`, empty fields are NaN; without, `hint` ends the error about one.
     """
     names = None
     try:
@@ -299,7 +305,7 @@ def _load_text(path, delimiter, missing=False):
                         # rescan in Python to name the file line that failed.
                         fh.seek(0)
                         raise CLIError(_describe_csv_error(
-                            path, fh, header_line, error, delimiter, missing)) from None
+                            path, fh, header_line, error, delimiter, missing, hint)) from None
     except UnicodeDecodeError:
         raise CLIError(f"cannot read {path}: not a UTF-8 text (CSV) file") from None
     except OSError as exc:
@@ -355,7 +361,7 @@ def _is_value(field, missing):
     return _is_number(field) or (missing and not field)
 
 
-def _describe_csv_error(path, fh, header_line, exc, delimiter=",", missing=False):
+def _describe_csv_error(path, fh, header_line, exc, delimiter=",", missing=False, hint=""):
     n_fields = None
     for index, line in enumerate(fh):
         content = _content(line)
@@ -370,7 +376,7 @@ def _describe_csv_error(path, fh, header_line, exc, delimiter=",", missing=False
             if not _is_value(field, missing):
                 return (
                     f"{path} line {index + 1}, column {col + 1}: "
-                    f"cannot read {field!r} as a number" + ("" if field else MISSING_HINT)
+                    f"cannot read {field!r} as a number" + ("" if field else hint)
                 )
     kind = "TSV" if delimiter == "\t" else "CSV"
     return f"cannot parse {path} as numeric {kind}: {_one_line(exc)}"
@@ -409,7 +415,7 @@ def _read_input(args, mmap=False, missing=False):
     if args.delimiter is not None and args.file.lower().endswith(".npy"):
         raise CLIError("--delimiter applies only to a text FILE, not .npy")
     return _read_data(args.file, mmap=mmap, delimiter=args.delimiter, columns=args.columns,
-                      missing=missing)
+                      missing=missing, hint=MISSING_HINT if hasattr(args, "missing") else "")
 
 
 def _add_progress_option(parser):
@@ -680,7 +686,8 @@ def _describe_data(source, X, missing):
     text = f"{source}: {n} samples x {d} feature{'s' if d != 1 else ''} ({X.dtype})"
     if missing:
         values, rows = _missing_count(X)
-        text += f", {values} missing value{'s' if values != 1 else ''} ({values / X.size:.1%}) in {rows} row{'s' if rows != 1 else ''}"
+        text += (f", {values} missing value{'s' if values != 1 else ''} ({values / X.size:.1%}) "
+                 f"in {rows} row{'s' if rows != 1 else ''}")
     return text
 
 
