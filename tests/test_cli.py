@@ -861,3 +861,27 @@ def test_impute_help_has_examples(capsys):
     examples = out.split("\nexamples:\n")[1].splitlines()
     assert any(line.strip().startswith("fastem impute") for line in examples)
     assert "--missing em" in run_cli(capsys, "fit", "--help")[1]
+
+
+def test_load_data_with_missing_never_fails_otherwise(tmp_path):
+    # Random CSV-like text: a float array without infinity (NaN allowed), or CLIError.
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from fastem.cli import CLIError, load_data
+
+    @settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.text(alphabet="01.-e,\n naNifx#\t", max_size=60))
+    def check(text):
+        path = tmp_path / "fuzz.csv"
+        path.write_text(text)
+        try:
+            X = load_data(str(path), missing=True)
+        except CLIError as exc:
+            assert str(exc)
+        else:
+            assert X.ndim == 2 and X.size > 0 and X.dtype == np.float64
+            assert not np.isinf(X).any()
+
+    check()
