@@ -23,15 +23,6 @@ from fastem.exceptions import not_fitted_error
 
 __all__ = ["GaussianMixtureImputer"]
 
-# The mixture's parameters the imputer passes through, unchanged, to
-# GaussianMixture(missing="em").  Left out: warm_start (each fit of an
-# imputer starts afresh), callback, and partial_fit's learning_* schedule.
-_PASSED_THROUGH = (
-    "n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "init_params",
-    "weights_init", "means_init", "precisions_init", "random_state", "verbose",
-    "verbose_interval", "n_threads",
-)
-
 
 class GaussianMixtureImputer:
     """Fill missing values (NaN) with their conditional expectation under a Gaussian mixture.
@@ -198,7 +189,10 @@ class GaussianMixtureImputer:
         """
         # Checked here so that the message names the imputer, not the mixture inside.
         check_parameters(self, GAUSSIAN_MIXTURE_PARAMETERS)
-        mixture = GaussianMixture(missing="em", **{name: getattr(self, name) for name in _PASSED_THROUGH})
+        # Every parameter of the imputer is the mixture's, passed on unchanged.  Left
+        # out of the imputer: warm_start (each fit starts afresh), callback, and
+        # partial_fit's learning_* schedule.
+        mixture = GaussianMixture(missing="em", **self.get_params(deep=False))
         mixture.fit(X, sample_weight=sample_weight)
         self.gaussian_mixture_ = mixture
         self.n_iter_ = mixture.n_iter_
