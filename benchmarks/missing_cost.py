@@ -136,7 +136,8 @@ def run(args):
 
 def report(args, times, X, datasets, models):
     print(f"fastem {fastem.__version__}: one EM iteration with and without missing values, "
-          f"{args.covariance_type}, N={args.n}, D={args.d}, K={args.k}, {args.threads} threads, "
+          f"{args.covariance_type}, N={args.n}, D={args.d}, K={args.k}, {args.threads} "
+          f"thread{'s' if args.threads != 1 else ''}, "
           f"medians of {args.repeats}\n")
     amortised = args.iters > 1
     header = "| case | values missing | rows with a gap | patterns | s, 1 iteration | ratio |"

@@ -1142,7 +1142,8 @@ examples:
 input: as for fit; empty fields and NaN (NaN, nan) are missing values.
 output: CSV, the rows of FILE with every missing value replaced by its
 conditional expectation given the row's observed values, under the mixture;
-observed values written exactly as read; a header row when FILE had one.
+observed values unchanged (each number in its shortest exact form); a header
+row when FILE had one.
 --std: a CSV of the same shape with the standard deviation of each filled value
 given the row's observed values (0 where a value was observed).
 exit status: 0 success; {EXIT_USAGE} bad usage or unreadable input; {EXIT_FIT_FAILED} the fit failed
