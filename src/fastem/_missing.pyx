@@ -17,13 +17,21 @@ per component instead of O(d_o^3):
     Cov[x_m | x_o] = Lambda_mm^-1
 
 With y = x - mu set to 0 on m and z = y U (the whitened row), y_o^T Lambda_oo
-y_o = |z|^2 and h = Lambda_mo y_o = U_m z (rows m of U), so with Lambda_mm =
-U_m U_m^T = R R^T (Cholesky) the quadratic form is |z|^2 - |R^-1 h|^2.
-Lambda_mm, R and Lambda_mm^-1 depend only on the pattern and the component:
-a chunk's rows are visited grouped by pattern (a stable sort of their NaN
-masks) and those terms are computed once per run of equal patterns.  For
-diag and spherical models Lambda is diagonal: E[x_m | x_o] = mu_m and the
-conditional variances are the component's own.
+y_o = |z|^2 and h = Lambda_mo y_o = U_m z (rows m of U), so the quadratic
+form is |z|^2 - h . v with v = Lambda_mm^-1 h, and E[x_m | x_o] = mu_m - v.
+log det Lambda_mm (from its Cholesky factor) and Lambda_mm^-1 depend only on
+the pattern and the component: each thread caches them per pattern for the
+pass, so data with a few patterns (sensors that drop out together) pay for
+them a few times, and data where every row has its own pattern pay
+O(d_m^3) per row.  For diag and spherical models Lambda is diagonal:
+E[x_m | x_o] = mu_m and the conditional variances are the component's own.
+
+Layout.  A chunk's rows are grouped by pattern (a stable sort of their NaN
+masks, by gap count first) and laid out one column per feature, so every
+loop over rows vectorises as in the complete-data column path: y = x - mu_k
+with zeros on m, its whitening, |z|^2, the log-sum-exp (our vectorised exp),
+the first moments; only the gaps' corrections (h, v) go row by row, and
+full and tied models take their second moments with one SYRK per component.
 
 The statistics are the complete-data pass's (fastem.h's layout, moments about
 the model's means, the tied scatter about the given centre), so the M-step is
@@ -43,10 +51,14 @@ from fastem._covariance_shapes cimport (
 )
 from fastem._gmm cimport (
     STATUS_BAD_ARGUMENT, STATUS_NO_MEMORY, STATUS_NOT_FINITE, STATUS_OK, check_model, _threads,
+    _tied_centre,
 )
 from fastem._kernels cimport default_chunk_rows
 from fastem._pass cimport clamp_threads, lane_count, n_chunks, padded, run_chunks, run_lanes
-from fastem._simd cimport fastem_exp, fastem_log
+from fastem._simd cimport (
+    _dot2, _dot3, _sum, fastem_exp_shifted_sum, fastem_log, fastem_max_into, fastem_scale_by,
+)
+from scipy.linalg.cython_blas cimport dsyrk
 
 cdef double LOG_2PI = 1.8378770664093453
 
@@ -56,12 +68,11 @@ cdef inline bint _is_nan(double v) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# The pass's shared context and each thread's scratch
+# The pass's shared context, the pattern cache and each thread's scratch
 # ---------------------------------------------------------------------------
 
 ctypedef struct _Pass:
     const void* X
-    bint single                      # X is float32
     int64_t n_rows, ldx, chunk_rows
     const double* sample_weight      # or NULL
     int64_t k, d, words              # words: 64-bit words of a row's NaN mask
@@ -71,7 +82,9 @@ ctypedef struct _Pass:
     const double* means              # (K, D)
     const double* factor             # full (K, D, D) / tied (D, D) upper; diag, spherical (K, D)
     const double* log_factor         # full, tied (K,): log det U; diag, spherical (K, D): log U_ii
-    const double* tied_centre        # (D,) the tied scatter's centre (statistics only)
+    const double* centre             # (D,) t: rows are whitened as (x - t) U, and the tied
+                                     # scatter is taken about it
+    const double* shifts             # (K, D) mu_k - t
     int64_t second                   # offset of the second moments in the statistics
     # per-row outputs (scoring), each NULL or (n_rows, ...)
     double* log_prob
@@ -82,76 +95,142 @@ ctypedef struct _Pass:
     double* std
     double* work                     # per-thread scratch, n_work doubles apart
     int64_t n_work
+    int64_t n_slots, entry_size      # the pattern cache's slots per thread and their size
     int failed                       # set (never cleared) by a thread whose Cholesky failed
+
+
+# A pattern's terms, for every component: one cache entry.  They depend on the
+# pattern and the model only, so a thread computes them once per pass and any
+# thread would get the same bits.
+ctypedef struct _Terms:
+    int64_t n_obs, n_miss
+    int64_t* obs          # (D,) observed coordinates
+    int64_t* miss         # (D,) missing coordinates, ascending
+    double* constant      # (K,) log w_k - d_o/2 log 2 pi + log det U_k - log det R_k
+    double* variance      # (K, D) diag: Var[x_m_a | k] at [k, a] for the a-th missing coordinate
+    double* cond_cov      # (K or 1, D, D) Lambda_mm^-1 (dm x dm, row-major)
+
+
+cdef inline int64_t _entry_size(int64_t k, int64_t d) noexcept nogil:
+    return 2 + 2 * d + k + k * d + k * d * d
+
+
+cdef inline void _entry(double* base, int64_t k, int64_t d, _Terms* e) noexcept nogil:
+    cdef double* p = base + 2
+    e.obs = <int64_t*>p
+    p += d
+    e.miss = <int64_t*>p
+    p += d
+    e.constant = p
+    p += k
+    e.variance = p
+    p += k * d
+    e.cond_cov = p
 
 
 ctypedef struct _Work:
     uint64_t* masks       # (rows, words) NaN masks of the chunk's rows
     int64_t* order        # (rows,) the chunk's rows, grouped by pattern
     int64_t* spare        # (rows,) merge sort's other half
-    int64_t* obs          # (D,) observed coordinates of the current pattern
-    int64_t* miss         # (D,) missing coordinates
-    int64_t n_obs, n_miss
-    double* chol          # (K or 1, D, D): R, lower, R R^T = Lambda_mm (dm x dm, row-major)
-    double* cond_cov      # (K or 1, D, D): Lambda_mm^-1 (dm x dm)
-    double* constant      # (K,) log w_k - d_o/2 log 2 pi + log det U_k(o) - log det R_k
-    double* shift_w       # tied (K, D): mu_k(o part) U;  (K, D) h of it: U_m (mu_k U)
-    double* shift_h
-    double* yhat          # (K, D) the completed row minus mu_k
-    double* y             # (D,) x - mu on o, 0 on m
-    double* z             # (D,) whitened
+    uint64_t* sort_keys   # (rows,) one-word masks with their gap counts (_group_rows_one_word)
+    int64_t* run_start    # (rows + 1,) where each run of one pattern starts (sorted positions)
+    int64_t* run_terms    # (rows,) each run's offset in `arena`
+    double* arena         # the chunk's runs' terms, copied out of the cache (_copy_terms)
+    # Column layout: feature (or component) i of sorted position j at [i * rows + j].
+    double* centred       # (D, rows) x - t where observed, 0 where missing
+    double* observed      # (D, rows) 1 where observed, 0 where missing
+    double* deviations    # (K, D, rows) xhat_k - mu_k, then scaled by sqrt(w r_k) (full)
+    double* whitened      # (D, rows) a component's (x - mu_k) U_k on o
+    double* posterior     # (K, rows) log w_k + log N(x_o | k), then the responsibilities
+    double* log_p         # (rows,) log p(x_o)
+    double* weight        # (rows,) the rows' weights (0: the row adds nothing)
+    double* bar           # tied (D, rows): sqrt(w) (posterior mean of xhat - t)
     double* h             # (D,)
-    double* t             # (D,)
-    double* logd          # (K,) log w_k + log N(x_o | k)
-    double* r             # (K,) responsibilities
-    double* bbar          # (D,) tied: the posterior mean of the completed row minus the centre
-    double* inv_chol      # (D, D) scratch: R^-1
+    double* v             # (D,)
+    double* spare_d       # (D,)
+    double* chol          # (D, D) R and R^-1: scratch of _precision_block
+    double* inv_chol
+    uint64_t* keys        # (n_slots, words) the cache's patterns
+    int64_t* valid        # (n_slots,) 1 where a slot holds its key's terms
+    double* entries       # (n_slots, entry_size)
 
 
-cdef int64_t _work_size(int64_t rows, int64_t k, int64_t d, int64_t words) noexcept nogil:
-    return rows * words + 2 * rows + 2 * d + 2 * k * d * d + d * d + k + 3 * k * d + 5 * d + 2 * k
+cdef inline int64_t _run_size(const _Pass* P, int64_t dm) noexcept nogil:
+    # a run's terms in the arena: n_obs, n_miss, miss (dm), constant (K), then
+    # Lambda_mm^-1 (full K, tied 1, dm x dm) or the variances on m (diag K x dm)
+    cdef int64_t k = P.k
+    if P.cov_type == COVARIANCE_FULL:
+        return 2 + dm + k + k * dm * dm
+    if P.cov_type == COVARIANCE_TIED:
+        return 2 + dm + k + dm * dm
+    return 2 + dm + k + k * dm
 
 
-cdef void _carve(double* base, int64_t rows, int64_t k, int64_t d, int64_t words, _Work* w) noexcept nogil:
+cdef inline int64_t _arena_size(const _Pass* P) noexcept nogil:
+    # Enough for every row of a chunk to have its own pattern with D / 4 gaps,
+    # and always for one run with every value missing; a chunk whose runs need
+    # more is processed in several segments (_chunk).
+    return max(P.chunk_rows * _run_size(P, (P.d + 3) // 4), _run_size(P, P.d))
+
+
+cdef int64_t _work_size(const _Pass* P) noexcept nogil:
+    cdef int64_t rows = P.chunk_rows, k = P.k, d = P.d
+    return (rows * P.words + 4 * rows + 1 + rows + _arena_size(P)
+            + 2 * rows * d + k * d * rows + d * rows + k * rows + 2 * rows
+            + (d * rows if P.cov_type == COVARIANCE_TIED else 0)
+            + 3 * d + 2 * d * d + P.n_slots * (P.words + 1 + P.entry_size))
+
+
+cdef void _carve(const _Pass* P, double* base, _Work* w) noexcept nogil:
     # int64 and uint64 are the size of a double: one buffer holds everything.
+    cdef int64_t rows = P.chunk_rows, k = P.k, d = P.d
     cdef double* p = base
     w.masks = <uint64_t*>p
-    p += rows * words
+    p += rows * P.words
     w.order = <int64_t*>p
     p += rows
     w.spare = <int64_t*>p
     p += rows
-    w.obs = <int64_t*>p
-    p += d
-    w.miss = <int64_t*>p
-    p += d
-    w.chol = p
-    p += k * d * d
-    w.cond_cov = p
-    p += k * d * d
-    w.constant = p
-    p += k
-    w.shift_w = p
-    p += k * d
-    w.shift_h = p
-    p += k * d
-    w.yhat = p
-    p += k * d
-    w.y = p
-    p += d
-    w.z = p
-    p += d
+    w.sort_keys = <uint64_t*>p
+    p += rows
+    w.run_start = <int64_t*>p
+    p += rows + 1
+    w.run_terms = <int64_t*>p
+    p += rows
+    w.arena = p
+    p += _arena_size(P)
+    w.centred = p
+    p += d * rows
+    w.observed = p
+    p += d * rows
+    w.deviations = p
+    p += k * d * rows
+    w.whitened = p
+    p += d * rows
+    w.posterior = p
+    p += k * rows
+    w.log_p = p
+    p += rows
+    w.weight = p
+    p += rows
+    w.bar = p
+    if P.cov_type == COVARIANCE_TIED:
+        p += d * rows
     w.h = p
     p += d
-    w.t = p
+    w.v = p
     p += d
-    w.bbar = p
+    w.spare_d = p
     p += d
+    w.chol = p
+    p += d * d
     w.inv_chol = p
     p += d * d
-    w.logd = p
-    p += k
-    w.r = p
+    w.keys = <uint64_t*>p
+    p += P.n_slots * P.words
+    w.valid = <int64_t*>p
+    p += P.n_slots
+    w.entries = p
 
 
 # ---------------------------------------------------------------------------
@@ -167,15 +246,23 @@ cdef inline void _mask(const floating* x, int64_t d, uint64_t* mask, int64_t wor
             mask[i >> 6] |= (<uint64_t>1) << (i & 63)
 
 
-cdef inline int _compare(const uint64_t* masks, int64_t words, int64_t a, int64_t b) noexcept nogil:
+cdef inline int _compare(const uint64_t* a, const uint64_t* b, int64_t words) noexcept nogil:
     cdef int64_t i
     for i in range(words):
-        if masks[a * words + i] != masks[b * words + i]:
-            return -1 if masks[a * words + i] < masks[b * words + i] else 1
+        if a[i] != b[i]:
+            return -1 if a[i] < b[i] else 1
     return 0
 
 
-cdef void _group_rows(_Work* w, int64_t rows, int64_t words) noexcept nogil:
+cdef inline int64_t _popcount(uint64_t v) noexcept nogil:
+    cdef int64_t n = 0
+    while v:
+        v &= v - 1
+        n += 1
+    return n
+
+
+cdef void _group_rows(_Work* w, int64_t rows, int64_t words, int64_t d) noexcept nogil:
     """w.order = 0..rows-1 stably sorted by NaN mask (bottom-up merge sort)."""
     cdef int64_t width = 1, lo, mid, hi, i, j, out
     cdef int64_t* src = w.order
@@ -183,6 +270,9 @@ cdef void _group_rows(_Work* w, int64_t rows, int64_t words) noexcept nogil:
     cdef int64_t* tmp
     for i in range(rows):
         src[i] = i
+    if words == 1:
+        _group_rows_one_word(w, rows, d)
+        return
     while width < rows:
         lo = 0
         while lo < rows:
@@ -191,7 +281,7 @@ cdef void _group_rows(_Work* w, int64_t rows, int64_t words) noexcept nogil:
             i, j, out = lo, mid, lo
             while i < mid and j < hi:
                 # <= keeps equal masks in row order: the grouping is stable.
-                if _compare(w.masks, words, src[i], src[j]) <= 0:
+                if _compare(w.masks + src[i] * words, w.masks + src[j] * words, words) <= 0:
                     dst[out] = src[i]
                     i += 1
                 else:
@@ -215,17 +305,56 @@ cdef void _group_rows(_Work* w, int64_t rows, int64_t words) noexcept nogil:
         memcpy(w.order, src, rows * sizeof(int64_t))
 
 
-cdef void _split_pattern(const uint64_t* mask, int64_t d, _Work* w) noexcept nogil:
-    cdef int64_t i
-    w.n_obs = 0
-    w.n_miss = 0
-    for i in range(d):
-        if (mask[i >> 6] >> (i & 63)) & 1:
-            w.miss[w.n_miss] = i
-            w.n_miss += 1
-        else:
-            w.obs[w.n_obs] = i
-            w.n_obs += 1
+cdef void _group_rows_one_word(_Work* w, int64_t rows, int64_t d) noexcept nogil:
+    # _group_rows for D <= 64, a mask being one word.  Below 58 features the
+    # key also puts the number of missing values first: runs with as many gaps
+    # follow each other, so the per-row loops over the gaps keep their trip
+    # counts and their branches stay predicted.
+    cdef int64_t width = 1, lo, mid, hi, i, j, out
+    cdef int64_t* src = w.order
+    cdef int64_t* dst = w.spare
+    cdef int64_t* tmp
+    cdef uint64_t* m = w.sort_keys
+    for i in range(rows):
+        m[i] = w.masks[i]
+        if d < 58:
+            m[i] |= (<uint64_t>_popcount(m[i])) << 58
+    while width < rows:
+        lo = 0
+        while lo < rows:
+            mid = min(lo + width, rows)
+            hi = min(lo + 2 * width, rows)
+            i, j, out = lo, mid, lo
+            if m[src[mid - 1]] <= m[src[mid]] if mid < hi else True:
+                # already in order: copy the pair of runs as they are
+                while i < hi:
+                    dst[i] = src[i]
+                    i += 1
+                lo = hi
+                continue
+            while i < mid and j < hi:
+                if m[src[i]] <= m[src[j]]:
+                    dst[out] = src[i]
+                    i += 1
+                else:
+                    dst[out] = src[j]
+                    j += 1
+                out += 1
+            while i < mid:
+                dst[out] = src[i]
+                i += 1
+                out += 1
+            while j < hi:
+                dst[out] = src[j]
+                j += 1
+                out += 1
+            lo = hi
+        tmp = src
+        src = dst
+        dst = tmp
+        width *= 2
+    if src != w.order:
+        memcpy(w.order, src, rows * sizeof(int64_t))
 
 
 cdef int _precision_block(const double* U, int64_t d, const int64_t* miss, int64_t dm,
@@ -274,350 +403,504 @@ cdef int _precision_block(const double* U, int64_t d, const int64_t* miss, int64
     return 0
 
 
-cdef int _pattern_terms(const _Pass* P, _Work* w) noexcept nogil:
-    """The terms of the current pattern (w.obs, w.miss) for every component.
-
-    Returns 0, or -1 if some Lambda_mm is not numerically positive definite.
-    """
-    cdef int64_t k = P.k, d = P.d, dm = w.n_miss, c, a, i, j
-    cdef double log_det_r, s, base
+cdef int _compute_terms(const _Pass* P, const uint64_t* mask, _Work* w, _Terms* e) noexcept nogil:
+    """Fill the entry `e` for the pattern `mask`.  Returns 0, or -1 if some
+    Lambda_mm is not numerically positive definite."""
+    cdef int64_t k = P.k, d = P.d, c, a, i, dm
+    cdef double log_det_r = 0.0, s, base, f
     cdef const double* U
-    cdef const double* mu
-    cdef double* sw
-    for a in range(w.n_miss):
-        w.y[w.miss[a]] = 0.0
-    base = -0.5 * <double>w.n_obs * LOG_2PI
-    if P.cov_type == COVARIANCE_FULL:
-        for c in range(k):
-            if _precision_block(P.factor + c * d * d, d, w.miss, dm, w.chol + c * d * d,
-                                w.cond_cov + c * d * d, w.inv_chol, &log_det_r) != 0:
-                return -1
-            w.constant[c] = P.log_weights[c] + base + P.log_factor[c] - log_det_r
-    elif P.cov_type == COVARIANCE_TIED:
-        U = P.factor
-        if _precision_block(U, d, w.miss, dm, w.chol, w.cond_cov, w.inv_chol, &log_det_r) != 0:
-            return -1
-        for c in range(k):
-            w.constant[c] = P.log_weights[c] + base + P.log_factor[0] - log_det_r
-            # mu_k's observed part whitened, and its h, once per pattern: a row
-            # then needs one whitening for every component.
-            mu = P.means + c * d
-            sw = w.shift_w + c * d
-            for j in range(d):
-                sw[j] = 0.0
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                for j in range(i, d):
-                    sw[j] += mu[i] * U[i * d + j]
-            for a in range(dm):
-                i = w.miss[a]
-                s = 0.0
-                for j in range(i, d):
-                    s += U[i * d + j] * sw[j]
-                w.shift_h[c * d + a] = s
-    else:
-        for c in range(k):
+    e.n_obs = 0
+    e.n_miss = 0
+    for i in range(d):
+        if (mask[i >> 6] >> (i & 63)) & 1:
+            e.miss[e.n_miss] = i
+            e.n_miss += 1
+        else:
+            e.obs[e.n_obs] = i
+            e.n_obs += 1
+    dm = e.n_miss
+    base = -0.5 * <double>e.n_obs * LOG_2PI
+    for c in range(k):
+        if P.cov_type == COVARIANCE_FULL or P.cov_type == COVARIANCE_TIED:
+            U = P.factor + (c * d * d if P.cov_type == COVARIANCE_FULL else 0)
+            if P.cov_type == COVARIANCE_FULL or c == 0:
+                if _precision_block(U, d, e.miss, dm, w.chol, e.cond_cov + c * d * d,
+                                    w.inv_chol, &log_det_r) != 0:
+                    return -1
+            e.constant[c] = (P.log_weights[c] + base
+                             + P.log_factor[c if P.cov_type == COVARIANCE_FULL else 0] - log_det_r)
+        else:
             s = 0.0
-            for a in range(w.n_obs):
-                s += P.log_factor[c * d + w.obs[a]]
-            w.constant[c] = P.log_weights[c] + base + s
+            for a in range(e.n_obs):
+                s += P.log_factor[c * d + e.obs[a]]
+            e.constant[c] = P.log_weights[c] + base + s
+            for a in range(dm):
+                f = P.factor[c * d + e.miss[a]]
+                e.variance[c * d + a] = 1.0 / (f * f)
     return 0
 
 
-cdef inline void _solve_pair(const double* R, int64_t dm, const double* h, double* t, double* v) noexcept nogil:
-    # t = R^-1 h and v = R^-T t = Lambda_mm^-1 h (R lower, dm x dm)
-    cdef int64_t a, c
-    cdef double s
-    for a in range(dm):
-        s = h[a]
-        for c in range(a):
-            s -= R[a * dm + c] * t[c]
-        t[a] = s / R[a * dm + a]
-    a = dm - 1
-    while a >= 0:
-        s = t[a]
-        for c in range(a + 1, dm):
-            s -= R[c * dm + a] * v[c]
-        v[a] = s / R[a * dm + a]
-        a -= 1
+cdef inline uint64_t _hash(const uint64_t* mask, int64_t words) noexcept nogil:
+    cdef uint64_t h = 0x9E3779B97F4A7C15
+    cdef int64_t i
+    for i in range(words):
+        h = (h ^ mask[i]) * <uint64_t>0xBF58476D1CE4E5B9
+        h ^= h >> 31
+    return h
 
 
-cdef double _row_densities(const floating* x, const _Pass* P, _Work* w) noexcept nogil:
-    """w.logd, w.yhat (the completed row minus each mean) and w.r for one row
-    with at least one observed value; returns log p(x_o) (-inf if every
-    density underflows, and then w.r is all 0)."""
-    cdef int64_t k = P.k, d = P.d, dm = w.n_miss, c, a, i, j
-    cdef double q, s, e, top, total
-    cdef const double* U
-    cdef const double* mu
-    cdef const double* p
-    cdef double* yh
-    for c in range(k):
-        mu = P.means + c * d
-        yh = w.yhat + c * d
-        if P.cov_type == COVARIANCE_FULL:
-            U = P.factor + c * d * d
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                w.y[i] = <double>x[i] - mu[i]
-            for j in range(d):
-                w.z[j] = 0.0
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                e = w.y[i]
-                for j in range(i, d):
-                    w.z[j] += e * U[i * d + j]
-            q = 0.0
-            for j in range(d):
-                q += w.z[j] * w.z[j]
-            for a in range(dm):
-                i = w.miss[a]
-                s = 0.0
-                for j in range(i, d):
-                    s += U[i * d + j] * w.z[j]
-                w.h[a] = s
-            _solve_pair(w.chol + c * d * d, dm, w.h, w.t, w.h)
-            for a in range(dm):
-                q -= w.t[a] * w.t[a]
-            for a in range(w.n_obs):
-                yh[w.obs[a]] = w.y[w.obs[a]]
-            for a in range(dm):
-                yh[w.miss[a]] = -w.h[a]
-        elif P.cov_type == COVARIANCE_TIED:
-            if c == 0:
-                # x_o U and its h, shared by every component
-                U = P.factor
-                for j in range(d):
-                    w.z[j] = 0.0
-                for a in range(w.n_obs):
-                    i = w.obs[a]
-                    e = <double>x[i]
-                    for j in range(i, d):
-                        w.z[j] += e * U[i * d + j]
-                for a in range(dm):
-                    i = w.miss[a]
-                    s = 0.0
-                    for j in range(i, d):
-                        s += U[i * d + j] * w.z[j]
-                    w.y[a] = s
-            q = 0.0
-            for j in range(d):
-                e = w.z[j] - w.shift_w[c * d + j]
-                q += e * e
-            for a in range(dm):
-                w.h[a] = w.y[a] - w.shift_h[c * d + a]
-            _solve_pair(w.chol, dm, w.h, w.t, w.h)
-            for a in range(dm):
-                q -= w.t[a] * w.t[a]
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                yh[i] = <double>x[i] - mu[i]
-            for a in range(dm):
-                yh[w.miss[a]] = -w.h[a]
-        else:
-            p = P.factor + c * d
-            q = 0.0
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                e = <double>x[i] - mu[i]
-                yh[i] = e
-                e = e * p[i]
-                q += e * e
-            for a in range(dm):
-                yh[w.miss[a]] = 0.0
-        # rounding can take |z|^2 - |t|^2 a hair below zero
-        w.logd[c] = w.constant[c] - 0.5 * (q if q > 0.0 else 0.0)
-    top = -INFINITY
-    for c in range(k):
-        if w.logd[c] > top:
-            top = w.logd[c]
-    if top == -INFINITY:
-        for c in range(k):
-            w.r[c] = 0.0
-        return -INFINITY
-    total = 0.0
-    for c in range(k):
-        w.r[c] = fastem_exp(w.logd[c] - top)
-        total += w.r[c]
-    for c in range(k):
-        w.r[c] = w.r[c] / total
-    return top + fastem_log(total)
+cdef int _terms_of(const _Pass* P, _Work* w, const uint64_t* mask, _Terms* e) noexcept nogil:
+    """The terms of `mask` from this thread's cache, computed on a miss (the
+    slot's previous pattern is dropped).  Returns 0 or -1 as _compute_terms."""
+    cdef int64_t slot = <int64_t>(_hash(mask, P.words) % <uint64_t>P.n_slots)
+    cdef double* base = w.entries + slot * P.entry_size
+    cdef uint64_t* key = w.keys + slot * P.words
+    _entry(base, P.k, P.d, e)
+    if w.valid[slot] and _compare(key, mask, P.words) == 0:
+        e.n_obs = (<int64_t*>base)[0]
+        e.n_miss = (<int64_t*>base)[1]
+        return 0
+    w.valid[slot] = 0
+    if _compute_terms(P, mask, w, e) != 0:
+        return -1
+    (<int64_t*>base)[0] = e.n_obs
+    (<int64_t*>base)[1] = e.n_miss
+    memcpy(key, mask, P.words * sizeof(uint64_t))
+    w.valid[slot] = 1
+    return 0
 
 
-cdef inline double _conditional_variance(const _Pass* P, const _Work* w, int64_t c, int64_t a) noexcept nogil:
-    # Var[x_m_a | x_o, k]: the diagonal of Lambda_mm^-1, or the component's own variance
-    cdef int64_t dm = w.n_miss
-    cdef double f
+# ---------------------------------------------------------------------------
+# A segment of a chunk: runs of patterns, in column layout
+# ---------------------------------------------------------------------------
+# A chunk's rows, grouped by pattern, are laid out one column per feature (and
+# per component), so the loops over rows vectorise as in the complete-data
+# column path.  The terms of each run are copied from the thread's cache into
+# the chunk's arena (the cache may drop a pattern while the chunk still needs
+# it); a chunk whose runs' terms do not fit the arena is done in several
+# segments of consecutive runs.
+
+cdef inline int64_t _run_miss_count(const double* t) noexcept nogil:
+    return (<const int64_t*>t)[1]
+
+
+cdef inline int64_t _run_obs_count(const double* t) noexcept nogil:
+    return (<const int64_t*>t)[0]
+
+
+cdef inline const int64_t* _run_miss(const double* t) noexcept nogil:
+    return <const int64_t*>(t + 2)
+
+
+cdef inline const double* _run_constant(const double* t) noexcept nogil:
+    return t + 2 + _run_miss_count(t)
+
+
+cdef inline const double* _run_cond_cov(const _Pass* P, const double* t, int64_t c) noexcept nogil:
+    # full: Lambda_mm^-1 of component c; tied: the shared one; diag: c's variances on m
+    cdef int64_t dm = _run_miss_count(t)
+    cdef const double* after = _run_constant(t) + P.k
     if P.cov_type == COVARIANCE_FULL:
-        return w.cond_cov[c * P.d * P.d + a * dm + a]
+        return after + c * dm * dm
     if P.cov_type == COVARIANCE_TIED:
-        return w.cond_cov[a * dm + a]
-    f = P.factor[c * P.d + w.miss[a]]
-    return 1.0 / (f * f)
+        return after
+    return after + c * dm
 
 
-cdef void _add_row(const floating* x, double weight, double log_p, const _Pass* P, _Work* w,
-                   double* stats) noexcept nogil:
-    """Add one row's statistics (the layout of fastem.h) with its weight."""
-    cdef int64_t k = P.k, d = P.d, dm = w.n_miss, c, a, b, i, j
-    cdef double rk, v
+cdef inline double _run_variance(const _Pass* P, const double* t, int64_t c, int64_t a) noexcept nogil:
+    # Var[x_m_a | x_o, k] for the a-th missing coordinate
+    cdef int64_t dm = _run_miss_count(t)
+    if P.cov_type == COVARIANCE_FULL or P.cov_type == COVARIANCE_TIED:
+        return _run_cond_cov(P, t, c)[a * dm + a]
+    return _run_cond_cov(P, t, c)[a]
+
+
+cdef void _copy_terms(const _Pass* P, const _Terms* e, double* t) noexcept nogil:
+    cdef int64_t dm = e.n_miss, k = P.k, d = P.d, c, a
+    cdef double* after
+    (<int64_t*>t)[0] = e.n_obs
+    (<int64_t*>t)[1] = dm
+    for a in range(dm):
+        (<int64_t*>(t + 2))[a] = e.miss[a]
+    memcpy(t + 2 + dm, e.constant, k * sizeof(double))
+    after = t + 2 + dm + k
+    if P.cov_type == COVARIANCE_FULL:
+        for c in range(k):
+            memcpy(after + c * dm * dm, e.cond_cov + c * d * d, dm * dm * sizeof(double))
+    elif P.cov_type == COVARIANCE_TIED:
+        memcpy(after, e.cond_cov, dm * dm * sizeof(double))
+    else:
+        for c in range(k):
+            memcpy(after + c * dm, e.variance + c * d, dm * sizeof(double))
+
+
+cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t ld) noexcept nogil:
+    """Log-densities of the rows of runs j0..j1 (w.posterior) and their
+    completed deviations (w.deviations)."""
+    cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
+    cdef int64_t c, i, j, r, jr, a, b, dm, m
+    cdef double s, f, q
+    cdef const double* X
+    cdef const double* O
+    cdef const double* U
+    cdef const double* G
+    cdef const double* t
+    cdef const int64_t* miss
+    cdef double* Y
+    cdef double* Z
+    cdef double* L
+    cdef double* dev
+    for c in range(k):
+        dev = w.deviations + c * d * ld
+        L = w.posterior + c * ld
+        # y = x - mu_k where observed, 0 where missing
+        for i in range(d):
+            s = P.shifts[c * d + i]
+            X = w.centred + i * ld
+            O = w.observed + i * ld
+            Y = dev + i * ld
+            for r in range(r0, r1):
+                Y[r] = X[r] - O[r] * s
+        for r in range(r0, r1):
+            L[r] = 0.0
+        if P.cov_type == COVARIANCE_FULL or P.cov_type == COVARIANCE_TIED:
+            U = P.factor + (c * d * d if P.cov_type == COVARIANCE_FULL else 0)
+            # z = y U (U upper triangular), and |z|^2
+            for j in range(d):
+                Z = w.whitened + j * ld
+                f = U[j]
+                Y = dev
+                for r in range(r0, r1):
+                    Z[r] = f * Y[r]
+                for i in range(1, j + 1):
+                    f = U[i * d + j]
+                    Y = dev + i * ld
+                    for r in range(r0, r1):
+                        Z[r] += f * Y[r]
+                for r in range(r0, r1):
+                    L[r] += Z[r] * Z[r]
+        else:
+            for i in range(d):
+                f = P.factor[c * d + i]
+                Y = dev + i * ld
+                for r in range(r0, r1):
+                    s = Y[r] * f
+                    L[r] += s * s
+        for jr in range(j0, j1):
+            t = w.arena + w.run_terms[jr]
+            dm = _run_miss_count(t)
+            miss = _run_miss(t)
+            f = _run_constant(t)[c]
+            if dm == 0 or P.cov_type == COVARIANCE_DIAG or P.cov_type == COVARIANCE_SPHERICAL:
+                # diag: E[x_m | x_o, k] = mu_m, so the deviations' zeros on m stand
+                for r in range(w.run_start[jr], w.run_start[jr + 1]):
+                    L[r] = f - 0.5 * L[r]
+                continue
+            G = _run_cond_cov(P, t, c)
+            for r in range(w.run_start[jr], w.run_start[jr + 1]):
+                # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o = |z|^2 - h.v
+                for a in range(dm):
+                    m = miss[a]
+                    s = 0.0
+                    for j in range(m, d):
+                        s += U[m * d + j] * w.whitened[j * ld + r]
+                    w.h[a] = s
+                q = L[r]
+                for a in range(dm):
+                    s = 0.0
+                    for b in range(dm):
+                        s += G[a * dm + b] * w.h[b]
+                    q -= w.h[a] * s
+                    dev[miss[a] * ld + r] = -s   # E[x_m | x_o, k] - mu_m = -v
+                # rounding can take the form a hair below zero
+                L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+
+
+cdef void _posteriors(const _Pass* P, _Work* w, int64_t r0, int64_t r1, int64_t ld) noexcept nogil:
+    """w.posterior: log-densities to responsibilities; w.log_p: log p(x_o).
+    A row whose densities all underflow gets -inf and responsibilities 0."""
+    cdef int64_t k = P.k, c, r, n = r1 - r0
+    cdef double* top = w.log_p + r0
+    cdef double* total = w.whitened + r0    # free once the densities are done
+    for r in range(n):
+        top[r] = -INFINITY
+    for c in range(k):
+        fastem_max_into(top, w.posterior + c * ld + r0, n)
+    for r in range(n):
+        if top[r] == -INFINITY:
+            top[r] = 0.0   # exp(-inf - 0) = 0: the row's responsibilities come out 0
+    for c in range(k):
+        fastem_exp_shifted_sum(w.posterior + c * ld + r0, top, total, n, c == 0)
+    for r in range(n):
+        total[r] = 1.0 / total[r] if total[r] > 0.0 else 0.0
+    for c in range(k):
+        fastem_scale_by(w.posterior + c * ld + r0, total, n)
+    for r in range(n):
+        top[r] = top[r] - fastem_log(total[r]) if total[r] > 0.0 else -INFINITY
+
+
+cdef inline void _gram_columns(double* C, const double* A, int n_rows, int d, int ld) noexcept nogil:
+    """Upper triangle of C (d, d) += A^T A for A's d columns of n_rows, ld apart."""
+    cdef double one = 1.0
+    # A is column-major (n_rows, d) with leading dimension ld; row-major upper
+    # is column-major lower.
+    dsyrk(b"L", b"T", &d, &n_rows, &one, <double*>A, &ld, &one, C, &d)
+
+
+cdef void _add_statistics(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t ld,
+                          double* stats) noexcept nogil:
+    """Add the rows of runs j0..j1 (after _densities and _posteriors)."""
+    cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
+    cdef int64_t c, i, r, jr, a, b, dm
+    cdef double s, total, v
     cdef double* first = stats + first_offset(k)
     cdef double* second = stats + P.second
-    cdef const double* yh
-    cdef const double* cov
+    cdef double* R
+    cdef double* dev
     cdef double* S
-    stats[0] += weight * log_p
+    cdef double* root = w.whitened + r0   # free once the posteriors are done
+    cdef const double* t
+    cdef const double* G
+    cdef const int64_t* miss
+    for r in range(r0, r1):
+        if w.weight[r] > 0.0:   # a zero weight removes a row, even at -inf density
+            stats[0] += w.weight[r] * w.log_p[r]
+    if P.cov_type == COVARIANCE_TIED:
+        _tied_scatter(P, w, j0, j1, ld, second)
     for c in range(k):
-        rk = weight * w.r[c]
-        if rk == 0.0:
-            continue   # adds +-0.0 only: skipping it changes no bit
-        yh = w.yhat + c * d
-        stats[1 + c] += rk
+        R = w.posterior + c * ld
+        dev = w.deviations + c * d * ld
+        for r in range(r0, r1):
+            R[r] = w.weight[r] * R[r]
+        stats[1 + c] += _sum_range(R, r0, r1)
         for i in range(d):
-            first[c * d + i] += rk * yh[i]
+            first[c * d + i] += _dot2(R + r0, dev + i * ld + r0, r1 - r0)
+        if P.cov_type == COVARIANCE_TIED:
+            continue
         if P.cov_type == COVARIANCE_FULL:
             S = second + c * d * d
-            for i in range(d):
-                v = rk * yh[i]
-                for j in range(i, d):
-                    S[i * d + j] += v * yh[j]
-            cov = w.cond_cov + c * d * d
-            for a in range(dm):
-                for b in range(a, dm):
-                    S[w.miss[a] * d + w.miss[b]] += rk * cov[a * dm + b]
-        elif P.cov_type != COVARIANCE_TIED:
+        else:
             S = second + c * d
-            for a in range(w.n_obs):
-                i = w.obs[a]
-                S[i] += rk * (yh[i] * yh[i])
+        # the conditional covariances, once per run: (sum of w r_k) Lambda_mm^-1
+        for jr in range(j0, j1):
+            t = w.arena + w.run_terms[jr]
+            dm = _run_miss_count(t)
+            if dm == 0:
+                continue
+            total = _sum_range(R, w.run_start[jr], w.run_start[jr + 1])
+            G = _run_cond_cov(P, t, c)
+            miss = _run_miss(t)
             for a in range(dm):
-                S[w.miss[a]] += rk * _conditional_variance(P, w, c, a)
-    if P.cov_type == COVARIANCE_TIED:
-        _add_tied_scatter(x, weight, P, w, second)
+                if P.cov_type == COVARIANCE_FULL:
+                    for b in range(a, dm):
+                        S[miss[a] * d + miss[b]] += total * G[a * dm + b]
+                else:
+                    S[miss[a]] += total * G[a]
+        if P.cov_type == COVARIANCE_FULL:
+            for r in range(r0, r1):
+                root[r - r0] = sqrt(R[r])
+            for i in range(d):
+                fastem_scale_by(dev + i * ld + r0, root, r1 - r0)
+            _gram_columns(S, dev + r0, <int>(r1 - r0), <int>d, <int>ld)
+        else:
+            for i in range(d):
+                S[i] += _dot3(R + r0, dev + i * ld + r0, dev + i * ld + r0, r1 - r0)
 
 
-cdef void _add_tied_scatter(const floating* x, double weight, const _Pass* P, _Work* w,
-                            double* S) noexcept nogil:
+cdef inline double _sum_range(const double* a, int64_t r0, int64_t r1) noexcept nogil:
+    return _sum(a + r0, r1 - r0)
+
+
+cdef void _tied_scatter(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t ld,
+                        double* S) noexcept nogil:
     # sum_k r_k [(xhat_k - t)(xhat_k - t)^T + Lambda_mm^-1] = e e^T + (on m, m)
-    # sum_k r_k (b_k - bbar)(b_k - bbar)^T + Lambda_mm^-1, with e the posterior
-    # mean of xhat - t and b_k the missing part of xhat_k.
-    cdef int64_t k = P.k, d = P.d, dm = w.n_miss, c, a, b, i, j
-    cdef double* e = w.bbar
-    cdef double v, rk, da, db
-    cdef const double* t = P.tied_centre
-    for a in range(w.n_obs):
-        i = w.obs[a]
-        e[i] = <double>x[i] - t[i]
-    for a in range(dm):
-        i = w.miss[a]
-        v = 0.0
-        for c in range(k):
-            v += w.r[c] * (P.means[c * d + i] + w.yhat[c * d + i])
-        e[i] = v - t[i]
+    # sum_k r_k (b_k - e)(b_k - e)^T + Lambda_mm^-1, with e the posterior mean of
+    # xhat - t and b_k = xhat_k - t on m.  sqrt(w) e goes to one SYRK.
+    # (Before _add_statistics turns the responsibilities into w r_k.)
+    cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
+    cdef int64_t c, i, r, jr, a, b, dm
+    cdef double s, total, wt, da
+    cdef double* bar = w.bar
+    cdef double* root = w.whitened + r0
+    cdef const double* t
+    cdef const double* G
+    cdef const int64_t* miss
     for i in range(d):
-        v = weight * e[i]
-        for j in range(i, d):
-            S[i * d + j] += v * e[j]
-    for c in range(k):
-        rk = weight * w.r[c]
-        if rk == 0.0:
+        memcpy(bar + i * ld + r0, w.centred + i * ld + r0, (r1 - r0) * sizeof(double))
+    for jr in range(j0, j1):
+        t = w.arena + w.run_terms[jr]
+        dm = _run_miss_count(t)
+        if dm == 0:
             continue
-        for a in range(dm):
-            i = w.miss[a]
-            da = P.means[c * d + i] + w.yhat[c * d + i] - t[i] - e[i]
-            for b in range(a, dm):
-                j = w.miss[b]
-                db = P.means[c * d + j] + w.yhat[c * d + j] - t[j] - e[j]
-                S[i * d + j] += rk * (da * db)
-    for a in range(dm):
-        for b in range(a, dm):
-            S[w.miss[a] * d + w.miss[b]] += weight * w.cond_cov[a * dm + b]
-
-
-cdef void _score_row(const floating* x, int64_t n, double log_p, bint empty, const _Pass* P,
-                     _Work* w) noexcept nogil:
-    """Write row n's requested outputs (an empty row: log p = 0, the weights as
-    posterior, the mixture's mean and spread)."""
-    cdef int64_t k = P.k, d = P.d, c, a, i, best
-    cdef double mean, spread, dev
-    if empty:
-        for c in range(k):
-            w.r[c] = P.weights[c]
-            w.logd[c] = P.log_weights[c]
-        log_p = 0.0
-    if P.log_prob != NULL:
-        P.log_prob[n] = log_p
-    if P.resp != NULL:
-        for c in range(k):
-            P.resp[n * k + c] = w.r[c]
-    if P.log_dens != NULL:
-        for c in range(k):
-            P.log_dens[n * k + c] = w.logd[c]
-    if P.labels != NULL:
-        best = 0
-        for c in range(1, k):
-            if w.logd[c] > w.logd[best]:
-                best = c
-        P.labels[n] = best
-    if P.filled == NULL and P.std == NULL:
-        return
-    for a in range(w.n_obs):
-        i = w.obs[a]
-        if P.filled != NULL:
-            P.filled[n * d + i] = <double>x[i]
-        if P.std != NULL:
-            P.std[n * d + i] = 0.0
-    for a in range(w.n_miss):
-        i = w.miss[a]
-        mean = 0.0
-        for c in range(k):
-            mean += w.r[c] * (P.means[c * d + i] + w.yhat[c * d + i])
-        if P.filled != NULL:
-            P.filled[n * d + i] = mean
-        if P.std != NULL:
-            # law of total variance, about the mixture's mean (no cancellation)
-            spread = 0.0
+        miss = _run_miss(t)
+        G = _run_cond_cov(P, t, 0)
+        total = 0.0
+        for r in range(w.run_start[jr], w.run_start[jr + 1]):
+            wt = w.weight[r]
+            total += wt
+            for a in range(dm):
+                s = 0.0
+                for c in range(k):
+                    s += w.posterior[c * ld + r] * (P.shifts[c * d + miss[a]]
+                                                    + w.deviations[(c * d + miss[a]) * ld + r])
+                bar[miss[a] * ld + r] = s
+            if wt == 0.0:
+                continue
             for c in range(k):
-                dev = P.means[c * d + i] + w.yhat[c * d + i] - mean
-                spread += w.r[c] * (_conditional_variance(P, w, c, a) + dev * dev)
-            P.std[n * d + i] = sqrt(spread)
+                s = wt * w.posterior[c * ld + r]
+                if s == 0.0:
+                    continue
+                for a in range(dm):
+                    w.v[a] = (P.shifts[c * d + miss[a]] + w.deviations[(c * d + miss[a]) * ld + r]
+                              - bar[miss[a] * ld + r])
+                for a in range(dm):
+                    da = s * w.v[a]
+                    for b in range(a, dm):
+                        S[miss[a] * d + miss[b]] += da * w.v[b]
+        for a in range(dm):
+            for b in range(a, dm):
+                S[miss[a] * d + miss[b]] += total * G[a * dm + b]
+    for r in range(r0, r1):
+        root[r - r0] = sqrt(w.weight[r])
+    for i in range(d):
+        fastem_scale_by(bar + i * ld + r0, root, r1 - r0)
+    _gram_columns(S, bar + r0, <int>(r1 - r0), <int>d, <int>ld)
 
+
+cdef void _write_outputs(const _Pass* P, _Work* w, const floating* X, int64_t start,
+                         int64_t j0, int64_t j1, int64_t ld) noexcept nogil:
+    """Per-row outputs of the rows of runs j0..j1 (an empty row: log p = 0, the
+    weights as posterior, the mixture's mean and spread)."""
+    cdef int64_t k = P.k, d = P.d, c, a, i, r, jr, n, best, dm
+    cdef double mean, spread, dev
+    cdef const double* t
+    cdef const int64_t* miss
+    cdef const floating* x
+    cdef bint empty
+    for jr in range(j0, j1):
+        t = w.arena + w.run_terms[jr]
+        dm = _run_miss_count(t)
+        miss = _run_miss(t)
+        empty = _run_obs_count(t) == 0
+        for r in range(w.run_start[jr], w.run_start[jr + 1]):
+            n = start + w.order[r]
+            if empty:
+                for c in range(k):
+                    w.posterior[c * ld + r] = P.weights[c]
+                w.log_p[r] = 0.0
+            if P.log_prob != NULL:
+                P.log_prob[n] = w.log_p[r]
+            if P.resp != NULL:
+                for c in range(k):
+                    P.resp[n * k + c] = w.posterior[c * ld + r]
+            if P.labels != NULL:
+                best = 0
+                for c in range(1, k):
+                    if w.posterior[c * ld + r] > w.posterior[best * ld + r]:
+                        best = c
+                P.labels[n] = best
+            if P.filled == NULL and P.std == NULL:
+                continue
+            x = X + w.order[r] * P.ldx
+            if P.filled != NULL:
+                for i in range(d):
+                    P.filled[n * d + i] = <double>x[i]
+            if P.std != NULL:
+                for i in range(d):
+                    P.std[n * d + i] = 0.0
+            for a in range(dm):
+                i = miss[a]
+                mean = 0.0
+                for c in range(k):
+                    mean += w.posterior[c * ld + r] * (P.means[c * d + i]
+                                                       + w.deviations[(c * d + i) * ld + r])
+                if P.filled != NULL:
+                    P.filled[n * d + i] = mean
+                if P.std != NULL:
+                    # law of total variance, about the mixture's mean (no cancellation)
+                    spread = 0.0
+                    for c in range(k):
+                        dev = P.means[c * d + i] + w.deviations[(c * d + i) * ld + r] - mean
+                        spread += w.posterior[c * ld + r] * (_run_variance(P, t, c, a) + dev * dev)
+                    P.std[n * d + i] = sqrt(spread)
+
+
+cdef void _log_densities_out(const _Pass* P, _Work* w, int64_t start, int64_t r0, int64_t r1,
+                             int64_t ld) noexcept nogil:
+    # unnormalised log-densities, before _posteriors overwrites them
+    cdef int64_t c, r, n
+    for r in range(r0, r1):
+        n = start + w.order[r]
+        for c in range(P.k):
+            P.log_dens[n * P.k + c] = w.posterior[c * ld + r]
+
+
+# ---------------------------------------------------------------------------
+# One chunk
+# ---------------------------------------------------------------------------
 
 cdef inline void _chunk(const floating* X, _Pass* P, int thread, Py_ssize_t chunk,
                         double* lane_sums) noexcept nogil:
-    # One chunk: rows grouped by pattern, each pattern's terms once per run.
     cdef int64_t start = chunk * P.chunk_rows
-    cdef int64_t rows = min(P.chunk_rows, P.n_rows - start), idx, n, prev = -1
-    cdef int64_t a, c, d = P.d
-    cdef bint empty = False
+    cdef int64_t rows = min(P.chunk_rows, P.n_rows - start), r, n, i, runs, j0, j1, used, size
+    cdef int64_t d = P.d
+    cdef bint fit = lane_sums != NULL
     cdef const floating* x
-    cdef double log_p, weight
+    cdef double v
     cdef _Work w
-    _carve(P.work + thread * P.n_work, P.chunk_rows, P.k, d, P.words, &w)
+    cdef _Terms e
+    _carve(P, P.work + thread * P.n_work, &w)
     for n in range(rows):
         _mask(X + (start + n) * P.ldx, d, w.masks + n * P.words, P.words)
-    _group_rows(&w, rows, P.words)
-    for idx in range(rows):
-        n = w.order[idx]
+    _group_rows(&w, rows, P.words, d)
+    runs = 0
+    for r in range(rows):
+        n = w.order[r]
+        if r == 0 or _compare(w.masks + n * P.words, w.masks + w.order[r - 1] * P.words,
+                              P.words) != 0:
+            w.run_start[runs] = r
+            runs += 1
         x = X + (start + n) * P.ldx
-        if prev < 0 or _compare(w.masks, P.words, n, prev) != 0:
-            _split_pattern(w.masks + n * P.words, d, &w)
-            empty = w.n_obs == 0
-            if _pattern_terms(P, &w) != 0:
+        for i in range(d):
+            v = <double>x[i]
+            if _is_nan(v):
+                w.centred[i * rows + r] = 0.0
+                w.observed[i * rows + r] = 0.0
+            else:
+                w.centred[i * rows + r] = v - P.centre[i]
+                w.observed[i * rows + r] = 1.0
+        if fit:
+            w.weight[r] = 1.0 if P.sample_weight == NULL else P.sample_weight[start + n]
+    w.run_start[runs] = rows
+    j0 = 0
+    while j0 < runs:
+        # a segment: as many runs as the arena holds
+        used = 0
+        j1 = j0
+        while j1 < runs:
+            n = w.order[w.run_start[j1]]
+            if _terms_of(P, &w, w.masks + n * P.words, &e) != 0:
                 P.failed = 1
                 return
-        prev = n
-        if lane_sums != NULL:
-            if empty:
-                continue
-            weight = 1.0 if P.sample_weight == NULL else P.sample_weight[start + n]
-            if weight == 0.0:
-                continue   # a zero weight removes the row, even at -inf density
-            log_p = _row_densities(x, P, &w)
-            _add_row(x, weight, log_p, P, &w, lane_sums)
+            size = _run_size(P, e.n_miss)
+            if j1 > j0 and used + size > _arena_size(P):
+                break
+            w.run_terms[j1] = used
+            _copy_terms(P, &e, w.arena + used)
+            if fit and e.n_obs == 0:
+                for r in range(w.run_start[j1], w.run_start[j1 + 1]):
+                    w.weight[r] = 0.0   # a row with nothing observed adds nothing
+            used += size
+            j1 += 1
+        _densities(P, &w, j0, j1, rows)
+        if P.log_dens != NULL:
+            _log_densities_out(P, &w, start, w.run_start[j0], w.run_start[j1], rows)
+        _posteriors(P, &w, w.run_start[j0], w.run_start[j1], rows)
+        if fit:
+            _add_statistics(P, &w, j0, j1, rows, lane_sums)
         else:
-            log_p = 0.0 if empty else _row_densities(x, P, &w)
-            _score_row(x, start + n, log_p, empty, P, &w)
+            _write_outputs(P, &w, X + start * P.ldx, start, j0, j1, rows)
+        j0 = j1
 
 
 cdef void _chunk_f64(void* context, int thread, Py_ssize_t chunk, double* lane_sums) noexcept nogil:
@@ -634,12 +917,23 @@ cdef void _chunk_f32(void* context, int thread, Py_ssize_t chunk, double* lane_s
 # Setting up a pass
 # ---------------------------------------------------------------------------
 
-cdef int _start(const void* X, bint single, int64_t n_rows, int64_t ldx, const GaussianModel* m,
-                int n_threads, _Pass* P) noexcept nogil:
-    """Fill P from the model (log weights, log determinants) and allocate the
-    threads' scratch.  Returns a status."""
-    cdef int64_t k, d, c, i, n_derived
+cdef enum:
+    # Bytes of pattern terms a thread may cache per pass: every pattern of a
+    # few sensors' dropouts, or of D = 8 at random (256), fits; at high D,
+    # where nearly every row has a pattern of its own, a slot is recomputed
+    # per row anyway.  Pages are touched only for slots in use.
+    CACHE_BYTES = 8 << 20
+    MAX_SLOTS = 4096
+
+
+cdef int _start(const void* X, int64_t n_rows, int64_t ldx, const GaussianModel* m,
+                const double* centre, int n_threads, _Pass* P) noexcept nogil:
+    """Fill P from the model (log weights, log determinants, shifts, the
+    stacked factors) and allocate the threads' scratch.  `centre` is the tied
+    scatter's (NULL: the mixture's mean).  Returns a status."""
+    cdef int64_t k, d, c, i, j, n_derived
     cdef double* derived
+    cdef double* t
     cdef int status = check_model(m)
     memset(P, 0, sizeof(_Pass))
     if status != STATUS_OK:
@@ -649,7 +943,6 @@ cdef int _start(const void* X, bint single, int64_t n_rows, int64_t ldx, const G
     k = m.n_components
     d = m.n_features
     P.X = X
-    P.single = single
     P.n_rows = n_rows
     P.ldx = ldx
     P.k = k
@@ -660,8 +953,9 @@ cdef int _start(const void* X, bint single, int64_t n_rows, int64_t ldx, const G
     P.second = second_offset(k, d)
     P.weights = m.weights
     P.means = m.means
-    # log weights (K), log factors (K, D), spherical's factor repeated (K, D)
-    n_derived = k + 2 * k * d
+    # log weights (K), log factors (K, D), spherical's factor repeated (K, D),
+    # the centre (D), the shifts (K, D)
+    n_derived = k + 2 * k * d + d + k * d
     derived = <double*>malloc(n_derived * sizeof(double))
     if derived == NULL:
         return STATUS_NO_MEMORY
@@ -689,7 +983,19 @@ cdef int _start(const void* X, bint single, int64_t n_rows, int64_t ldx, const G
                     derived[k + k * d + c * d + i] = m.precisions_cholesky[c]
     if m.covariance_type == COVARIANCE_SPHERICAL:
         P.factor = derived + k + k * d
-    P.n_work = padded(_work_size(P.chunk_rows, k, d, P.words))
+    t = derived + k + 2 * k * d
+    if centre != NULL:
+        memcpy(t, centre, d * sizeof(double))
+    else:
+        _tied_centre(m, t)
+    P.centre = t
+    P.shifts = t + d
+    for c in range(k):
+        for i in range(d):
+            t[d + c * d + i] = m.means[c * d + i] - t[i]
+    P.entry_size = _entry_size(k, d)
+    P.n_slots = max(1, min(<int64_t>MAX_SLOTS, <int64_t>CACHE_BYTES // (8 * P.entry_size)))
+    P.n_work = padded(_work_size(P))
     P.work = <double*>calloc(max(n_threads, 1) * P.n_work, sizeof(double))
     if P.work == NULL:
         free(derived)
@@ -740,11 +1046,10 @@ cdef int missing_lanes(
         return STATUS_BAD_ARGUMENT
     chunks = n_chunks(n_rows, default_chunk_rows(model.n_features))
     n_threads = clamp_threads(_threads(n_threads), min(n_lanes, chunks))
-    status = _start(X, sizeof(floating) == sizeof(float), n_rows, ldx, model, n_threads, &P)
+    status = _start(X, n_rows, ldx, model, tied_centre, n_threads, &P)
     if status != STATUS_OK:
         return status
     P.sample_weight = sample_weight
-    P.tied_centre = tied_centre
     if floating is double:
         run_lanes(_chunk_f64, &P, chunks, first_chunk, n_lanes, n_threads, lanes, lane_stride)
     else:
@@ -775,7 +1080,7 @@ cdef int missing_rows(
         return STATUS_OK
     chunks = n_chunks(n_rows, default_chunk_rows(model.n_features) if model != NULL else 1)
     n_threads = clamp_threads(_threads(n_threads), chunks)
-    status = _start(X, sizeof(floating) == sizeof(float), n_rows, ldx, model, n_threads, &P)
+    status = _start(X, n_rows, ldx, model, NULL, n_threads, &P)
     if status != STATUS_OK:
         return status
     P.log_prob = log_prob
