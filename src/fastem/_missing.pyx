@@ -58,7 +58,7 @@ from fastem._pass cimport clamp_threads, lane_count, n_chunks, padded, run_chunk
 from fastem._simd cimport (
     _dot2, _dot3, _sum, fastem_exp_shifted_sum, fastem_log, fastem_max_into, fastem_scale_by,
 )
-from scipy.linalg.cython_blas cimport dsyrk
+from scipy.linalg.cython_blas cimport dgemm, dsyrk
 
 cdef double LOG_2PI = 1.8378770664093453
 
@@ -145,6 +145,9 @@ ctypedef struct _Work:
     double* log_p         # (rows,) log p(x_o)
     double* weight        # (rows,) the rows' weights (0: the row adds nothing)
     double* bar           # tied (D, rows): sqrt(w) (posterior mean of xhat - t)
+    double* gaps          # (D, rows) h = U_m z of a run's rows, gap by gap
+    double* solved        # (rows,) one gap's v = Lambda_mm^-1 h over a run's rows
+    int64_t* counts       # (256,) the radix sort's buckets
     double* h             # (D,)
     double* v             # (D,)
     double* spare_d       # (D,)
@@ -177,7 +180,7 @@ cdef int64_t _work_size(const _Pass* P) noexcept nogil:
     cdef int64_t rows = P.chunk_rows, k = P.k, d = P.d
     return (rows * P.words + 4 * rows + 1 + rows + _arena_size(P)
             + 2 * rows * d + k * d * rows + d * rows + k * rows + 2 * rows
-            + (d * rows if P.cov_type == COVARIANCE_TIED else 0)
+            + (d * rows if P.cov_type == COVARIANCE_TIED else 0) + d * rows + rows + 256
             + 3 * d + 2 * d * d + P.n_slots * (P.words + 1 + P.entry_size))
 
 
@@ -216,6 +219,12 @@ cdef void _carve(const _Pass* P, double* base, _Work* w) noexcept nogil:
     w.bar = p
     if P.cov_type == COVARIANCE_TIED:
         p += d * rows
+    w.gaps = p
+    p += d * rows
+    w.solved = p
+    p += rows
+    w.counts = <int64_t*>p
+    p += 256
     w.h = p
     p += d
     w.v = p
@@ -306,53 +315,42 @@ cdef void _group_rows(_Work* w, int64_t rows, int64_t words, int64_t d) noexcept
 
 
 cdef void _group_rows_one_word(_Work* w, int64_t rows, int64_t d) noexcept nogil:
-    # _group_rows for D <= 64, a mask being one word.  Below 58 features the
-    # key also puts the number of missing values first: runs with as many gaps
-    # follow each other, so the per-row loops over the gaps keep their trip
-    # counts and their branches stay predicted.
-    cdef int64_t width = 1, lo, mid, hi, i, j, out
+    # _group_rows for D <= 64, a mask being one word: a stable radix sort over
+    # the bytes in which the keys differ (one or two for D <= 8).  Below 58
+    # features the key also puts the number of missing values first: runs with
+    # as many gaps follow each other, so the loops over the gaps keep their
+    # trip counts and their branches stay predicted.
+    cdef int64_t i, b, digit, total, shift
     cdef int64_t* src = w.order
     cdef int64_t* dst = w.spare
     cdef int64_t* tmp
-    cdef uint64_t* m = w.sort_keys
+    cdef uint64_t* key = w.sort_keys
+    cdef uint64_t differ = 0
     for i in range(rows):
-        m[i] = w.masks[i]
+        key[i] = w.masks[i]
         if d < 58:
-            m[i] |= (<uint64_t>_popcount(m[i])) << 58
-    while width < rows:
-        lo = 0
-        while lo < rows:
-            mid = min(lo + width, rows)
-            hi = min(lo + 2 * width, rows)
-            i, j, out = lo, mid, lo
-            if m[src[mid - 1]] <= m[src[mid]] if mid < hi else True:
-                # already in order: copy the pair of runs as they are
-                while i < hi:
-                    dst[i] = src[i]
-                    i += 1
-                lo = hi
-                continue
-            while i < mid and j < hi:
-                if m[src[i]] <= m[src[j]]:
-                    dst[out] = src[i]
-                    i += 1
-                else:
-                    dst[out] = src[j]
-                    j += 1
-                out += 1
-            while i < mid:
-                dst[out] = src[i]
-                i += 1
-                out += 1
-            while j < hi:
-                dst[out] = src[j]
-                j += 1
-                out += 1
-            lo = hi
+            key[i] |= (<uint64_t>_popcount(key[i])) << 58
+        differ |= key[i] ^ key[0]
+    for b in range(8):
+        shift = 8 * b
+        if ((differ >> shift) & 0xFF) == 0:
+            continue   # every key has the same byte here: nothing to order
+        for digit in range(256):
+            w.counts[digit] = 0
+        for i in range(rows):
+            w.counts[(key[src[i]] >> shift) & 0xFF] += 1
+        total = 0
+        for digit in range(256):
+            i = w.counts[digit]
+            w.counts[digit] = total
+            total += i
+        for i in range(rows):
+            digit = (key[src[i]] >> shift) & 0xFF
+            dst[w.counts[digit]] = src[i]
+            w.counts[digit] += 1
         tmp = src
         src = dst
         dst = tmp
-        width *= 2
     if src != w.order:
         memcpy(w.order, src, rows * sizeof(int64_t))
 
@@ -480,6 +478,11 @@ cdef int _terms_of(const _Pass* P, _Work* w, const uint64_t* mask, _Terms* e) no
 # it); a chunk whose runs' terms do not fit the arena is done in several
 # segments of consecutive runs.
 
+cdef enum:
+    # Runs of fewer rows than this take their gaps' corrections row by row.
+    SHORT_RUN = 8
+
+
 cdef inline int64_t _run_miss_count(const double* t) noexcept nogil:
     return (<const int64_t*>t)[1]
 
@@ -539,15 +542,18 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
     completed deviations (w.deviations)."""
     cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
     cdef int64_t c, i, j, r, jr, a, b, dm, m
-    cdef double s, f, q
+    cdef double s, f, f2, q
     cdef const double* X
     cdef const double* O
     cdef const double* U
     cdef const double* G
     cdef const double* t
     cdef const int64_t* miss
+    cdef int64_t ra, rb
     cdef double* Y
     cdef double* Z
+    cdef double* H
+    cdef double* V
     cdef double* L
     cdef double* dev
     for c in range(k):
@@ -565,18 +571,10 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
             L[r] = 0.0
         if P.cov_type == COVARIANCE_FULL or P.cov_type == COVARIANCE_TIED:
             U = P.factor + (c * d * d if P.cov_type == COVARIANCE_FULL else 0)
-            # z = y U (U upper triangular), and |z|^2
+            # z = y U (U upper triangular; one GEMM), and |z|^2
+            _whiten_columns(w.whitened + r0, dev + r0, U, <int>(r1 - r0), <int>d, <int>ld)
             for j in range(d):
                 Z = w.whitened + j * ld
-                f = U[j]
-                Y = dev
-                for r in range(r0, r1):
-                    Z[r] = f * Y[r]
-                for i in range(1, j + 1):
-                    f = U[i * d + j]
-                    Y = dev + i * ld
-                    for r in range(r0, r1):
-                        Z[r] += f * Y[r]
                 for r in range(r0, r1):
                     L[r] += Z[r] * Z[r]
         else:
@@ -597,23 +595,67 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                     L[r] = f - 0.5 * L[r]
                 continue
             G = _run_cond_cov(P, t, c)
-            for r in range(w.run_start[jr], w.run_start[jr + 1]):
-                # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o = |z|^2 - h.v
-                for a in range(dm):
-                    m = miss[a]
+            ra, rb = w.run_start[jr], w.run_start[jr + 1]
+            if dm == 1:
+                # one gap (the commonest pattern with gaps): no loops over gaps
+                m = miss[0]
+                f2 = G[0]
+                Y = dev + m * ld
+                for r in range(ra, rb):
                     s = 0.0
                     for j in range(m, d):
                         s += U[m * d + j] * w.whitened[j * ld + r]
-                    w.h[a] = s
-                q = L[r]
-                for a in range(dm):
-                    s = 0.0
-                    for b in range(dm):
-                        s += G[a * dm + b] * w.h[b]
-                    q -= w.h[a] * s
-                    dev[miss[a] * ld + r] = -s   # E[x_m | x_o, k] - mu_m = -v
+                    q = L[r] - s * (f2 * s)
+                    Y[r] = -(f2 * s)
+                    L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+                continue
+            if rb - ra < SHORT_RUN:
+                # a few rows: row by row, the loops over rows would be all overhead
+                for r in range(ra, rb):
+                    for a in range(dm):
+                        m = miss[a]
+                        s = 0.0
+                        for j in range(m, d):
+                            s += U[m * d + j] * w.whitened[j * ld + r]
+                        w.h[a] = s
+                    q = L[r]
+                    for a in range(dm):
+                        s = 0.0
+                        for b in range(dm):
+                            s += G[a * dm + b] * w.h[b]
+                        q -= w.h[a] * s
+                        dev[miss[a] * ld + r] = -s
+                    L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+                continue
+            # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o =
+            # |z|^2 - h.v; E[x_m | x_o, k] - mu_m = -v.  Gap by gap over the run's rows.
+            for a in range(dm):
+                m = miss[a]
+                H = w.gaps + a * ld
+                for r in range(ra, rb):
+                    H[r] = 0.0
+                for j in range(m, d):
+                    s = U[m * d + j]
+                    Z = w.whitened + j * ld
+                    for r in range(ra, rb):
+                        H[r] += s * Z[r]
+            for a in range(dm):
+                V = w.solved
+                for r in range(ra, rb):
+                    V[r] = 0.0
+                for b in range(dm):
+                    s = G[a * dm + b]
+                    H = w.gaps + b * ld
+                    for r in range(ra, rb):
+                        V[r] += s * H[r]
+                H = w.gaps + a * ld
+                Y = dev + miss[a] * ld
+                for r in range(ra, rb):
+                    L[r] -= H[r] * V[r]
+                    Y[r] = -V[r]
+            for r in range(ra, rb):
                 # rounding can take the form a hair below zero
-                L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+                L[r] = f - 0.5 * (L[r] if L[r] > 0.0 else 0.0)
 
 
 cdef void _posteriors(const _Pass* P, _Work* w, int64_t r0, int64_t r1, int64_t ld) noexcept nogil:
@@ -637,6 +679,15 @@ cdef void _posteriors(const _Pass* P, _Work* w, int64_t r0, int64_t r1, int64_t 
         fastem_scale_by(w.posterior + c * ld + r0, total, n)
     for r in range(n):
         top[r] = top[r] - fastem_log(total[r]) if total[r] > 0.0 else -INFINITY
+
+
+cdef inline void _whiten_columns(double* Z, const double* Y, const double* U, int n_rows, int d,
+                                 int ld) noexcept nogil:
+    """Z := Y U for Y, Z (n_rows, d) stored by columns ld apart, U (d, d) row-major."""
+    cdef double one = 1.0, zero = 0.0
+    # Column-major Y is (n_rows, d) with leading dimension ld, and row-major U
+    # is column-major U^T: Z = Y (U^T)^T.
+    dgemm(b"N", b"T", &n_rows, &d, &d, &one, <double*>Y, &ld, <double*>U, &d, &zero, Z, &ld)
 
 
 cdef inline void _gram_columns(double* C, const double* A, int n_rows, int d, int ld) noexcept nogil:
