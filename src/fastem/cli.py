@@ -1077,7 +1077,8 @@ def _write_table(path, values, names, fmt):
         np.savetxt(sys.stdout if path is None else path, values, fmt=fmt, delimiter=",",
                    header=header, comments="")
     except OSError as exc:
-        raise CLIError(f"cannot write {path}: {exc.strerror or _one_line(exc)}") from None
+        where = "to stdout" if path is None else path
+        raise CLIError(f"cannot write {where}: {exc.strerror or _one_line(exc)}") from None
 
 
 def _run_impute(args):
