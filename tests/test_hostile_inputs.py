@@ -511,3 +511,281 @@ def test_matrix_size():
             rows[c[0]] = rows.get(c[0], 0) + 1
     assert rows == README_ROWS
     assert _matrix_counts() == README_CALLS
+
+
+# ---------------------------------------------------------------------------
+# missing="em": NaN marks a missing value.  The same driver (input unchanged,
+# finite model or a message naming the problem) on the entry points that read
+# NaN as missing (fastem.select does not take `missing`).
+# ---------------------------------------------------------------------------
+MISSING_ENTRIES = ["fit", "fit_predict", "fit_chunks", "partial_fit"]
+UNOBSERVED_MSG = "column {} of X has no observed value"
+
+
+def _gappy(X=None, every=3):
+    """_blobs with every `every`-th value of column 1 and a few of column 0 missing, one row empty."""
+    X = _blobs() if X is None else X.copy()
+    X[::every, 1] = np.nan
+    X[1::7, 0] = np.nan
+    X[5] = np.nan
+    return X
+
+
+def _empty_but(rows, d=D):
+    X = np.full((N, d), np.nan)
+    for n, row in rows.items():
+        X[n] = row
+    return X
+
+
+def _wide(n=12, d=200, seed=3):
+    r = np.random.default_rng(seed)
+    X = r.normal(size=(n, d))
+    X[: n // 2] += 3.0
+    X[r.random(X.shape) < 0.1] = np.nan
+    return X
+
+
+def _near_singular(n=400, seed=4):
+    # Columns 0 and 1 equal to 1e-9: Sigma is nearly singular, and Lambda_mm of
+    # a row missing one of them is huge and ill-conditioned.
+    r = np.random.default_rng(seed)
+    z = r.normal(size=n)
+    X = np.column_stack([z, z + 1e-9 * r.normal(size=n), r.normal(size=n)])
+    X[: n // 2] += 5.0
+    X[::3, 1] = np.nan
+    X[1::3, 0] = np.nan
+    return X
+
+
+# (id, make_X(tmp_path), n_components, expectation)
+MISSING_DATA_CASES = [
+    ("gaps", lambda t: _gappy(), 2, OK),
+    ("all-nan", lambda t: np.full((N, D), np.nan), 2, (VE, UNOBSERVED_MSG.format(0))),
+    ("one-column-all-nan", lambda t: _with(_gappy(), slice(None), 2, np.nan), 2,
+     (VE, UNOBSERVED_MSG.format(2))),
+    ("one-observed-value-in-all", lambda t: _with(np.full((N, 1), np.nan), 3, 0, 1.5), 2, OK),
+    ("every-row-empty-but-one-k1", lambda t: _empty_but({7: [1.0, 2.0, 3.0]}), 1, OK),
+    ("every-row-empty-but-one-k2", lambda t: _empty_but({7: [1.0, 2.0, 3.0]}), 2, OK),
+    ("every-row-empty-but-two-k2", lambda t: _empty_but({7: [1.0, 2.0, 3.0], 30: [4.0, 0.0, 1.0]}),
+     2, OK),
+    ("inf-and-nan", lambda t: _with(_gappy(), 4, 0, np.inf), 2, (VE, INF_MSG)),
+    ("-inf-and-nan", lambda t: _with(_gappy(), 4, 2, -np.inf), 2, (VE, INF_MSG)),
+    ("inf-in-a-row-with-nan", lambda t: _with(_gappy(), 3, 0, np.inf), 2, (VE, INF_MSG)),
+    ("huge-next-to-nan", lambda t: _with(_gappy(), 3, 0, 1e200), 2, (VE, "magnitude 1e\\+200")),
+    ("huge-in-a-column-of-nan", lambda t: _with(_gappy(), 6, 1, -1e300), 2, (VE, "overflow float64")),
+    ("float32-nan", lambda t: _gappy().astype(np.float32), 2, OK),
+    ("float32-nan-and-inf", lambda t: _with(_gappy(), 4, 0, np.inf).astype(np.float32), 2,
+     (VE, INF_MSG)),
+    ("memmap-nan", lambda t: _memmap(_gappy(), t), 2, OK),
+    ("memmap-fortran-nan", lambda t: _fortran_memmap(_gappy(), t), 2, OK),
+    ("read-only-nan", lambda t: _read_only(_gappy()), 2, OK),
+    ("wide-d200", lambda t: _wide(), 2, OK),
+    ("near-singular-lambda-mm", lambda t: _near_singular(), 2, OK),
+]
+
+
+def _fortran_memmap(X, tmp_path):
+    path = tmp_path / "fortran.dat"
+    m = np.memmap(path, dtype=X.dtype, mode="w+", shape=X.shape, order="F")
+    m[:] = X
+    m.flush()
+    return np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape, order="F")
+
+
+@pytest.mark.parametrize("entry", MISSING_ENTRIES)
+@pytest.mark.parametrize("case_id, make_X, k, expectation", MISSING_DATA_CASES,
+                         ids=[c[0] for c in MISSING_DATA_CASES])
+def test_missing_em_data(tmp_path, entry, case_id, make_X, k, expectation):
+    X = make_X(tmp_path)
+    _run_fit_case(entry, lambda: (X, {"n_components": k, "missing": "em"}, None), expectation,
+                  check_inputs=True)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("case_id", ["gaps", "one-observed-value-in-all", "every-row-empty-but-two-k2",
+                                     "wide-d200", "near-singular-lambda-mm", "float32-nan"])
+def test_missing_em_data_every_covariance_type(tmp_path, covariance_type, case_id):
+    _, make_X, k, expectation = next(c for c in MISSING_DATA_CASES if c[0] == case_id)
+    X = make_X(tmp_path)
+    for reg_covar in (1e-6, 0.0):
+        params = {"n_components": k, "missing": "em", "covariance_type": covariance_type,
+                  "reg_covar": reg_covar}
+        try:
+            _run_fit_case("fit", lambda: (X, params, None), expectation, check_inputs=True)
+        except ValueError as error:
+            # Without regularisation a collapsed component is scikit-learn's error:
+            # a clear refusal, never a crash, a hang or NaN in the model.
+            assert reg_covar == 0.0 and "ill-defined empirical covariance" in str(error), error
+
+
+def test_missing_em_empty_rows_are_counted_and_left_out(tmp_path):
+    X = _gappy()
+    est = GaussianMixture(2, missing="em", random_state=0).fit(X)
+    assert est.n_empty_rows_ == 1
+    single = GaussianMixture(1, missing="em", random_state=0).fit(_empty_but({7: [1.0, 2.0, 3.0]}))
+    assert single.n_empty_rows_ == N - 1
+    # (the M-step's count floor of 10 eps moves it by rounding)
+    np.testing.assert_allclose(single.means_, [[1.0, 2.0, 3.0]], rtol=1e-13)
+    # the one row's log-density, not diluted by the N - 1 empty ones
+    assert single.lower_bound_ == pytest.approx(single.score_samples([[1.0, 2.0, 3.0]])[0])
+
+
+# (kind, id, make_weights(n), expectation)
+MISSING_WEIGHT_CASES = [
+    ("sample_weight", "nan-weight", lambda n: np.where(np.arange(n) == 4, np.nan, 1.0),
+     (VE, "sample_weight contains NaN")),
+    ("sample_weight", "inf-weight", lambda n: np.where(np.arange(n) == 4, np.inf, 1.0),
+     (VE, "sample_weight contains NaN or infinity")),
+    ("sample_weight", "zero-weight-on-the-gappy-rows",
+     lambda n: np.where(np.arange(n) % 3 == 0, 0.0, 1.0), OK),
+    ("sample_weight", "zero-weight-on-every-row-observing-column-1",
+     lambda n: np.where(np.arange(n) % 3 == 0, 1.0, 0.0),
+     (VE, UNOBSERVED_MSG.format(1) + ".*zero weight")),
+]
+
+
+@pytest.mark.parametrize("entry", MISSING_ENTRIES)
+@pytest.mark.parametrize("kind, case_id, make_weights, expectation", MISSING_WEIGHT_CASES,
+                         ids=[c[1] for c in MISSING_WEIGHT_CASES])
+def test_missing_em_sample_weight(entry, kind, case_id, make_weights, expectation):
+    X = _gappy()
+    _run_fit_case(entry, lambda: (X, {"n_components": 2, "missing": "em"}, make_weights(N)),
+                  expectation, check_inputs=True)
+
+
+@pytest.mark.parametrize("entry", MISSING_ENTRIES)
+def test_missing_bogus_names_the_parameter(entry):
+    X = _gappy()
+    with pytest.raises(fastem.exceptions.InvalidParameterError, match="'missing' parameter"):
+        _fit(entry, X, {"n_components": 2, "missing": "bogus"})
+    with pytest.raises(fastem.exceptions.InvalidParameterError, match="'missing' parameter"):
+        _fit(entry, _blobs(), {"n_components": 2, "missing": None})
+
+
+@pytest.fixture(scope="module", params=COVARIANCE_TYPES)
+def fitted_with_gaps(request):
+    return GaussianMixture(2, covariance_type=request.param, random_state=0, n_threads=1,
+                           missing="em").fit(_gappy())
+
+
+MISSING_SCORE_ENTRIES = SCORE_ENTRIES + ["impute"]
+
+# (id, make_X(tmp_path), expectation): "empty" checks what an all-NaN row gets.
+MISSING_PREDICT_CASES = [
+    ("gaps", lambda t: _gappy(), OK),
+    ("empty-row-after-observed-rows", lambda t: _with(_blobs()[:6], 4, slice(None), np.nan), OK),
+    ("all-nan", lambda t: np.full((5, D), np.nan), OK),
+    ("inf-and-nan", lambda t: _with(_gappy(), 4, 0, np.inf), (VE, INF_MSG)),
+    ("wrong-feature-count", lambda t: _gappy()[:, :2], (VE, "expecting 3 features")),
+    ("float32-nan", lambda t: _gappy().astype(np.float32), OK),
+    ("memmap-nan", lambda t: _memmap(_gappy(), t), OK),
+    ("huge-next-to-nan", lambda t: _with(_with(_blobs()[:4], 0, 1, np.nan), 0, 0, 1e200), "underflow"),
+]
+
+
+@pytest.mark.parametrize("entry", MISSING_SCORE_ENTRIES)
+@pytest.mark.parametrize("case_id, make_X, expectation", MISSING_PREDICT_CASES,
+                         ids=[c[0] for c in MISSING_PREDICT_CASES])
+def test_missing_em_scoring(tmp_path, fitted_with_gaps, entry, case_id, make_X, expectation):
+    est = fitted_with_gaps
+    X = make_X(tmp_path)
+    before = _snapshot(X)
+    state = {k: _snapshot(v) for k, v in est.__dict__.items() if isinstance(v, np.ndarray)}
+    if expectation == "underflow":
+        # row 0 is 1e200 from every component: its density is 0 (never the mean's),
+        # its posterior and fill undefined
+        undefined = entry in ("predict", "predict_proba", "impute")
+        expectation = (VE, "underflow to zero") if undefined else OK
+    if case_id == "all-nan" and entry == "score":
+        expectation = (VE, "no row of X has an observed value")
+    if expectation is OK:
+        out = np.asarray(getattr(est, entry)(X))
+        empty = np.isnan(np.asarray(X)).all(axis=1)
+        if entry == "predict_proba":
+            assert np.all(np.isfinite(out))
+            np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-6)
+            np.testing.assert_array_equal(
+                out[empty], np.broadcast_to(est.weights_.astype(out.dtype), out[empty].shape))
+        elif entry == "predict":
+            np.testing.assert_array_equal(out[empty], np.argmax(est.weights_))
+        elif entry == "impute":
+            assert out.shape == np.shape(X) and out.dtype == np.asarray(X).dtype
+            assert np.all(np.isfinite(out)), "impute left NaN/inf"
+            observed = ~np.isnan(np.asarray(X))
+            np.testing.assert_array_equal(out[observed], np.asarray(X)[observed])
+            mixture_mean = (est.weights_.astype(np.float64) @ est.means_).astype(out.dtype)
+            np.testing.assert_allclose(out[empty], np.broadcast_to(mixture_mean, out[empty].shape),
+                                       rtol=1e-6 if out.dtype == np.float32 else 1e-12)
+        elif entry == "score_samples":
+            assert not np.any(np.isnan(out)) and not np.any(out == np.inf)
+            np.testing.assert_array_equal(out[empty], 0.0)
+            if case_id == "huge-next-to-nan":
+                assert out[0] == -np.inf
+        else:
+            # -inf for a row whose density is 0 (as without gaps), never NaN
+            assert np.isfinite(out) or (case_id == "huge-next-to-nan" and out == -np.inf)
+    else:
+        kinds, pattern = expectation
+        with pytest.raises(kinds) as info:
+            getattr(est, entry)(X)
+        assert re.search(pattern, str(info.value)), str(info.value)
+    _assert_unchanged(before, X, "X")
+    for key, value in state.items():
+        np.testing.assert_array_equal(getattr(est, key), value, err_msg=f"{key} changed")
+
+
+def test_impute_needs_a_fitted_model_of_the_same_features():
+    with pytest.raises(fastem.NotFittedError):
+        GaussianMixture(2, missing="em").impute(_gappy())
+    est = GaussianMixture(2, random_state=0).fit(_blobs())   # missing="error": impute still works
+    filled = est.impute(_gappy())
+    assert not np.isnan(filled).any()
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        est.impute(_gappy()[:, :2])
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_missing_em_model_with_an_extreme_precision_gives_a_result_or_a_clear_error(covariance_type):
+    # A component whose precision underflows in the missing coordinates (Lambda_mm
+    # numerically singular): a finite answer or a ValueError, never NaN.
+    est = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                          missing="em").fit(_gappy())
+    factor = np.array(est.precisions_cholesky_, copy=True)
+    if covariance_type == "full":
+        factor[0] = np.triu(factor[0])
+        factor[0, 0, 0] = 1e-170
+    elif covariance_type == "tied":
+        factor[0, 0] = 1e-170
+    elif covariance_type == "diag":
+        factor[0, 0] = 1e-170
+    else:
+        factor[0] = 1e-170
+    est.precisions_cholesky_ = factor
+    rows = np.array([[np.nan, 0.3, 6.0], [6.2, np.nan, 5.9], [0.1, 0.2, 0.3], [np.nan] * 3])
+    for entry in ("score_samples", "predict_proba", "impute"):
+        try:
+            with np.errstate(over="ignore", under="ignore", divide="ignore"):
+                out = np.asarray(getattr(est, entry)(rows))
+        except ValueError as error:
+            assert covariance_type in ("full", "tied"), error
+            assert "not finite" in str(error) or "underflow" in str(error), error
+        else:
+            assert not np.isnan(out).any(), f"{entry} gave NaN"
+
+
+def test_missing_em_row_too_far_to_whiten_under_one_component():
+    # Component 0 is so tight that the row's whitened square overflows under it:
+    # its posterior goes to component 1, and the fill comes from component 1 alone.
+    est = GaussianMixture(2, random_state=0, missing="em").fit(_gappy())
+    far = int(np.argmin(np.abs(est.means_[:, 0])))   # the component near 0 ...
+    factor = np.array(est.precisions_cholesky_, copy=True)
+    factor[far] = np.eye(D) * 1e150                   # ... made of variance 1e-300,
+    factor[far, 0, 1] = 5e149                         # coupling the gap to column 0
+    est.precisions_cholesky_ = factor
+    row = np.array([[1e10, np.nan, 0.0]])
+    resp = est.predict_proba(row)
+    assert resp[0, far] == 0.0
+    filled, std = est.impute(row, return_std=True)
+    assert np.all(np.isfinite(filled)) and np.all(np.isfinite(std))
+    assert np.isfinite(est.score_samples(row)[0])

@@ -32,6 +32,16 @@ block (the tree), so a Dask fit is the same on every run.  It equals the
 in-memory fit to rounding, not bit for bit: the in-memory pass adds the same
 chunk sums in another order (lane by lane over all the rows).
 
+Missing values.  With ``missing="em"`` NaN is accepted (infinity is not).
+The pass made when the source is made counts, per block, the weight of the
+rows with an observed value (what a pass with missing values averages its
+log-likelihood over); ``missing_summary`` gathers each block's column sums
+of observed values (2 D + 2 numbers) for the column means that fill the gaps
+for the initialisation; ``filled`` is the same persisted source with that
+fill applied inside the tasks, so no filled copy of X is kept.  A Dask array
+of one block fits bit for bit as in memory; more blocks agree to rounding
+(the column means too: the blocks' sums are added in block order).
+
 Threads.  The engine's result does not depend on its thread count, so the
 choice is about speed only: every task runs the kernels with all the threads
 of its worker (``nthreads``), and the tasks of one worker process take turns
@@ -44,18 +54,24 @@ estimator's ``n_threads`` is used instead.
 Dask is an optional extra (``pip install "fastem[dask]"``): nothing here
 imports it until a Dask array is given.
 """
+import collections
 import copy
 import threading
+import warnings
 
 import numpy as np
 
 from fastem._blas_threads import single_threaded_blas
-from fastem._em import ModelArrays, lane_shape, sum_weights
+from fastem._em import ModelArrays, lane_shape, observed_weight, sum_weights
 from fastem._openmp_info import effective_n_threads
-from fastem._sources import RowSource, add_rows, is_dask_collection
+from fastem._sources import (
+    MissingSummary, RowSource, add_rows, fill_gaps, is_dask_collection, missing_summary_of,
+    observed_totals,
+)
 from fastem._stats import SufficientStatistics
 from fastem._validation import (
-    _NAN_IN_X_HINT, _RESHAPE_HINT, check_enough_rows, check_feature_names, check_sample_weight,
+    _NAN_IN_X_HINT, _RESHAPE_HINT, _assert_squares_finite, check_enough_rows, check_feature_names,
+    check_sample_weight,
 )
 from fastem.exceptions import not_fitted_error
 
@@ -232,32 +248,66 @@ def _dask_weights(sample_weight, n_samples, row_chunks):
 # Tasks (run on the workers; module-level so that they pickle by name)
 # ---------------------------------------------------------------------------
 
+_BlockSummary = collections.namedtuple(
+    "_BlockSummary",
+    "has_nan has_inf weight_problem n_candidates weight_sum peak observed_weight n_empty")
+
+
 def _block_summary(X, weight):
     """What the client checks and counts, for one block: a small tuple, never rows.
 
-    Returns (has_nan, has_inf, weight_problem, n_candidates, weight_sum).
+    Returns a ``_BlockSummary``: NaN and infinity seen; the weights' problem
+    (a message) or None; the rows of positive weight and their total weight;
+    the largest magnitude of a value that is not NaN (0 for float32, which
+    cannot hold a value whose square overflows float64); and, for a fit that
+    reads NaN as missing values, the weight of the rows with an observed
+    value and the rows without one.
     """
     # One buffered pass without a temporary; only a non-finite sum is looked into.
     with np.errstate(over="ignore", invalid="ignore"):
         finite = bool(np.isfinite(np.sum(X, dtype=np.float64)))
     has_nan = not finite and bool(np.isnan(X).any())
     has_inf = not finite and bool(np.isinf(X).any())
+    peak = 0.0
+    if X.dtype == np.float64 and X.size and not has_inf:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # an all-NaN block: nanmax warns
+            peak = max(abs(float(np.nanmax(X))), abs(float(np.nanmin(X))))
+        peak = 0.0 if np.isnan(peak) else peak
     if weight is None:
-        return has_nan, has_inf, None, X.shape[0], float(X.shape[0])
-    weight = np.ascontiguousarray(weight, dtype=np.float64)
-    problem = _weight_problem(weight)
-    if problem is not None:
-        return has_nan, has_inf, problem, 0, 0.0
-    return has_nan, has_inf, None, int(np.count_nonzero(weight > 0)), sum_weights(weight, len(weight))
+        n_candidates, weight_sum, problem = X.shape[0], float(X.shape[0]), None
+    else:
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        problem = _weight_problem(weight)
+        n_candidates, weight_sum = 0, 0.0
+        if problem is None:
+            n_candidates = int(np.count_nonzero(weight > 0))
+            weight_sum = sum_weights(weight, len(weight))
+    observed, n_empty = weight_sum, 0
+    if has_nan and problem is None and not has_inf:
+        observed, n_empty = observed_weight(np.ascontiguousarray(X), weight)
+    return _BlockSummary(has_nan, has_inf, problem, n_candidates, weight_sum, peak, observed,
+                         n_empty)
 
 
-def _block_statistics(X, weight, spec, seed, fallback_threads):
-    """One block's statistics for the pass `spec` describes, lanes added (see DaskRows.accumulate)."""
+def _block_observed_totals(X, weight):
+    """:func:`fastem._sources.observed_totals` of one block (D sums and weights, two counts)."""
+    weight = None if weight is None else np.asarray(weight, dtype=np.float64)
+    return observed_totals(np.asarray(X), weight)
+
+
+def _block_statistics(X, weight, spec, seed, fallback_threads, fill=None):
+    """One block's statistics for the pass `spec` describes, lanes added (see DaskRows.accumulate).
+
+    `fill`: each NaN replaced by its column's value first (DaskRows.filled).
+    """
     covariance_type, centres, tied_centre, model_parameters = spec
     stats = SufficientStatistics(covariance_type, centres, tied_centre)
     model = None if model_parameters is None else ModelArrays(*model_parameters)
     random_state = None if seed is None else np.random.RandomState(seed)
     X = np.ascontiguousarray(X)
+    if fill is not None:
+        X = fill_gaps(X, fill)
     weight = None if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     with _KernelTurn(fallback_threads) as n_threads:
         add_rows(stats, X, weight, model=model, random_responsibilities=random_state,
@@ -286,9 +336,9 @@ def _reduce_in_tree(parts, fan_in, node):
     return parts[0]
 
 
-def _worker_statistics(spec, seeds, fallback_threads, x_blocks, w_blocks):
+def _worker_statistics(spec, seeds, fallback_threads, x_blocks, w_blocks, fill=None):
     """The statistics of every block one worker holds, one object per block, in the order given."""
-    return [_block_statistics(x, w, spec, seed, fallback_threads)
+    return [_block_statistics(x, w, spec, seed, fallback_threads, fill)
             for x, w, seed in zip(x_blocks, w_blocks, seeds)]
 
 
@@ -314,16 +364,34 @@ def _infer_block(X, estimator, output, cast, out_dtype, fallback_threads):
         return local._infer(np.asarray(X), output, cast)
 
 
-def _weighted_block_sums(log_prob, weight):
-    """``[sum of w * log p, sum of w]`` over one block (a zero weight drops its row, even at -inf)."""
+def _weighted_block_sums(log_prob, weight, X=None):
+    """``[sum of w * log p, sum of w]`` over one block (a zero weight drops its row, even at -inf).
+
+    With `X` (NaN read as missing values), the weight is that of the rows
+    with an observed value: an empty row scores 0 and counts for nothing.
+    """
+    if weight is not None:
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+        problem = _weight_problem(weight)
+        if problem is not None:
+            raise ValueError(problem)
+    if X is not None:
+        total = observed_weight(np.ascontiguousarray(X), weight)[0]
+    else:
+        total = float(len(log_prob)) if weight is None else weight.sum()
     if weight is None:
-        return np.array([log_prob.sum(), float(len(log_prob))])
-    weight = np.asarray(weight, dtype=np.float64)
-    problem = _weight_problem(weight)
-    if problem is not None:
-        raise ValueError(problem)
+        return np.array([log_prob.sum(), total])
     positive = weight > 0
-    return np.array([np.dot(weight[positive], log_prob[positive]), weight.sum()])
+    return np.array([np.dot(weight[positive], log_prob[positive]), total])
+
+
+def _impute_block(X, estimator, return_std, fallback_threads):
+    """The in-memory impute of one block; with `return_std`, the fill and the std side by side."""
+    with _KernelTurn(fallback_threads) as n_threads:
+        local = copy.copy(estimator)
+        local.n_threads = n_threads
+        result = local.impute(np.asarray(X), return_std=return_std)
+    return np.hstack(result) if return_std else result
 
 
 # ---------------------------------------------------------------------------
@@ -353,6 +421,9 @@ class DaskRows(RowSource):
     n_threads : int or None, default=None
         Kernel threads under Dask's local scheduler only; a ``distributed``
         worker uses its own thread count (see the module docstring).
+    allow_nan : bool, default=False
+        Accept NaN as a missing value (``missing="em"``); infinity is still
+        refused.
 
     Attributes
     ----------
@@ -373,8 +444,6 @@ class DaskRows(RowSource):
 
     def __init__(self, X, sample_weight, n_components, estimator_name, n_threads=None,
                  allow_nan=False):
-        if allow_nan:
-            raise NotImplementedError("missing='em' on a Dask array is not built yet")
         dask = _dask()
         X = _checked_matrix(X, estimator_name=estimator_name)
         _check_rows_known(X.chunks[0])
@@ -396,6 +465,7 @@ class DaskRows(RowSource):
             X, weights = dask.persist(X, weights, scheduler="threads")
         self._X, self._weights = X, weights
         self._fallback_threads = effective_n_threads(n_threads)
+        self._fill = None   # DaskRows.filled: the blocks' NaN replaced in the tasks
 
         # Blocks without rows are left out: they add nothing and take nothing.
         sizes = np.array(X.chunks[0], dtype=np.int64)
@@ -407,28 +477,37 @@ class DaskRows(RowSource):
 
         summaries = dask.compute(
             *[dask.delayed(_block_summary)(x, w) for x, w in self._delayed_blocks], scheduler=self._scheduler)
-        self._check_summaries(summaries, n_components, estimator_name)
+        self._check_summaries(summaries, n_components, estimator_name, allow_nan)
         # (after the summaries: the persisted blocks now exist on the workers)
         self._by_worker = None if self._client is None else self._blocks_by_worker(keep)
 
-    def _check_summaries(self, summaries, n_components, estimator_name):
-        has_nan = any(s[0] for s in summaries)
-        has_inf = any(s[1] for s in summaries)
-        if has_nan:
+    def _check_summaries(self, summaries, n_components, estimator_name, allow_nan):
+        has_nan = any(s.has_nan for s in summaries)
+        has_inf = any(s.has_inf for s in summaries)
+        if has_nan and not allow_nan:
             raise ValueError("Input X contains NaN." + _NAN_IN_X_HINT.format(estimator=estimator_name))
         if has_inf:
             raise ValueError(f"Input X contains infinity or a value too large for {self.dtype!r}.")
-        problems = [s[2] for s in summaries if s[2] is not None]
+        problems = [s.weight_problem for s in summaries if s.weight_problem is not None]
         if problems:
             raise ValueError(problems[0])
-        counts = np.array([s[3] for s in summaries], dtype=np.int64)
+        # The in-memory check, on the largest magnitude of all blocks: same message.
+        _assert_squares_finite(np.array([[max((s.peak for s in summaries), default=0.0)]]), "X")
+        self._has_nan = has_nan
+        # The weight a pass that reads NaN as missing averages its log-likelihood
+        # over (rows with an observed value), in block order.
+        observed = 0.0
+        for summary in summaries:
+            observed += summary.observed_weight
+        self._observed_weight = float(observed)
+        counts = np.array([s.n_candidates for s in summaries], dtype=np.int64)
         self.n_candidates = int(counts.sum())
         # Candidate positions [starts[b], starts[b] + counts[b]) are block b's.
         self._candidate_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         self._candidate_ends = np.cumsum(counts)
         total = 0.0
         for summary in summaries:   # block order: the same total on every run
-            total += summary[4]
+            total += summary.weight_sum
         self.total_weight = float(total) if self._weights is not None else float(self.n_samples)
         if self._weights is not None:
             if not total > 0:
@@ -436,6 +515,56 @@ class DaskRows(RowSource):
                     "sample_weight sums to zero: at least one row needs a positive weight.")
             check_enough_rows(self.n_samples, self.n_features, self.n_candidates, n_components,
                               estimator_name)
+
+    def missing_summary(self):
+        """What a fit with missing values needs to know of the data, from the workers.
+
+        Each block sends its column sums and weights of observed values and
+        its counts (:func:`fastem._sources.observed_totals`: 2 D + 2
+        numbers), added here in block order.  Without NaN (known from the
+        checks made when the source was made) nothing is computed.
+
+        Returns
+        -------
+        MissingSummary
+            As :meth:`fastem._sources.RowSource.missing_summary` describes it;
+            the column means equal the in-memory ones to rounding (the blocks'
+            sums are added in block order).
+
+        Raises
+        ------
+        ValueError
+            If some column has no observed value in a row of positive weight
+            (the in-memory message).
+        """
+        if not self._has_nan:
+            return MissingSummary(False, None, 0)
+        dask = _dask()
+        parts = dask.compute(*[dask.delayed(_block_observed_totals)(x, w)
+                               for x, w in self._delayed_blocks], scheduler=self._scheduler)
+        sums, weights, n_empty, n_nan = parts[0]
+        for part in parts[1:]:   # block order
+            sums, weights = sums + part[0], weights + part[1]
+            n_empty, n_nan = n_empty + part[2], n_nan + part[3]
+        return missing_summary_of((sums, weights, n_empty, n_nan), self._weights is not None)
+
+    def filled(self, fill):
+        """These rows with each NaN replaced by its column's value in `fill`.
+
+        The same persisted blocks: the tasks of a pass fill their block
+        before the kernels read it, and ``take`` fills the rows it fetched.
+
+        Parameters
+        ----------
+        fill : ndarray of shape (n_features,)
+
+        Returns
+        -------
+        DaskRows
+        """
+        filled = copy.copy(self)
+        filled._fill = np.asarray(fill, dtype=self.dtype)
+        return filled
 
     def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
         """One pass on the workers; the statistics are added into `stats`, which is returned.
@@ -475,7 +604,8 @@ class DaskRows(RowSource):
             reduced = _reduce_in_tree(self._statistics_by_worker(spec, seeds), fan_in, _sum_in_order)
         else:
             parts = [
-                dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads)
+                dask.delayed(_block_statistics)(x, w, spec, seed, self._fallback_threads,
+                                                self._fill)
                 for (x, w), seed in zip(self._delayed_blocks, seeds)
             ]
             root = _reduce_in_tree(parts, fan_in, dask.delayed(_sum_in_order))
@@ -484,8 +614,10 @@ class DaskRows(RowSource):
         lanes = np.zeros(lane_shape(reduced.n_stats))
         lanes[0, :reduced.n_stats] = reduced.lanes[0]
         reduced.lanes = lanes
-        # Every pass adds every row: its weight is the source's, summed once in block order.
-        reduced.total_weight = self.total_weight
+        # Every pass adds every row: its weight is the source's, summed once in block order
+        # (a pass reading NaN as missing values leaves out the rows with nothing observed).
+        reduced.total_weight = (self._observed_weight if model is not None and model.missing
+                                else self.total_weight)
         # In place, as the in-memory sources add into the caller's object.
         stats.__dict__.update((stats + reduced).__dict__)
         return stats
@@ -496,7 +628,7 @@ class DaskRows(RowSource):
         tasks = [
             self._client.submit(
                 _worker_statistics, spec, [seeds[b] for b in blocks], self._fallback_threads,
-                [x_futures[b] for b in blocks], [w_futures[b] for b in blocks],
+                [x_futures[b] for b in blocks], [w_futures[b] for b in blocks], self._fill,
                 workers=[address], allow_other_workers=True, pure=False)
             for address, blocks in groups.items()
         ]
@@ -563,12 +695,32 @@ class DaskRows(RowSource):
             rows[block_of == b] = block_rows
             if weights is not None:
                 weights[block_of == b] = block_weights
+        if self._fill is not None:
+            rows = fill_gaps(rows, self._fill)
         return rows, weights
 
 
 # ---------------------------------------------------------------------------
 # Inference
 # ---------------------------------------------------------------------------
+
+def _for_inference(estimator, X):
+    """Checked X, the estimator the tasks receive, and the threads of Dask's local scheduler."""
+    _dask()
+    if not estimator.__sklearn_is_fitted__():
+        raise not_fitted_error(estimator)
+    check_feature_names(estimator, X, reset=False)  # warns once, here, not once per block
+    name = type(estimator).__name__
+    X = _checked_matrix(X, estimator_name=name)
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {name} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    shipped = copy.copy(estimator)
+    shipped.__dict__.pop("feature_names_in_", None)  # checked above, once
+    return X, shipped, effective_n_threads(estimator.n_threads)
+
 
 def infer_lazily(estimator, X, output, cast):
     """A fitted estimator's `output` for each row of a Dask array, as a lazy Dask array.
@@ -590,24 +742,11 @@ def infer_lazily(estimator, X, output, cast):
         (n_samples, n_components) (resp), one block per row block of X.
         Non-finite values in a block raise when that block is computed.
     """
-    _dask()
-    if not estimator.__sklearn_is_fitted__():
-        raise not_fitted_error(estimator)
-    check_feature_names(estimator, X, reset=False)  # warns once, here, not once per block
-    name = type(estimator).__name__
-    X = _checked_matrix(X, estimator_name=name)
-    if X.shape[1] != estimator.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {name} is expecting "
-            f"{estimator.n_features_in_} features as input."
-        )
+    X, shipped, threads = _for_inference(estimator, X)
     if output == "labels":
         out_dtype = np.dtype(np.int64)
     else:
         out_dtype = X.dtype if cast else np.dtype(np.float64)
-    shipped = copy.copy(estimator)
-    shipped.__dict__.pop("feature_names_in_", None)  # checked above, once
-    threads = effective_n_threads(estimator.n_threads)
     meta = np.empty((0, 0) if output == "resp" else (0,), dtype=out_dtype)
     if output == "resp":
         return X.map_blocks(_infer_block, shipped, output, cast, out_dtype, threads,
@@ -617,7 +756,37 @@ def infer_lazily(estimator, X, output, cast):
                         drop_axis=1, dtype=out_dtype, meta=meta)
 
 
-def weighted_sum(log_prob, sample_weight):
+def impute_lazily(estimator, X, return_std):
+    """A fitted estimator's ``impute`` of a Dask array, as lazy Dask arrays.
+
+    Parameters
+    ----------
+    estimator : GaussianMixture
+        Fitted.
+    X : dask.array.Array of shape (n_samples, n_features)
+    return_std : bool
+
+    Returns
+    -------
+    X_filled : dask.array.Array of shape (n_samples, n_features)
+        In X's float dtype (float64 for other dtypes), one block per row block
+        of X.  Infinity, or a row whose densities all underflow, raises when
+        its block is computed.
+    std : dask.array.Array of shape (n_samples, n_features)
+        Only with `return_std`.  Both come from one task per block (the fill
+        and the std are computed together), so compute them together.
+    """
+    X, shipped, threads = _for_inference(estimator, X)
+    d = X.shape[1]
+    meta = np.empty((0, 0), dtype=X.dtype)
+    if not return_std:
+        return X.map_blocks(_impute_block, shipped, False, threads, dtype=X.dtype, meta=meta)
+    both = X.map_blocks(_impute_block, shipped, True, threads, chunks=(X.chunks[0], (2 * d,)),
+                        dtype=X.dtype, meta=meta)
+    return both[:, :d], both[:, d:]
+
+
+def weighted_sum(log_prob, sample_weight, X=None):
     """Summed (weighted) log-likelihood of a lazy Dask array of log-densities, and its weight.
 
     Parameters
@@ -625,6 +794,10 @@ def weighted_sum(log_prob, sample_weight):
     log_prob : dask.array.Array of shape (n_samples,), float64
     sample_weight : None, array-like or dask.array.Array of shape (n_samples,)
         A zero weight drops its row (even at a density of zero).
+    X : dask.array.Array of shape (n_samples, n_features), default=None
+        The rows scored, when NaN marks missing values: the total weight is
+        then that of the rows with an observed value (``score`` averages over
+        them, as ``lower_bound_`` does).
 
     Returns
     -------
@@ -645,7 +818,12 @@ def weighted_sum(log_prob, sample_weight):
         _check_rows_known(log_prob.chunks[0])
         weights = _dask_weights(sample_weight, log_prob.shape[0], log_prob.chunks[0])
         weights = weights.to_delayed().ravel()
-    sums = dask.compute(*[dask.delayed(_weighted_block_sums)(lp, w) for lp, w in zip(blocks, weights)])
+    rows = [None] * len(blocks)
+    if X is not None:
+        rows = _checked_matrix(X, estimator_name=None).rechunk({0: log_prob.chunks[0]})
+        rows = rows.to_delayed().ravel()
+    sums = dask.compute(*[dask.delayed(_weighted_block_sums)(lp, w, x)
+                          for lp, w, x in zip(blocks, weights, rows)])
     log_likelihood, total = 0.0, 0.0
     for block_log_likelihood, block_weight in sums:  # block order
         log_likelihood += block_log_likelihood

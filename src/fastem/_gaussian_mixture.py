@@ -20,7 +20,7 @@ from fastem._em import ModelArrays
 from fastem._init import INIT_METHODS, initial_parameters
 from fastem._openmp_info import effective_n_threads
 from fastem._sources import (
-    ArrayRows, BlockRows, FilledRows, e_step, is_dask_collection, is_on_disk_array, row_blocks,
+    ArrayRows, BlockRows, e_step, is_dask_collection, is_on_disk_array, row_blocks,
     rows_for_fit,
 )
 from fastem._validation import (
@@ -294,7 +294,7 @@ class GaussianMixture(EMEstimator):
     def _initial_state(self, data, random_state):
         source = data.source
         if data.missing is not None:
-            source = FilledRows(source, data.missing.column_means)
+            source = source.filled(data.missing.column_means)
         weights, means, covariances, factor = initial_parameters(
             source, n_components=self.n_components, covariance_type=self.covariance_type,
             init_params=self.init_params, reg_covar=self.reg_covar,
@@ -396,8 +396,9 @@ class GaussianMixture(EMEstimator):
         ------
         ValueError
             For chunks that disagree in features, dtype or weights, non-finite
-            values, fewer rows than `n_components`, or a pass whose row count
-            differs from the first.
+            values (NaN is a missing value with ``missing="em"``), fewer rows
+            than `n_components`, or a pass whose row count differs from the
+            first.
 
         Examples
         --------
@@ -413,7 +414,8 @@ class GaussianMixture(EMEstimator):
         with single_threaded_blas():
             with self._unchanged_on_error():
                 self._check_parameters()
-                source = BlockRows(make_chunks, self.n_components, type(self).__name__)
+                source = BlockRows(make_chunks, self.n_components, type(self).__name__,
+                                   allow_nan=self.missing == "em")
                 self.__dict__.pop("feature_names_in_", None)  # chunks carry no column names
                 self._run_em(self._fit_data(source))
         return self
@@ -541,10 +543,21 @@ class GaussianMixture(EMEstimator):
 
     def _log_likelihood_and_weight(self, X, sample_weight):
         """Validated X's summed (weighted) log-likelihood and its total weight."""
+        log_lik, total_weight = self._summed_log_likelihood(X, sample_weight)
+        if not total_weight > 0:
+            # (weights summing to zero are refused first: only missing="em" gets here)
+            raise ValueError(
+                "no row of X has an observed value (every value is NaN, or the rows that have "
+                "one weigh zero): there is no likelihood to average"
+            )
+        return log_lik, total_weight
+
+    def _summed_log_likelihood(self, X, sample_weight):
         if is_dask_collection(X):
             from fastem._dask import weighted_sum  # the optional extra
 
-            return weighted_sum(self._infer(X, "log_prob", cast=False), sample_weight)
+            return weighted_sum(self._infer(X, "log_prob", cast=False), sample_weight,
+                                X=X if self.missing == "em" else None)
         if not (is_on_disk_array(X) or isinstance(X, np.memmap)):
             X = self._validate_predict_data(X)
             log_prob = self._infer_checked(X, "log_prob", cast=False)
@@ -584,6 +597,7 @@ class GaussianMixture(EMEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             NaN marks a missing value; infinity is an error.  Not modified.
+            A Dask array gives lazy Dask arrays (a task per block).
         return_std : bool, default=False
             Also return the standard deviation of each filled value given its
             row's observed values (the mixture's, by the law of total
@@ -616,6 +630,10 @@ class GaussianMixture(EMEstimator):
         >>> bool(np.isnan(filled).any())
         False
         """
+        if is_dask_collection(X):
+            from fastem._dask import impute_lazily  # the optional extra
+
+            return impute_lazily(self, X, return_std)
         self._check_is_fitted()
         X = self._validate_predict_data(X, allow_nan=True)
         model = self._model(self.weights_, self.means_, self.precisions_cholesky_, missing=True)

@@ -537,6 +537,16 @@ cdef void _copy_terms(const _Pass* P, const _Terms* e, double* t) noexcept nogil
             memcpy(after + c * dm, e.variance + c * d, dm * sizeof(double))
 
 
+cdef inline double _form(double q) noexcept nogil:
+    # The quadratic form as the density reads it.  Rounding can take
+    # |z|^2 - h.v a hair below zero; inf - inf (a whitened row that overflowed)
+    # means the row is as far from the component as the complete-data kernels
+    # say, density 0, not at its mean.
+    if q != q:
+        return INFINITY
+    return q if q > 0.0 else 0.0
+
+
 cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t ld) noexcept nogil:
     """Log-densities of the rows of runs j0..j1 (w.posterior) and their
     completed deviations (w.deviations)."""
@@ -607,7 +617,7 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                         s += U[m * d + j] * w.whitened[j * ld + r]
                     q = L[r] - s * (f2 * s)
                     Y[r] = -(f2 * s)
-                    L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+                    L[r] = f - 0.5 * _form(q)
                 continue
             if rb - ra < SHORT_RUN:
                 # a few rows: row by row, the loops over rows would be all overhead
@@ -625,7 +635,7 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                             s += G[a * dm + b] * w.h[b]
                         q -= w.h[a] * s
                         dev[miss[a] * ld + r] = -s
-                    L[r] = f - 0.5 * (q if q > 0.0 else 0.0)
+                    L[r] = f - 0.5 * _form(q)
                 continue
             # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o =
             # |z|^2 - h.v; E[x_m | x_o, k] - mu_m = -v.  Gap by gap over the run's rows.
@@ -654,8 +664,7 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                     L[r] -= H[r] * V[r]
                     Y[r] = -V[r]
             for r in range(ra, rb):
-                # rounding can take the form a hair below zero
-                L[r] = f - 0.5 * (L[r] if L[r] > 0.0 else 0.0)
+                L[r] = f - 0.5 * _form(L[r])
 
 
 cdef void _posteriors(const _Pass* P, _Work* w, int64_t r0, int64_t r1, int64_t ld) noexcept nogil:
@@ -863,6 +872,8 @@ cdef void _write_outputs(const _Pass* P, _Work* w, const floating* X, int64_t st
                 i = miss[a]
                 mean = 0.0
                 for c in range(k):
+                    if w.posterior[c * ld + r] == 0.0:
+                        continue   # its offsets may be inf or NaN (a row too far to whiten)
                     mean += w.posterior[c * ld + r] * (P.means[c * d + i]
                                                        + w.deviations[(c * d + i) * ld + r])
                 if P.filled != NULL:
@@ -871,6 +882,8 @@ cdef void _write_outputs(const _Pass* P, _Work* w, const floating* X, int64_t st
                     # law of total variance, about the mixture's mean (no cancellation)
                     spread = 0.0
                     for c in range(k):
+                        if w.posterior[c * ld + r] == 0.0:
+                            continue
                         dev = P.means[c * d + i] + w.deviations[(c * d + i) * ld + r] - mean
                         spread += w.posterior[c * ld + r] * (_run_variance(P, t, c, a) + dev * dev)
                     P.std[n * d + i] = sqrt(spread)

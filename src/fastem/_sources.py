@@ -51,6 +51,10 @@ MissingSummary = collections.namedtuple("MissingSummary", "has_nan column_means 
 # bounds the index of candidates to 0.5 MB.
 _SCAN_ROWS = 65536
 
+# Values per piece when the observed values are summed (observed_totals):
+# 4 MB of float64 temporaries, whatever the number of features.
+_OBSERVED_VALUES_PER_PIECE = 2**19
+
 
 class RowSource:
     """The rows of X and their weights, as the passes of a fit read them.
@@ -112,25 +116,23 @@ class RowSource:
 
     def _scan_missing(self):
         # Block by block: the masks are the size of a block, never of X.
-        sums, weights = np.zeros(self.n_features), np.zeros(self.n_features)
-        n_empty = n_nan = 0
+        totals = None
         for X, weight in self._blocks():
-            observed = ~np.isnan(X)
-            n_nan += X.size - int(np.count_nonzero(observed))
-            n_empty += int(np.count_nonzero(~observed.any(axis=1)))
-            w = np.where(observed, 1.0 if weight is None else weight[:, None], 0.0)
-            sums += np.sum(np.where(observed, X, 0.0) * w, axis=0, dtype=np.float64)
-            weights += w.sum(axis=0)
-        if n_nan == 0:
-            return MissingSummary(False, None, 0)
-        unseen = np.flatnonzero(~(weights > 0))
-        if unseen.size:
-            raise ValueError(
-                f"column {unseen[0]} of X has no observed value (every entry is NaN"
-                f"{' or in a row of zero weight' if self._has_weights else ''}); "
-                f"{unseen.size} column(s) are like this. Drop them before fitting."
-            )
-        return MissingSummary(True, sums / weights, n_empty)
+            totals = observed_totals(X, weight, totals)
+        return missing_summary_of(totals, self._has_weights)
+
+    def filled(self, fill):
+        """These rows with each NaN replaced by its column's value in `fill` (a RowSource).
+
+        Parameters
+        ----------
+        fill : ndarray of shape (n_features,)
+
+        Returns
+        -------
+        RowSource
+        """
+        return FilledRows(self, fill)
 
     def take(self, positions):
         """Candidate rows at `positions`, in the order given.
@@ -182,6 +184,81 @@ class RowSource:
         raise NotImplementedError
 
 
+def observed_totals(X, weight, start=None):
+    """The observed values (not NaN) of one block of rows, added to running totals.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    weight : ndarray of shape (n_rows,) or None
+    start : tuple or None
+        The totals of the rows before this block (None: none).
+
+    Returns
+    -------
+    tuple
+        ``(sums, weights, n_empty, n_nan)``: per column, the weighted sum of
+        the observed values and their total weight; the rows with no observed
+        value; the NaN.  The sums run over the rows one after another, from
+        `start`'s, so the totals do not depend on where the blocks are cut
+        (``fit_chunks`` then starts from the bits ``fit`` starts from).
+    """
+    n_features = X.shape[1]
+    if start is None:
+        start = (np.zeros(n_features), np.zeros(n_features), 0, 0)
+    sums, weights, n_empty, n_nan = start
+    # In pieces (small temporaries); the sums, made row after row, do not
+    # depend on the pieces either.
+    step = max(1, _OBSERVED_VALUES_PER_PIECE // max(1, n_features))
+    for begin in range(0, X.shape[0], step):
+        piece = X[begin:begin + step]
+        observed = ~np.isnan(piece)
+        n_nan += piece.size - int(np.count_nonzero(observed))
+        n_empty += int(np.count_nonzero(~observed.any(axis=1)))
+        w = np.where(observed, 1.0 if weight is None else weight[begin:begin + step, None], 0.0)
+        values = np.where(observed, piece, 0.0) * w
+        sums = _running_sum(sums, values)
+        weights = _running_sum(weights, w)
+    return sums, weights, n_empty, n_nan
+
+
+def _running_sum(start, rows):
+    """``start + rows[0] + rows[1] + ...``, strictly in row order (np.sum adds pairwise).
+
+    `rows` is a scratch array (overwritten).
+    """
+    rows[0] += start
+    np.cumsum(rows, axis=0, out=rows)
+    return rows[-1].copy()
+
+
+def missing_summary_of(totals, has_weights):
+    """The MissingSummary of :func:`observed_totals` over every row (None: no rows).
+
+    Raises
+    ------
+    ValueError
+        If some column has no observed value in a row of positive weight.
+    """
+    if totals is None or totals[3] == 0:
+        return MissingSummary(False, None, 0)
+    sums, weights, n_empty, _ = totals
+    unseen = np.flatnonzero(~(weights > 0))
+    if unseen.size:
+        raise ValueError(
+            f"column {unseen[0]} of X has no observed value (every entry is NaN"
+            f"{' or in a row of zero weight' if has_weights else ''}); "
+            f"{unseen.size} column(s) are like this. Drop them before fitting."
+        )
+    return MissingSummary(True, sums / weights, n_empty)
+
+
+def fill_gaps(X, fill):
+    """X with each NaN replaced by its column's value in `fill` (X itself when it has none)."""
+    gaps = np.isnan(X)
+    return np.where(gaps, fill, X) if gaps.any() else X
+
+
 def _random_responsibility_blocks(random_state, n_rows, n_components):
     """Yield (start, responsibilities) over n_rows rows: uniform draws, rows normalised."""
     for start in range(0, n_rows, RANDOM_RESPONSIBILITY_ROWS):
@@ -222,9 +299,16 @@ def e_step(source, model, n_threads):
     Raises
     ------
     ValueError
-        If the log-likelihood is not finite (the engine's message).
+        If the log-likelihood is not finite (the engine's message), or with
+        missing values if no row has an observed value.
     """
     stats = source.accumulate(SufficientStatistics.of_model(model), model=model, n_threads=n_threads)
+    if model.missing and not stats.total_weight > 0:
+        # (a fit's summary refuses such data first; a later partial_fit chunk reaches here)
+        raise ValueError(
+            "no row of X has an observed value (every value is NaN, or the rows that have "
+            "one weigh zero): there is nothing to fit"
+        )
     lower_bound = stats.mean_log_likelihood
     if not np.isfinite(lower_bound):
         raise ValueError(_em.NOT_FINITE_MESSAGE)
@@ -515,7 +599,4 @@ class FilledRows(RowSource):
 
     def _blocks(self):
         for X, weight in self._source._blocks():
-            gaps = np.isnan(X)
-            if gaps.any():
-                X = np.where(gaps, self._fill, X)
-            yield X, weight
+            yield fill_gaps(X, self._fill), weight
