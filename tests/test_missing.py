@@ -769,3 +769,36 @@ def test_saved_model_keeps_missing_and_imputes_alike(rng, make_blobs, tmp_path):
     assert loaded.missing == "em"
     np.testing.assert_array_equal(loaded.impute(X_gaps), gm.impute(X_gaps))
     np.testing.assert_array_equal(loaded.score_samples(X_gaps), gm.score_samples(X_gaps))
+
+
+def test_saved_model_keeps_its_count_of_empty_rows(rng, make_blobs, tmp_path):
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 500, 3, 2)
+    X_gaps[[3, 70, 71]] = np.nan
+    gm = em_mixture(2, random_state=0).fit(X_gaps)
+    gm.save(tmp_path / "model.npz")
+    assert gm.n_empty_rows_ >= 3
+    assert fastem.load(tmp_path / "model.npz").n_empty_rows_ == gm.n_empty_rows_
+
+
+def test_a_model_file_without_the_count_of_empty_rows_loads_with_zero(rng, make_blobs):
+    # Files written before missing="em" existed have no n_empty_rows in their header.
+    from fastem._gaussian_mixture import _GaussianMixtureFile
+
+    X, _, _ = blobs_with_gaps(rng, make_blobs, 300, 3, 2)
+    gm = fastem.GaussianMixture(2, random_state=0).fit(X)
+    attributes, arrays = _GaussianMixtureFile.dump(gm)
+    del attributes["n_empty_rows"]
+    loaded = _GaussianMixtureFile.load(gm.get_params(), attributes, arrays)
+    assert loaded.n_empty_rows_ == 0
+    np.testing.assert_array_equal(loaded.means_, gm.means_)
+
+
+def test_partial_fit_counts_the_empty_rows_of_the_chunk_that_began_the_stream(rng, make_blobs):
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 900, 3, 2)
+    first, later = X_gaps[:600].copy(), X_gaps[600:].copy()
+    first[[5, 9]] = np.nan
+    later[[1, 2, 3]] = np.nan
+    gm = em_mixture(2, random_state=0).partial_fit(first)
+    assert gm.n_empty_rows_ == int(np.isnan(first).all(axis=1).sum())
+    gm.partial_fit(later)
+    assert gm.n_empty_rows_ == int(np.isnan(first).all(axis=1).sum())

@@ -162,7 +162,8 @@ class GaussianMixture(EMEstimator):
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Only when X had string column names.
     n_empty_rows_ : int
-        Rows of the fit's X with no observed value (0 unless ``missing="em"``).
+        Rows of the fit's X with no observed value (0 unless ``missing="em"``);
+        after :meth:`partial_fit`, of the chunk that began the stream.
 
     Notes
     -----
@@ -336,8 +337,10 @@ class GaussianMixture(EMEstimator):
         # covariance type the arrays are stored for (fastem._online).
         self._seen_weight = float(data.source.total_weight)
         self._fitted_covariance_type = self.covariance_type
-        missing = getattr(data, "missing", None)   # partial_fit's chunks carry none
-        self.n_empty_rows_ = 0 if missing is None else int(missing.n_empty)
+        if hasattr(data, "missing"):
+            self.n_empty_rows_ = 0 if data.missing is None else int(data.missing.n_empty)
+        else:   # a partial_fit step after the first: the stream's first count stands
+            self.n_empty_rows_ = int(getattr(self, "n_empty_rows_", 0))
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit the model and return the most responsible component of each row.
@@ -746,7 +749,9 @@ class _GaussianMixtureFile:
     estimator = GaussianMixture
     arrays = ("weights", "means", "covariances", "precisions_cholesky", "precisions", "lower_bounds")
     attributes = {"n_features_in": int, "converged": bool, "n_iter": int, "lower_bound": float,
-                  "seen_weight": float, "feature_names_in": list}
+                  "seen_weight": float, "feature_names_in": list, "n_empty_rows": int}
+    # Attributes that files written before they existed lack, and their values then.
+    optional = {"n_empty_rows": 0}
 
     @staticmethod
     def dump(gm):
@@ -758,6 +763,7 @@ class _GaussianMixtureFile:
             # JSON has no infinity: max_iter=0 leaves -inf, saved as None.
             "lower_bound": lower_bound if np.isfinite(lower_bound) else None,
             "seen_weight": float(getattr(gm, "_seen_weight", 0.0)),
+            "n_empty_rows": int(getattr(gm, "n_empty_rows_", 0)),
             "feature_names_in": (None if getattr(gm, "feature_names_in_", None) is None
                                  else [str(n) for n in gm.feature_names_in_]),
         }
@@ -776,6 +782,8 @@ class _GaussianMixtureFile:
             gm._check_parameters()
         except (TypeError, ValueError) as exc:   # InvalidParameterError is both
             raise ValueError(f"invalid parameters: {exc}") from None
+        for key, value in _GaussianMixtureFile.optional.items():
+            attributes.setdefault(key, value)
         if set(attributes) != set(_GaussianMixtureFile.attributes):
             raise ValueError(f"the header's attributes {sorted(attributes)} are not "
                              f"{sorted(_GaussianMixtureFile.attributes)}")
@@ -825,6 +833,9 @@ class _GaussianMixtureFile:
         if names is not None:
             gm.feature_names_in_ = np.asarray(names, dtype=object)
         gm._seen_weight = float(seen)
+        if attributes["n_empty_rows"] < 0:
+            raise ValueError(f"n_empty_rows is {attributes['n_empty_rows']}")
+        gm.n_empty_rows_ = attributes["n_empty_rows"]
         gm._fitted_covariance_type = gm.covariance_type
         gm.converged_ = attributes["converged"]
         gm.n_iter_ = attributes["n_iter"]
