@@ -483,6 +483,12 @@ cdef enum:
     SHORT_RUN = 8
 
 
+cdef enum:
+    # Up to this many features a full model's second moments are weighted dots
+    # over the rows; above, one SYRK per component.
+    SMALL_GRAM = 16
+
+
 cdef inline int64_t _run_miss_count(const double* t) noexcept nogil:
     return (<const int64_t*>t)[1]
 
@@ -711,7 +717,7 @@ cdef void _add_statistics(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int6
                           double* stats) noexcept nogil:
     """Add the rows of runs j0..j1 (after _densities and _posteriors)."""
     cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
-    cdef int64_t c, i, r, jr, a, b, dm
+    cdef int64_t c, i, j, r, jr, a, b, dm
     cdef double s, total, v
     cdef double* first = stats + first_offset(k)
     cdef double* second = stats + P.second
@@ -756,7 +762,13 @@ cdef void _add_statistics(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int6
                         S[miss[a] * d + miss[b]] += total * G[a * dm + b]
                 else:
                     S[miss[a]] += total * G[a]
-        if P.cov_type == COVARIANCE_FULL:
+        if P.cov_type == COVARIANCE_FULL and d <= SMALL_GRAM:
+            # few features: each entry one weighted dot over the rows (no
+            # scaled copy, no BLAS call on a tiny output)
+            for i in range(d):
+                for j in range(i, d):
+                    S[i * d + j] += _dot3(R + r0, dev + i * ld + r0, dev + j * ld + r0, r1 - r0)
+        elif P.cov_type == COVARIANCE_FULL:
             for r in range(r0, r1):
                 root[r - r0] = sqrt(R[r])
             for i in range(d):
