@@ -802,3 +802,35 @@ def test_partial_fit_counts_the_empty_rows_of_the_chunk_that_began_the_stream(rn
     assert gm.n_empty_rows_ == int(np.isnan(first).all(axis=1).sum())
     gm.partial_fit(later)
     assert gm.n_empty_rows_ == int(np.isnan(first).all(axis=1).sum())
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data"])
+def test_empty_rows_are_no_seeds_for_the_initialisation(rng, make_blobs, init_params):
+    # Filled with the column means, many empty rows would be one point drawn
+    # again and again as a seed; weighted 0 they are no candidates, so the fit
+    # is the one without them (to rounding: the rows sit in other chunks).
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 1500, 3, 3)
+    with_empty = np.vstack([X_gaps, np.full((3000, 3), np.nan)])
+    with_empty = with_empty[rng.permutation(len(with_empty))]
+    observed = with_empty[~np.isnan(with_empty).all(axis=1)]
+    for seed in range(3):
+        params = dict(init_params=init_params, random_state=seed, max_iter=20, tol=0.0)
+        a = fit_quietly(em_mixture(3, **params), observed)
+        b = fit_quietly(em_mixture(3, **params), with_empty)
+        assert b.n_empty_rows_ == 3000 + a.n_empty_rows_
+        np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(b.weights_, a.weights_, rtol=1e-9)
+        assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-10)
+
+
+def test_partial_fit_after_fit_weighs_only_rows_with_an_observed_value(rng, make_blobs):
+    _, X_gaps, _ = blobs_with_gaps(rng, make_blobs, 1000, 3, 2)
+    observed = X_gaps[~np.isnan(X_gaps).all(axis=1)]
+    with_empty = np.vstack([observed, np.full((2000, 3), np.nan)])
+    params = dict(random_state=0, max_iter=30)
+    a = fit_quietly(em_mixture(2, **params), observed)
+    b = fit_quietly(em_mixture(2, **params), with_empty)
+    chunk = observed[:200]
+    a.partial_fit(chunk)
+    b.partial_fit(chunk)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9, atol=1e-12)

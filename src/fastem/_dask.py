@@ -290,8 +290,13 @@ def _block_summary(X, weight):
                          n_empty)
 
 
+def _rows_observed(X):
+    """(n_rows,) bool: the rows of a block with at least one value that is not NaN."""
+    return ~np.isnan(np.asarray(X)).all(axis=1)
+
+
 def _block_observed_totals(X, weight):
-    """:func:`fastem._sources.observed_totals` of one block (D sums and weights, two counts)."""
+    """:func:`fastem._sources.observed_totals` of one block (D sums and weights, three counts)."""
     weight = None if weight is None else np.asarray(weight, dtype=np.float64)
     return observed_totals(np.asarray(X), weight)
 
@@ -520,7 +525,7 @@ class DaskRows(RowSource):
         """What a fit with missing values needs to know of the data, from the workers.
 
         Each block sends its column sums and weights of observed values and
-        its counts (:func:`fastem._sources.observed_totals`: 2 D + 2
+        its counts (:func:`fastem._sources.observed_totals`: 2 D + 3
         numbers), added here in block order.  Without NaN (known from the
         checks made when the source was made) nothing is computed.
 
@@ -538,15 +543,30 @@ class DaskRows(RowSource):
             (the in-memory message).
         """
         if not self._has_nan:
-            return MissingSummary(False, None, 0)
+            return MissingSummary(False, None, 0, 0)
         dask = _dask()
         parts = dask.compute(*[dask.delayed(_block_observed_totals)(x, w)
                                for x, w in self._delayed_blocks], scheduler=self._scheduler)
-        sums, weights, n_empty, n_nan = parts[0]
+        sums, weights, n_empty, n_nan, n_empty_candidates = parts[0]
         for part in parts[1:]:   # block order
             sums, weights = sums + part[0], weights + part[1]
             n_empty, n_nan = n_empty + part[2], n_nan + part[3]
-        return missing_summary_of((sums, weights, n_empty, n_nan), self._weights is not None)
+            n_empty_candidates += part[4]
+        return missing_summary_of((sums, weights, n_empty, n_nan, n_empty_candidates),
+                                  self._weights is not None)
+
+    def without_empty_rows(self, n_components, estimator_name):
+        """These rows, each row with no observed value weighted 0 (see
+        :meth:`fastem._sources.RowSource.without_empty_rows`): a new source over
+        the same persisted X, with the weights zeroed lazily, block by block."""
+        da = _dask().array
+        X, weights = self._X, self._weights
+        if weights is None:
+            weights = da.ones(X.shape[0], chunks=(X.chunks[0],))
+        observed = da.map_blocks(_rows_observed, X, drop_axis=1, dtype=bool)
+        weights = da.where(observed, weights, 0.0)
+        return DaskRows(X, weights, n_components, estimator_name,
+                        n_threads=self._fallback_threads, allow_nan=True)
 
     def filled(self, fill):
         """These rows with each NaN replaced by its column's value in `fill`.

@@ -257,6 +257,16 @@ class GaussianMixture(EMEstimator):
         missing = source.missing_summary() if self.missing == "em" else None
         if missing is not None and not missing.has_nan:
             missing = None   # complete data: the ordinary fit, bit for bit
+        if missing is not None and missing.n_empty:
+            n_observed = source.n_candidates - missing.n_empty_candidates
+            if n_observed < self.n_components:
+                raise ValueError(
+                    f"Expected at least n_components = {self.n_components} rows with an "
+                    f"observed value (not all NaN) and a positive sample_weight, got {n_observed}"
+                )
+            # Rows with nothing observed add nothing: weighted 0, they are no
+            # seeds for the initialisation either.
+            source = source.without_empty_rows(self.n_components, type(self).__name__)
         return _GaussianFitData(source, self._check_initial_parameters(source.n_features), missing)
 
     def _fit_checked_source(self, source, kmeans_centres=None):

@@ -45,7 +45,8 @@ _BLOCK_BYTES = 16 * 2**20
 
 
 # What a fit with missing values learns of the data in one scan (RowSource.missing_summary).
-MissingSummary = collections.namedtuple("MissingSummary", "has_nan column_means n_empty")
+MissingSummary = collections.namedtuple(
+    "MissingSummary", "has_nan column_means n_empty n_empty_candidates")
 
 # Rows per view when an in-memory array is scanned for rows of positive weight:
 # bounds the index of candidates to 0.5 MB.
@@ -112,7 +113,7 @@ class RowSource:
             with np.errstate(invalid="ignore", over="ignore"):
                 if not np.isfinite(np.sum(X, dtype=np.float64)):
                     return self._scan_missing()   # NaN here, or a sum that overflowed
-        return MissingSummary(False, None, 0)
+        return MissingSummary(False, None, 0, 0)
 
     def _scan_missing(self):
         # Block by block: the masks are the size of a block, never of X.
@@ -120,6 +121,20 @@ class RowSource:
         for X, weight in self._blocks():
             totals = observed_totals(X, weight, totals)
         return missing_summary_of(totals, self._has_weights)
+
+    def without_empty_rows(self, n_components, estimator_name):
+        """These rows, each row with no observed value weighted 0 (a RowSource).
+
+        With missing values such rows add nothing to a fit: weighted 0 they
+        are no candidates for the initialisation's draws (filled with the
+        column means they would all be one point, and seeds drawn among many
+        of them start components on top of each other), they leave the total
+        weight, and the check for enough rows counts only the others.
+
+        The caller checks first that enough rows have an observed value
+        (MissingSummary.n_empty_candidates).
+        """
+        raise NotImplementedError
 
     def filled(self, fill):
         """These rows with each NaN replaced by its column's value in `fill` (a RowSource).
@@ -197,16 +212,17 @@ def observed_totals(X, weight, start=None):
     Returns
     -------
     tuple
-        ``(sums, weights, n_empty, n_nan)``: per column, the weighted sum of
-        the observed values and their total weight; the rows with no observed
-        value; the NaN.  The sums run over the rows one after another, from
+        ``(sums, weights, n_empty, n_nan, n_empty_candidates)``: per column,
+        the weighted sum of the observed values and their total weight; the
+        rows with no observed value; the NaN; the rows with no observed value
+        and a positive weight.  The sums run over the rows one after another, from
         `start`'s, so the totals do not depend on where the blocks are cut
         (``fit_chunks`` then starts from the bits ``fit`` starts from).
     """
     n_features = X.shape[1]
     if start is None:
-        start = (np.zeros(n_features), np.zeros(n_features), 0, 0)
-    sums, weights, n_empty, n_nan = start
+        start = (np.zeros(n_features), np.zeros(n_features), 0, 0, 0)
+    sums, weights, n_empty, n_nan, n_empty_candidates = start
     # In pieces (small temporaries); the sums, made row after row, do not
     # depend on the pieces either.
     step = max(1, _OBSERVED_VALUES_PER_PIECE // max(1, n_features))
@@ -214,12 +230,15 @@ def observed_totals(X, weight, start=None):
         piece = X[begin:begin + step]
         observed = ~np.isnan(piece)
         n_nan += piece.size - int(np.count_nonzero(observed))
-        n_empty += int(np.count_nonzero(~observed.any(axis=1)))
+        empty = ~observed.any(axis=1)
+        n_empty += int(np.count_nonzero(empty))
+        n_empty_candidates += int(np.count_nonzero(
+            empty if weight is None else empty & (weight[begin:begin + step] > 0)))
         w = np.where(observed, 1.0 if weight is None else weight[begin:begin + step, None], 0.0)
         values = np.where(observed, piece, 0.0) * w
         sums = _running_sum(sums, values)
         weights = _running_sum(weights, w)
-    return sums, weights, n_empty, n_nan
+    return sums, weights, n_empty, n_nan, n_empty_candidates
 
 
 def _running_sum(start, rows):
@@ -241,8 +260,8 @@ def missing_summary_of(totals, has_weights):
         If some column has no observed value in a row of positive weight.
     """
     if totals is None or totals[3] == 0:
-        return MissingSummary(False, None, 0)
-    sums, weights, n_empty, _ = totals
+        return MissingSummary(False, None, 0, 0)
+    sums, weights, n_empty, _, n_empty_candidates = totals
     unseen = np.flatnonzero(~(weights > 0))
     if unseen.size:
         raise ValueError(
@@ -250,7 +269,20 @@ def missing_summary_of(totals, has_weights):
             f"{' or in a row of zero weight' if has_weights else ''}); "
             f"{unseen.size} column(s) are like this. Drop them before fitting."
         )
-    return MissingSummary(True, sums / weights, n_empty)
+    return MissingSummary(True, sums / weights, n_empty, n_empty_candidates)
+
+
+def weights_without_empty_rows(X, weight):
+    """`weight` (None: ones) with 0 for the rows of X that have no observed value.
+
+    A copy, made in pieces of rows: the NaN masks are never the size of X.
+    """
+    out = np.ones(X.shape[0]) if weight is None else np.array(weight, dtype=np.float64)
+    step = max(1, _OBSERVED_VALUES_PER_PIECE // max(1, X.shape[1]))
+    for begin in range(0, X.shape[0], step):
+        empty = np.isnan(X[begin:begin + step]).all(axis=1)
+        out[begin:begin + step][empty] = 0.0
+    return out
 
 
 def fill_gaps(X, fill):
@@ -342,6 +374,9 @@ class ArrayRows(RowSource):
         return add_rows(stats, self.X, self.sample_weight, model=model,
                         random_responsibilities=random_responsibilities, n_threads=n_threads)
 
+    def without_empty_rows(self, n_components, estimator_name):
+        return ArrayRows(self.X, weights_without_empty_rows(self.X, self.sample_weight))
+
     def take(self, positions):
         if self.n_candidates == self.n_samples:  # every row is a candidate: index directly
             if positions is None:
@@ -396,6 +431,7 @@ class BlockRows(RowSource):
             )
         self._make_blocks = make_blocks
         self._allow_nan = allow_nan
+        self._min_samples = min_samples
         self._estimator_name = estimator_name
         self._label = label
         self.n_features = self.dtype = self._has_weights = None
@@ -410,6 +446,20 @@ class BlockRows(RowSource):
                               estimator_name)
         elif not self.total_weight > 0:
             raise ValueError("sample_weight sums to zero: at least one row needs a positive weight.")
+
+    def without_empty_rows(self, n_components, estimator_name):
+        make_blocks = self._make_blocks
+
+        def zero_empty_rows():
+            for index, item in enumerate(make_blocks()):
+                X, weight = _split_item(item, index)
+                X = np.asarray(X)
+                if X.ndim == 2 and X.dtype.kind == "f":   # others: BlockRows's checks refuse them
+                    weight = weights_without_empty_rows(X, weight)
+                yield X, weight
+
+        return BlockRows(zero_empty_rows, n_components, estimator_name, label=self._label,
+                         min_samples=self._min_samples, allow_nan=self._allow_nan)
 
     def _blocks(self):
         """Yield the checked blocks of one pass; at its end, compare its counts with the first's."""
