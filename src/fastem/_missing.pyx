@@ -147,6 +147,9 @@ ctypedef struct _Work:
     double* bar           # tied (D, rows): sqrt(w) (posterior mean of xhat - t)
     double* gaps          # (D, rows) h = U_m z of a run's rows, gap by gap
     double* solved        # (rows,) one gap's v = Lambda_mm^-1 h over a run's rows
+    double* norms         # (rows,) |z|^2 of the current component, before the gaps' corrections
+    double* exact         # (D, D) _observed_factor's factor
+    int64_t* perm         # (D,) its order of the coordinates
     int64_t* counts       # (256,) the radix sort's buckets
     double* h             # (D,)
     double* v             # (D,)
@@ -180,7 +183,8 @@ cdef int64_t _work_size(const _Pass* P) noexcept nogil:
     cdef int64_t rows = P.chunk_rows, k = P.k, d = P.d
     return (rows * P.words + 4 * rows + 1 + rows + _arena_size(P)
             + 2 * rows * d + k * d * rows + d * rows + k * rows + 2 * rows
-            + (d * rows if P.cov_type == COVARIANCE_TIED else 0) + d * rows + rows + 256
+            + (d * rows if P.cov_type == COVARIANCE_TIED else 0) + d * rows + 2 * rows + 256
+            + d * d + d
             + 3 * d + 2 * d * d + P.n_slots * (P.words + 1 + P.entry_size))
 
 
@@ -223,6 +227,12 @@ cdef void _carve(const _Pass* P, double* base, _Work* w) noexcept nogil:
     p += d * rows
     w.solved = p
     p += rows
+    w.norms = p
+    p += rows
+    w.exact = p
+    p += d * d
+    w.perm = <int64_t*>p
+    p += d
     w.counts = <int64_t*>p
     p += 256
     w.h = p
@@ -482,6 +492,11 @@ cdef enum:
     # Runs of fewer rows than this take their gaps' corrections row by row.
     SHORT_RUN = 8
 
+# A quadratic form |z|^2 - h.v below this share of |z|^2 has lost more than
+# 2 of its 16 digits to the subtraction: it is recomputed (_observed_factor).
+# Well-conditioned data rarely get there; strongly correlated features do.
+cdef double FORM_KEPT = 1e-2
+
 
 cdef enum:
     # Up to this many features a full model's second moments are weighted dots
@@ -559,6 +574,7 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
     cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
     cdef int64_t c, i, j, r, jr, a, b, dm, m
     cdef double s, f, f2, q
+    cdef bint exact_ready
     cdef const double* X
     cdef const double* O
     cdef const double* U
@@ -593,6 +609,7 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                 Z = w.whitened + j * ld
                 for r in range(r0, r1):
                     L[r] += Z[r] * Z[r]
+            memcpy(w.norms + r0, L + r0, (r1 - r0) * sizeof(double))
         else:
             for i in range(d):
                 f = P.factor[c * d + i]
@@ -621,11 +638,9 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                     s = 0.0
                     for j in range(m, d):
                         s += U[m * d + j] * w.whitened[j * ld + r]
-                    q = L[r] - s * (f2 * s)
+                    L[r] -= s * (f2 * s)
                     Y[r] = -(f2 * s)
-                    L[r] = f - 0.5 * _form(q)
-                continue
-            if rb - ra < SHORT_RUN:
+            elif rb - ra < SHORT_RUN:
                 # a few rows: row by row, the loops over rows would be all overhead
                 for r in range(ra, rb):
                     for a in range(dm):
@@ -641,36 +656,122 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
                             s += G[a * dm + b] * w.h[b]
                         q -= w.h[a] * s
                         dev[miss[a] * ld + r] = -s
-                    L[r] = f - 0.5 * _form(q)
-                continue
-            # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o =
-            # |z|^2 - h.v; E[x_m | x_o, k] - mu_m = -v.  Gap by gap over the run's rows.
-            for a in range(dm):
-                m = miss[a]
-                H = w.gaps + a * ld
-                for r in range(ra, rb):
-                    H[r] = 0.0
-                for j in range(m, d):
-                    s = U[m * d + j]
-                    Z = w.whitened + j * ld
-                    for r in range(ra, rb):
-                        H[r] += s * Z[r]
-            for a in range(dm):
-                V = w.solved
-                for r in range(ra, rb):
-                    V[r] = 0.0
-                for b in range(dm):
-                    s = G[a * dm + b]
-                    H = w.gaps + b * ld
-                    for r in range(ra, rb):
-                        V[r] += s * H[r]
-                H = w.gaps + a * ld
-                Y = dev + miss[a] * ld
-                for r in range(ra, rb):
-                    L[r] -= H[r] * V[r]
-                    Y[r] = -V[r]
+                    L[r] = q
+            else:
+                # h = Lambda_mo y_o = U_m z; v = Lambda_mm^-1 h; y_o^T Sigma_oo^-1 y_o =
+                # |z|^2 - h.v; E[x_m | x_o, k] - mu_m = -v.  Gap by gap over the run's rows.
+                _run_corrections(U, G, miss, dm, d, dev, L, w, ra, rb, ld)
+            # |z|^2 - h.v loses the digits their ratio says; where that is more than
+            # 2 (strongly correlated features), the form is taken again from the
+            # observed block's own factor, which subtracts nothing.
+            exact_ready = False
+            for r in range(ra, rb):
+                if L[r] < FORM_KEPT * w.norms[r]:
+                    if not exact_ready:
+                        _observed_factor(U, d, miss, dm, w.exact, w.perm)
+                        exact_ready = True
+                    L[r] = _observed_form(w.exact, w.perm, d - dm, d, dev, ld, r)
             for r in range(ra, rb):
                 L[r] = f - 0.5 * _form(L[r])
+
+
+cdef void _run_corrections(const double* U, const double* G, const int64_t* miss, int64_t dm,
+                           int64_t d, double* dev, double* L, _Work* w, int64_t ra, int64_t rb,
+                           int64_t ld) noexcept nogil:
+    # The gaps' corrections of a run of many rows, gap by gap, loops over the rows.
+    cdef int64_t a, b, j, r, m
+    cdef double s
+    cdef double* H
+    cdef double* V
+    cdef double* Y
+    cdef const double* Z
+    for a in range(dm):
+        m = miss[a]
+        H = w.gaps + a * ld
+        for r in range(ra, rb):
+            H[r] = 0.0
+        for j in range(m, d):
+            s = U[m * d + j]
+            Z = w.whitened + j * ld
+            for r in range(ra, rb):
+                H[r] += s * Z[r]
+    for a in range(dm):
+        V = w.solved
+        for r in range(ra, rb):
+            V[r] = 0.0
+        for b in range(dm):
+            s = G[a * dm + b]
+            H = w.gaps + b * ld
+            for r in range(ra, rb):
+                V[r] += s * H[r]
+        H = w.gaps + a * ld
+        Y = dev + miss[a] * ld
+        for r in range(ra, rb):
+            L[r] -= H[r] * V[r]
+            Y[r] = -V[r]
+
+
+cdef void _observed_factor(const double* U, int64_t d, const int64_t* miss, int64_t dm,
+                           double* M, int64_t* perm) noexcept nogil:
+    """M (d, d): an upper factor of Lambda with the observed coordinates first.
+
+    perm lists the observed coordinates, then the missing ones; the rows of U
+    in that order are made upper triangular again by Householder reflections
+    from the right (M = P U Q, so M M^T = P Lambda P^T).  Its leading block A
+    (d_o x d_o) has A A^T = Sigma_oo^-1 exactly, without the subtraction of
+    Lambda_om Lambda_mm^-1 Lambda_mo.
+    """
+    cdef int64_t i, j, p, a = 0, n_obs = 0
+    cdef double norm, alpha, vv, s, f
+    for i in range(d):
+        if a < dm and miss[a] == i:
+            a += 1
+        else:
+            perm[n_obs] = i
+            n_obs += 1
+    for a in range(dm):
+        perm[n_obs + a] = miss[a]
+    for p in range(d):
+        for j in range(d):
+            M[p * d + j] = U[perm[p] * d + j]
+    i = d - 1
+    while i > 0:
+        # zero M[i, 0..i-1] with a reflection of columns 0..i; rows below i are
+        # zero there already, so only rows 0..i change
+        norm = 0.0
+        for j in range(i + 1):
+            norm += M[i * d + j] * M[i * d + j]
+        norm = sqrt(norm)
+        if norm > 0.0:
+            alpha = -norm if M[i * d + i] >= 0.0 else norm
+            # v = M[i, 0..i] - alpha e_i, kept in row i's place during the update
+            vv = norm * norm - 2.0 * alpha * M[i * d + i] + alpha * alpha
+            M[i * d + i] -= alpha
+            if vv > 0.0:
+                for p in range(i):
+                    s = 0.0
+                    for j in range(i + 1):
+                        s += M[p * d + j] * M[i * d + j]
+                    f = 2.0 * s / vv
+                    for j in range(i + 1):
+                        M[p * d + j] -= f * M[i * d + j]
+            for j in range(i):
+                M[i * d + j] = 0.0
+            M[i * d + i] = alpha
+        i -= 1
+
+
+cdef double _observed_form(const double* M, const int64_t* perm, int64_t n_obs, int64_t d,
+                           const double* dev, int64_t ld, int64_t r) noexcept nogil:
+    # |A^T y_o|^2 with A the leading n_obs x n_obs block of _observed_factor's M
+    cdef int64_t j, p
+    cdef double s, q = 0.0
+    for j in range(n_obs):
+        s = 0.0
+        for p in range(j + 1):
+            s += M[p * d + j] * dev[perm[p] * ld + r]
+        q += s * s
+    return q
 
 
 cdef void _posteriors(const _Pass* P, _Work* w, int64_t r0, int64_t r1, int64_t ld) noexcept nogil:
