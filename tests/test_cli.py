@@ -606,3 +606,282 @@ def test_readme_command_line_summary_names_every_command_and_option():
             for option in action.option_strings:
                 if option.startswith("--") and option != "--help":
                     assert option in section, (name, option)
+
+
+# ------------------------------------------------------------ missing values: fit --missing em, impute
+
+def gappy_csv(path, X, gaps, header="a,b,c", empty=True):
+    """X as CSV with the `gaps` written as empty fields (alternately "NaN" when not `empty`)."""
+    lines = [header] if header else []
+    for i, row in enumerate(X):
+        fields = []
+        for j, value in enumerate(row):
+            if not gaps[i, j]:
+                fields.append(repr(float(value)))
+            else:
+                fields.append("" if empty and (i + j) % 2 else ("NaN" if i % 3 else "nan"))
+        lines.append(",".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def gappy(make_blobs, rng):
+    """(X, X with NaN, gaps): correlated 3-D blobs, 15 % of values missing, one kept per row."""
+    X, _, _, _ = make_blobs(400, 3, 2)
+    gaps = rng.random(X.shape) < 0.15
+    gaps[gaps.all(axis=1), 1] = False
+    X_gaps = np.where(gaps, np.nan, X)
+    return X, X_gaps, gaps
+
+
+def fit_missing_like_cli(X, n_components=2, covariance_type="full", seed=0):
+    """The estimator ``fastem fit --missing em`` and ``fastem impute`` build for a data file."""
+    return fastem.GaussianMixture(
+        n_components=n_components, covariance_type=covariance_type, tol=1e-3, max_iter=100,
+        n_init=1, random_state=seed, missing="em",
+    ).fit(X)
+
+
+def test_load_data_reads_empty_fields_and_nan_as_missing_only_when_asked(tmp_path):
+    from fastem.cli import CLIError, load_data
+
+    csv = _write(tmp_path / "gaps.csv", "x,y,z\n1,,3\nNaN,5, 6\n7,nan,\n")
+    X = load_data(str(csv), missing=True)
+    expected = np.array([[1, np.nan, 3], [np.nan, 5, 6], [7, np.nan, np.nan]])
+    assert_array_equal(X, expected)        # assert_array_equal treats NaN as equal to NaN
+    with pytest.raises(CLIError, match=r"line 2, column 2: cannot read '' as a number$"):
+        load_data(str(csv))
+    # A first row with gaps is a sample, not a header; a row of gaps too.
+    assert_array_equal(load_data(str(_write(tmp_path / "first.csv", ",2\n3,4\n,\n")), missing=True),
+                       [[np.nan, 2], [3, 4], [np.nan, np.nan]])
+    tsv = _write(tmp_path / "gaps.tsv", "1\t\t3\n4\t5\t6\n")
+    assert_array_equal(load_data(str(tsv), missing=True), [[1, np.nan, 3], [4, 5, 6]])
+    npy = _save(tmp_path / "gaps.npy", expected)
+    assert_array_equal(load_data(str(npy), missing=True), expected)
+
+
+MISSING_ERROR_CASES = {
+    "NaN without --missing em": (
+        lambda tmp: ["fit", _write(tmp / "nan.csv", "1,2\n3,nan\n5,6\n")],
+        "data row 2, column 2 is nan; fastem needs finite numbers (no NaN or infinity); with "
+        "--missing em, NaN and empty fields are missing values"),
+    "empty field without --missing em": (
+        lambda tmp: ["fit", _write(tmp / "gap.csv", "1,2\n3,\n5,6\n")],
+        "line 2, column 2: cannot read '' as a number; with --missing em"),
+    "infinity with --missing em": (
+        lambda tmp: ["fit", _write(tmp / "inf.csv", "1,2\n3,\n5,inf\n"), "--missing", "em"],
+        "data row 3, column 2 is inf; fastem needs finite numbers, or NaN for a missing value"),
+    "text with --missing em": (
+        lambda tmp: ["fit", _write(tmp / "na.csv", "1,2\n3,NA\n5,6\n"), "--missing", "em"],
+        "line 2, column 2: cannot read 'NA' as a number"),
+    "bad --missing": (lambda tmp: ["fit", "--missing", "drop"], "argument --missing: invalid choice"),
+    "NaN in select (which has no --missing)": (
+        lambda tmp: ["select", _write(tmp / "nan.csv", "1,2\n3,nan\n5,6\n")],
+        "column 2 is nan; fastem needs finite numbers (no NaN or infinity)\n"),
+    "impute infinity": (
+        lambda tmp: ["impute", _write(tmp / "inf.csv", "1,2\n3,\n5,-inf\n")],
+        "data row 3, column 2 is -inf"),
+    "impute fit options with --model": (
+        lambda tmp: ["impute", "data.csv", "--model", "m.npz", "-k", "3", "--seed", "1"],
+        "-k/--n-components, --seed set how a model is fitted: they do not apply with --model m.npz"),
+    "impute --std onto --out": (
+        lambda tmp: ["impute", "data.csv", "-o", tmp / "x.csv", "--std", tmp / "x.csv"],
+        "--std and --out are both"),
+    "impute --std into a missing directory": (
+        lambda tmp: ["impute", "data.csv", "--std", tmp / "no" / "std.csv"], "does not exist"),
+    "impute without FILE": (lambda tmp: ["impute"], "FILE"),
+}
+
+
+@pytest.mark.parametrize("case", MISSING_ERROR_CASES)
+def test_missing_value_errors_exit_2_with_one_line(capsys, tmp_path, case):
+    make_argv, message = MISSING_ERROR_CASES[case]
+    status, out, err = run_cli(capsys, *make_argv(tmp_path))
+    assert status == 2
+    assert out == ""
+    assert err.startswith("fastem: error: ") and err.count("\n") == 1, err
+    assert message in err, err
+
+
+@pytest.mark.parametrize("command", ["fit", "impute"])
+def test_a_column_with_no_value_is_a_failed_fit(capsys, tmp_path, command):
+    csv = _write(tmp_path / "empty_column.csv", "1,,3\n4,,6\n7,,9\n2,,1\n")
+    argv = [command, csv] + (["--missing", "em"] if command == "fit" else [])
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 1 and out == ""
+    assert err.startswith("fastem: error: cannot fit: ") and err.count("\n") == 1, err
+    assert "column 1" in err
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_fit_missing_em_is_the_estimators_fit(capsys, tmp_path, gappy, covariance_type):
+    _, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    status, out, err = run_cli(capsys, "fit", csv, "--missing", "em", "--json",
+                               "--covariance-type", covariance_type, "--out", tmp_path / "m.npz")
+    assert status == 0, err
+    report = json.loads(out)
+    expected = fit_missing_like_cli(X_gaps, covariance_type=covariance_type)
+    assert report["means"] == expected.means_.tolist()
+    assert report["covariances"] == expected.covariances_.tolist()
+    assert report["options"]["missing"] == "em"
+    assert report["data"]["n_missing_values"] == int(gaps.sum())
+    assert report["data"]["n_rows_with_missing"] == int(gaps.any(axis=1).sum())
+    assert report["scores"]["log_likelihood_per_sample"] == expected.score(X_gaps)
+    assert_array_equal(fastem.load(tmp_path / "m.npz").means_, expected.means_)
+    # The text report says how much was missing.
+    status, out, err = run_cli(capsys, "fit", csv, "--missing", "em",
+                               "--covariance-type", covariance_type)
+    assert status == 0, err
+    share = f"{gaps.sum() / gaps.size:.1%}"
+    assert (f"400 samples x 3 features (float64), {gaps.sum()} missing values ({share}) in "
+            f"{gaps.any(axis=1).sum()} rows") in out
+    assert "missing=em" in out
+    assert summary_value(out, "BIC") == f"{expected.bic(X_gaps):.4f}"
+
+
+def test_fit_missing_em_on_complete_data_is_the_ordinary_fit(capsys, tmp_path, blobs_2d):
+    csv = write_csv(tmp_path / "data.csv", blobs_2d)
+    _, plain, _ = run_cli(capsys, "fit", csv, "--json")
+    status, with_em, err = run_cli(capsys, "fit", csv, "--json", "--missing", "em")
+    assert status == 0, err
+    plain, with_em = json.loads(plain), json.loads(with_em)
+    for key in ("weights", "means", "covariances", "scores", "n_iter"):
+        assert plain[key] == with_em[key], key
+
+
+def _read_back(path):
+    """A CSV the command line wrote: (header names or None, values)."""
+    lines = path.read_text().splitlines()
+    try:
+        float(lines[0].split(",")[0])
+        names = None
+    except ValueError:
+        names, lines = lines[0].split(","), lines[1:]
+    return names, np.array([[float(v) for v in line.split(",")] for line in lines])
+
+
+def test_impute_writes_the_estimators_fill(capsys, tmp_path, gappy):
+    _, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    out_path, std_path = tmp_path / "filled.csv", tmp_path / "std.csv"
+    status, out, err = run_cli(capsys, "impute", csv, "-o", out_path, "--std", std_path, "-k", "2")
+    assert status == 0, err
+    expected = fit_missing_like_cli(X_gaps)
+    filled, std = expected.impute(X_gaps, return_std=True)
+    names, written = _read_back(out_path)
+    assert names == ["a", "b", "c"]
+    assert_array_equal(written, filled)                    # every value exact, observed ones too
+    assert_array_equal(written[~gaps], X_gaps[~gaps])
+    std_names, written_std = _read_back(std_path)
+    assert std_names == ["a", "b", "c"]
+    np.testing.assert_allclose(written_std, std, rtol=1e-9)
+    assert np.all(written_std[~gaps] == 0) and np.all(written_std[gaps] > 0)
+    assert f"{gaps.sum()} missing values" in out
+    assert f"{expected.n_iter_} iterations" in out
+    assert f"filled data saved to {out_path}" in out and f"standard deviations saved to {std_path}" in out
+
+
+def test_impute_to_stdout_writes_only_the_data(capsys, tmp_path, gappy):
+    _, X_gaps, gaps = gappy
+    path = _save(tmp_path / "gaps.npy", X_gaps)
+    status, out, err = run_cli(capsys, "impute", path, "--covariance-type", "tied", "--seed", "3")
+    assert status == 0, err
+    rows = np.array([[float(v) for v in line.split(",")] for line in out.splitlines()])  # no header
+    assert_array_equal(rows, fit_missing_like_cli(X_gaps, covariance_type="tied", seed=3).impute(X_gaps))
+
+
+def test_impute_with_a_saved_model(capsys, tmp_path, gappy):
+    _, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps, empty=False)
+    model_path = tmp_path / "model.npz"
+    status, _, err = run_cli(capsys, "fit", csv, "--missing", "em", "-k", "3", "--out", model_path)
+    assert status == 0, err
+    new = X_gaps[::3]
+    new_csv = gappy_csv(tmp_path / "new.csv", new, gaps[::3])
+    out_path = tmp_path / "filled.csv"
+    status, out, err = run_cli(capsys, "impute", new_csv, "--model", model_path, "-o", out_path,
+                               "--threads", "1")
+    assert status == 0, err
+    assert f"loaded from {model_path}" in out
+    assert_array_equal(_read_back(out_path)[1], fastem.load(model_path).impute(new))
+    # A model fitted without missing="em" fills as well.
+    plain_path = tmp_path / "plain.npz"
+    complete = write_csv(tmp_path / "complete.csv", np.where(gaps, 0.0, X_gaps))
+    assert run_cli(capsys, "fit", complete, "--out", plain_path)[0] == 0
+    status, out, err = run_cli(capsys, "impute", new_csv, "--model", plain_path)
+    assert status == 0, err
+    assert_array_equal(_read_back_text(out), fastem.load(plain_path).impute(new))
+
+
+def test_predict_missing_em_labels_rows_with_gaps(capsys, tmp_path, gappy):
+    X, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    complete = write_csv(tmp_path / "complete.csv", X)
+    model_path = tmp_path / "model.npz"
+    assert run_cli(capsys, "fit", complete, "-k", "3", "--out", model_path)[0] == 0  # missing="error"
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv, "--missing", "em",
+                               "--proba")
+    assert status == 0, err
+    model = fastem.load(model_path).set_params(missing="em")
+    written = np.array([[float(v) for v in line.split(",")] for line in out.splitlines()[1:]])
+    np.testing.assert_allclose(written, model.predict_proba(X_gaps), rtol=1e-9, atol=1e-300)
+    status, out, err = run_cli(capsys, "predict", "--model", model_path, csv)
+    assert status == 2 and "with --missing em, NaN and empty fields are missing values" in err
+
+
+def _read_back_text(text):
+    return np.array([[float(v) for v in line.split(",")] for line in text.splitlines()[1:]])
+
+
+def test_impute_refuses_data_with_other_features(capsys, tmp_path, gappy):
+    _, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    model_path = tmp_path / "model.npz"
+    assert run_cli(capsys, "fit", csv, "--missing", "em", "--out", model_path)[0] == 0
+    status, out, err = run_cli(capsys, "impute", csv, "--model", model_path, "--columns", "a,b")
+    assert status == 2 and out == ""
+    assert "has 2 features chosen by --columns, but the model in" in err and err.count("\n") == 1
+
+
+def test_impute_columns_keep_their_names(capsys, tmp_path, gappy):
+    _, X_gaps, gaps = gappy
+    csv = gappy_csv(tmp_path / "gaps.csv", X_gaps, gaps)
+    status, out, err = run_cli(capsys, "impute", csv, "--columns", "c,a")
+    assert status == 0, err
+    assert out.splitlines()[0] == "c,a"
+    chosen = X_gaps[:, [2, 0]]
+    assert_array_equal(_read_back_text(out), fit_missing_like_cli(chosen).impute(chosen))
+
+
+def test_impute_help_has_examples(capsys):
+    status, out, err = run_cli(capsys, "impute", "--help")
+    assert status == 0 and err == ""
+    examples = out.split("\nexamples:\n")[1].splitlines()
+    assert any(line.strip().startswith("fastem impute") for line in examples)
+    assert "--missing em" in run_cli(capsys, "fit", "--help")[1]
+
+
+def test_load_data_with_missing_never_fails_otherwise(tmp_path):
+    # Random CSV-like text: a float array without infinity (NaN allowed), or CLIError.
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from fastem.cli import CLIError, load_data
+
+    @settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.text(alphabet="01.-e,\n naNifx#\t", max_size=60))
+    def check(text):
+        path = tmp_path / "fuzz.csv"
+        path.write_text(text)
+        try:
+            X = load_data(str(path), missing=True)
+        except CLIError as exc:
+            assert str(exc)
+        else:
+            assert X.ndim == 2 and X.size > 0 and X.dtype == np.float64
+            assert not np.isinf(X).any()
+
+    check()

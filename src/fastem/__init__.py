@@ -7,6 +7,7 @@ over the data per iteration.  ``fastem.GaussianHMM`` is a drop-in for
 """
 from fastem._gaussian_mixture import GaussianMixture
 from fastem.hmm import GaussianHMM
+from fastem.impute import GaussianMixtureImputer
 from fastem._persistence import load
 from fastem._openmp_info import built_with_openmp, effective_n_threads, openmp_disabled_by_build
 from fastem.exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
@@ -30,6 +31,7 @@ def get_include():
 
 __all__ = [
     "GaussianMixture",
+    "GaussianMixtureImputer",
     "GaussianHMM",
     "ConvergenceWarning",
     "InvalidParameterError",

@@ -3,10 +3,16 @@
 ``fastem fit [FILE]`` fits a Gaussian mixture to a CSV, TSV or ``.npy`` file
 (or, without FILE, to the built-in example) and prints the fitted parameters
 with the model's log-likelihood, BIC and AIC (``--json``: the same as one JSON
-document).  ``fastem predict --model model.npz FILE`` labels the rows of FILE
-with a model that ``fastem fit --out`` saved.  ``fastem select FILE`` fits a
-grid of component counts and covariance types (``fastem.select``) and prints
-their scores with the best marked.
+document).  With ``--missing em``, empty fields and NaN are missing values and
+the fit is ``GaussianMixture(missing="em")``'s exact EM over the observed
+values; without it they are errors.  ``fastem predict --model model.npz FILE``
+labels the rows of FILE with a model that ``fastem fit --out`` saved (with
+``--missing em``, rows with gaps from their observed values).
+``fastem impute FILE -o OUT.csv`` fits a mixture with ``missing="em"`` (or
+loads one with ``--model``) and writes FILE with its gaps filled by
+``GaussianMixture.impute`` (``--std``: also each fill's standard deviation).
+``fastem select FILE`` fits a grid of component counts and covariance types
+(``fastem.select``) and prints their scores with the best marked.
 
 ``fastem bench`` times fastem against scikit-learn (and daal4py when it is
 installed) over a grid of problems and prints a Markdown table; its logic
@@ -16,9 +22,11 @@ Each subcommand is registered by one ``_add_<name>_parser`` function whose
 parser carries its handler as the ``handler`` default.
 
 Exit status: 0 on success; 2 for bad usage or unreadable input (a missing or
-unreadable file, non-numeric or non-finite data, a bad option value: the
-status argparse uses for bad usage); 1 when the data were read but the fit
-failed (fewer rows than components, a covariance that cannot be computed).
+unreadable file, non-numeric or non-finite data, a bad option value, a model
+file whose features do not match FILE: the status argparse uses for bad
+usage); 1 when the data were read but the fit failed (fewer rows than
+components, a covariance that cannot be computed, a column with no observed
+value).
 Every error is one line on stderr; tracebacks are kept for real bugs.
 Progress of long runs goes to stderr too (fastem._progress), and only when
 stderr is a terminal.
@@ -115,7 +123,7 @@ def _non_negative_float(text):
 
 # ----------------------------------------------------------------- data input
 
-def load_data(path, mmap=False, *, delimiter=None, columns=None):
+def load_data(path, mmap=False, *, delimiter=None, columns=None, missing=False):
     """Read a data file into a 2-D array, one sample per row.
 
     Parameters
@@ -138,6 +146,10 @@ def load_data(path, mmap=False, *, delimiter=None, columns=None):
         or 0-based column indices (``"height,weight"``, ``"0,2"``).  Names
         need a header row.  With `mmap`, the chosen columns are copied into
         memory.
+    missing : bool, default=False
+        Read missing values as NaN (``--missing em``): empty fields of a
+        text file, and NaN (``NaN``, ``nan``) anywhere.  Without it, NaN is
+        an error.  Infinity is an error either way.
 
     Returns
     -------
@@ -148,7 +160,16 @@ def load_data(path, mmap=False, *, delimiter=None, columns=None):
     ------
     CLIError
         If the file cannot be read or parsed, holds no samples, or holds
-        NaN or infinite values.
+        infinite values (or NaN, unless `missing`).
+    """
+    return _read_data(path, mmap, delimiter=delimiter, columns=columns, missing=missing)[0]
+
+
+def _read_data(path, mmap=False, *, delimiter=None, columns=None, missing=False, hint=""):
+    """``load_data``'s array and the names of its columns (None without a header row).
+
+    `hint` ends the messages about NaN and empty fields read without `missing`
+    (:data:`MISSING_HINT` for the commands that have ``--missing``).
     """
     names = None
     if path.lower().endswith(".npy"):
@@ -158,21 +179,40 @@ def load_data(path, mmap=False, *, delimiter=None, columns=None):
     else:
         if delimiter is None:
             delimiter = "\t" if path.lower().endswith((".tsv", ".tab")) else ","
-        X, names = _load_text(path, delimiter)
+        X, names = _load_text(path, delimiter, missing, hint)
     if columns is not None:
-        X = X[:, _column_indices(path, columns, X.shape[1], names)]
+        chosen = _column_indices(path, columns, X.shape[1], names)
+        X = X[:, chosen]
+        names = None if names is None else [names[j] for j in chosen]
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise CLIError(f"{path}: no data")
     # Block by block, so that a mapped file is not held in memory at once.
     for start, block in row_blocks(X):
-        not_finite = ~np.isfinite(block)
-        if not_finite.any():
-            row, col = np.argwhere(not_finite)[0]
-            raise CLIError(
-                f"{path}: data row {start + row + 1}, column {col + 1} is "
-                f"{block[row, col]}; fastem needs finite numbers (no NaN or infinity)"
-            )
-    return X
+        bad = np.isinf(block) if missing else ~np.isfinite(block)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            where = f"{path}: data row {start + row + 1}, column {col + 1} is {block[row, col]}"
+            if missing:
+                raise CLIError(f"{where}; fastem needs finite numbers, or NaN for a missing "
+                               "value (no infinity)")
+            raise CLIError(f"{where}; fastem needs finite numbers (no NaN or infinity)"
+                           + (hint if np.isnan(block[row, col]) else ""))
+    return X, names
+
+
+# Ends the errors about NaN and empty fields read without --missing em, in the
+# commands that have the option.
+MISSING_HINT = "; with --missing em, NaN and empty fields are missing values"
+
+
+def _missing_count(X):
+    """NaN entries of X and rows with at least one, counted block by block (X may be mapped)."""
+    values = rows = 0
+    for _, block in row_blocks(X):
+        gaps = np.isnan(block)
+        values += int(np.count_nonzero(gaps))
+        rows += int(np.count_nonzero(gaps.any(axis=1)))
+    return values, rows
 
 
 def _load_npy(path, mmap=False):
@@ -222,12 +262,20 @@ def _load_csv(path):
     return _load_text(path, ",")[0]
 
 
-def _load_text(path, delimiter):
-    """A delimited text file as (float64 array, header names or None)."""
+def _missing_or_number(field):
+    # --missing em: an empty field is a missing value ("NaN" and "nan" parse as NaN anyway).
+    return float(field) if field.strip() else math.nan
+
+
+def _load_text(path, delimiter, missing=False, hint=""):
+    """A delimited text file as (float64 array, header names or None).
+
+    With `missing`, empty fields are NaN; without, `hint` ends the error about one.
+    """
     names = None
     try:
         with open(path, encoding="utf-8-sig") as fh:
-            header_line = _find_header(fh, delimiter)
+            header_line = _find_header(fh, delimiter, missing)
             if header_line is not None:
                 fh.seek(0)
                 line = next(line for index, line in enumerate(fh) if index == header_line)
@@ -236,20 +284,28 @@ def _load_text(path, delimiter):
             with warnings.catch_warnings():
                 # An empty file is reported below; loadtxt's own warning would duplicate it.
                 warnings.simplefilter("ignore", UserWarning)
+                skiprows = 0 if header_line is None else header_line + 1
                 try:
-                    X = np.loadtxt(
-                        fh,
-                        delimiter=delimiter,
-                        skiprows=0 if header_line is None else header_line + 1,
-                        ndmin=2,
-                        dtype=np.float64,
-                    )
+                    X = np.loadtxt(fh, delimiter=delimiter, skiprows=skiprows, ndmin=2,
+                                   dtype=np.float64)
                 except ValueError as exc:
-                    # loadtxt is fast but its positions ignore skipped lines;
-                    # rescan in Python to name the file line that failed.
-                    fh.seek(0)
-                    raise CLIError(
-                        _describe_csv_error(path, fh, header_line, exc, delimiter)) from None
+                    error = exc
+                    if missing:
+                        # Empty fields: read again with a converter, in Python per field
+                        # (slower, so only for files that need it).
+                        fh.seek(0)
+                        try:
+                            X = np.loadtxt(fh, delimiter=delimiter, skiprows=skiprows, ndmin=2,
+                                           dtype=np.float64, converters=_missing_or_number)
+                            error = None
+                        except ValueError as exc_again:
+                            error = exc_again
+                    if error is not None:
+                        # loadtxt is fast but its positions ignore skipped lines;
+                        # rescan in Python to name the file line that failed.
+                        fh.seek(0)
+                        raise CLIError(_describe_csv_error(
+                            path, fh, header_line, error, delimiter, missing, hint)) from None
     except UnicodeDecodeError:
         raise CLIError(f"cannot read {path}: not a UTF-8 text (CSV) file") from None
     except OSError as exc:
@@ -283,23 +339,29 @@ def _column_indices(path, columns, n_columns, names):
     return indices
 
 
-def _find_header(fh, delimiter=","):
+def _find_header(fh, delimiter=",", missing=False):
     """Return the 0-based line index of a header row, or None if the first row is data.
 
     The first non-blank, non-comment line is a header when none of its fields
-    parses as a number.  A line that mixes numbers and text is left to the
-    parser, which reports it: silently skipping a mistyped first sample would
-    hide the mistake.
+    parses as a number (with `missing`, an empty field counts as a number: a
+    missing one, so a first sample with gaps is not taken for a header).  A
+    line that mixes numbers and text is left to the parser, which reports it:
+    silently skipping a mistyped first sample would hide the mistake.
     """
     for index, line in enumerate(fh):
         content = _content(line)
         if content:
             fields = [field.strip() for field in content.split(delimiter)]
-            return None if any(_is_number(field) for field in fields) else index
+            return None if any(_is_value(field, missing) for field in fields) else index
     return None
 
 
-def _describe_csv_error(path, fh, header_line, exc, delimiter=","):
+def _is_value(field, missing):
+    """A field that reads as a number, or (with `missing`) an empty field."""
+    return _is_number(field) or (missing and not field)
+
+
+def _describe_csv_error(path, fh, header_line, exc, delimiter=",", missing=False, hint=""):
     n_fields = None
     for index, line in enumerate(fh):
         content = _content(line)
@@ -311,10 +373,10 @@ def _describe_csv_error(path, fh, header_line, exc, delimiter=","):
         elif len(fields) != n_fields:
             return f"{path} line {index + 1}: expected {n_fields} values, found {len(fields)}"
         for col, field in enumerate(fields):
-            if not _is_number(field):
+            if not _is_value(field, missing):
                 return (
                     f"{path} line {index + 1}, column {col + 1}: "
-                    f"cannot read {field!r} as a number"
+                    f"cannot read {field!r} as a number" + ("" if field else hint)
                 )
     kind = "TSV" if delimiter == "\t" else "CSV"
     return f"cannot parse {path} as numeric {kind}: {_one_line(exc)}"
@@ -343,11 +405,17 @@ def _add_input_options(parser):
     )
 
 
-def _load_input(args, mmap=False):
+def _load_input(args, mmap=False, missing=False):
     """FILE as ``_add_input_options`` asked for it (``args.file``, ``--columns``, ``--delimiter``)."""
+    return _read_input(args, mmap, missing)[0]
+
+
+def _read_input(args, mmap=False, missing=False):
+    """``_load_input``'s array and its column names (None without a header row)."""
     if args.delimiter is not None and args.file.lower().endswith(".npy"):
         raise CLIError("--delimiter applies only to a text FILE, not .npy")
-    return load_data(args.file, mmap=mmap, delimiter=args.delimiter, columns=args.columns)
+    return _read_data(args.file, mmap=mmap, delimiter=args.delimiter, columns=args.columns,
+                      missing=missing, hint=MISSING_HINT if hasattr(args, "missing") else "")
 
 
 def _add_progress_option(parser):
@@ -530,7 +598,7 @@ def _run_fit(args):
     else:
         if args.n_samples is not None:
             raise CLIError("--n-samples applies only to the built-in example (no FILE)")
-        X = _load_input(args, mmap=args.mmap)
+        X = _load_input(args, mmap=args.mmap, missing=args.missing == "em")
         source = args.file + (" (memory-mapped)" if args.mmap else "")
         tol = DEFAULT_TOL if args.tol is None else args.tol
         max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
@@ -539,42 +607,20 @@ def _run_fit(args):
     _check_out_path(args.out)
     _check_plot_path(args.plot)
 
-    progress = Progress("fit", unit="iteration", quiet=args.quiet)
-    model = GaussianMixture(
-        n_components=args.n_components,
-        covariance_type=args.covariance_type,
-        tol=tol,
-        max_iter=max_iter,
-        n_init=args.n_init,
-        random_state=args.seed,
-        n_threads=args.threads,
-        callback=progress.on_iteration,
-    )
-    # Warnings (a fit that stopped at --max-iter) become one stderr line each;
-    # the converged flag in the report says the same.
-    with warnings.catch_warnings(record=True) as caught, progress:
-        warnings.simplefilter("always")
-        try:
-            model.fit(X)
-        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
-            # The data were read and the options parsed: the fit itself failed.
-            raise FitError(f"cannot fit: {_one_line(exc)}") from None
-    for warning in caught:
-        print(f"fastem: warning: {_one_line(warning.message)}", file=sys.stderr)
+    model = _fit_mixture(X, args, tol, max_iter, missing=args.missing)
     if args.json:
         if args.plot is not None:
             _write_plot(args.plot, "write_model_plot", model, X, announce=False)
         return _print_fit_json(model, X, source, args, tol, max_iter)
 
-    n, d = X.shape
     threads = fastem.effective_n_threads(args.threads)
     print(f"fastem {fastem.__version__} GaussianMixture fit")
-    print(f"data:  {source}: {n} samples x {d} feature{'s' if d != 1 else ''} ({X.dtype})")
+    print(f"data:  {_describe_data(source, X, args.missing == 'em')}")
     print(
         f"model: {args.n_components} component{'s' if args.n_components != 1 else ''}, "
         f"covariance_type={args.covariance_type}, n_init={args.n_init}, "
         f"max_iter={max_iter}, tol={tol:g}, seed={args.seed}, "
-        f"threads={threads}"
+        f"threads={threads}" + (", missing=em" if args.missing == "em" else "")
     )
     if args.file is None and args.tol is None:
         print(
@@ -604,17 +650,61 @@ def _run_fit(args):
     return 0
 
 
+def _fit_mixture(X, args, tol, max_iter, missing="error"):
+    """Fit the GaussianMixture that the model options in `args` describe, with progress.
+
+    Warnings (a fit that stopped at --max-iter) become one stderr line each;
+    a fit that fails is a FitError.
+    """
+    progress = Progress(args.command, unit="iteration", quiet=args.quiet)
+    model = GaussianMixture(
+        n_components=args.n_components,
+        covariance_type=args.covariance_type,
+        tol=tol,
+        max_iter=max_iter,
+        n_init=args.n_init,
+        random_state=args.seed,
+        n_threads=args.threads,
+        callback=progress.on_iteration,
+        missing=missing,
+    )
+    with warnings.catch_warnings(record=True) as caught, progress:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError) as exc:
+            # The data were read and the options parsed: the fit itself failed.
+            raise FitError(f"cannot fit: {_one_line(exc)}") from None
+    for warning in caught:
+        print(f"fastem: warning: {_one_line(warning.message)}", file=sys.stderr)
+    return model
+
+
+def _describe_data(source, X, missing):
+    """The report's data line: source, shape, dtype and (with `missing`) the gaps."""
+    n, d = X.shape
+    text = f"{source}: {n} samples x {d} feature{'s' if d != 1 else ''} ({X.dtype})"
+    if missing:
+        values, rows = _missing_count(X)
+        text += (f", {values} missing value{'s' if values != 1 else ''} ({values / X.size:.1%}) "
+                 f"in {rows} row{'s' if rows != 1 else ''}")
+    return text
+
+
 def _print_fit_json(model, X, source, args, tol, max_iter):
     """``fastem fit --json``: the fit as one JSON document on stdout, nothing else."""
     n, d = X.shape
     average = model.score(X)
+    data = {"source": source, "n_samples": n, "n_features": d, "dtype": str(X.dtype)}
+    if args.missing == "em":
+        data["n_missing_values"], data["n_rows_with_missing"] = _missing_count(X)
     report = {
         "fastem_version": fastem.__version__,
-        "data": {"source": source, "n_samples": n, "n_features": d, "dtype": str(X.dtype)},
+        "data": data,
         "options": {
             "n_components": args.n_components, "covariance_type": args.covariance_type,
             "n_init": args.n_init, "max_iter": max_iter, "tol": tol, "seed": args.seed,
-            "threads": fastem.effective_n_threads(args.threads),
+            "threads": fastem.effective_n_threads(args.threads), "missing": args.missing,
         },
         # The estimator's arrays, nested as they are: covariances_ is (K, D, D)
         # full, (D, D) tied, (K, D) diag, (K,) spherical.
@@ -672,6 +762,30 @@ def _write_plot(path, writer, *args, announce=True):
         print(f"\nfigure saved to {path}")
 
 
+def _add_model_options(parser, builtin_example=False):
+    """The mixture's options, for every subcommand that fits one (fit, impute)."""
+    parser.add_argument("-k", "--n-components", type=_int_at_least(1), default=2,
+                        help="number of mixture components (default: 2)")
+    parser.add_argument("--covariance-type", choices=COVARIANCE_NAMES, default="full",
+                        help="covariance parametrisation (default: full)")
+    builtin_max_iter = f"; {BUILTIN_EXAMPLE_MAX_ITER} for the built-in example" if builtin_example else ""
+    parser.add_argument("--max-iter", type=_int_at_least(1), default=None,
+                        help=f"maximum EM iterations per initialisation "
+                             f"(default: {DEFAULT_MAX_ITER}{builtin_max_iter})")
+    builtin_tol = (f"; {BUILTIN_EXAMPLE_TOL:g} for the built-in example, where EM stops far "
+                   "from the optimum at 1e-3" if builtin_example else "")
+    parser.add_argument("--tol", type=_non_negative_float, default=None,
+                        help=f"convergence threshold on the lower bound's gain per iteration "
+                             f"(default: {DEFAULT_TOL:g}{builtin_tol})")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0,
+                        help="random seed for initialisation"
+                             + (" and the built-in example" if builtin_example else "") + " (default: 0)")
+    parser.add_argument("--n-init", type=_int_at_least(1), default=1,
+                        help="number of initialisations; the best is kept (default: 1)")
+    parser.add_argument("--threads", type=_int_at_least(1), default=None,
+                        help="OpenMP threads (default: OpenMP's limit, capped at the CPUs available)")
+
+
 def _add_fit_parser(subparsers):
     parser = subparsers.add_parser(
         "fit",
@@ -690,23 +804,11 @@ def _add_fit_parser(subparsers):
              "--delimiter) or .npy (1-D or 2-D)",
     )
     _add_input_options(parser)
-    parser.add_argument("-k", "--n-components", type=_int_at_least(1), default=2,
-                        help="number of mixture components (default: 2)")
-    parser.add_argument("--covariance-type", choices=COVARIANCE_NAMES, default="full",
-                        help="covariance parametrisation (default: full)")
-    parser.add_argument("--max-iter", type=_int_at_least(1), default=None,
-                        help=f"maximum EM iterations per initialisation (default: {DEFAULT_MAX_ITER}; "
-                             f"{BUILTIN_EXAMPLE_MAX_ITER} for the built-in example)")
-    parser.add_argument("--tol", type=_non_negative_float, default=None,
-                        help=f"convergence threshold on the lower bound's gain per iteration "
-                             f"(default: {DEFAULT_TOL:g}; {BUILTIN_EXAMPLE_TOL:g} for the built-in "
-                             "example, where EM stops far from the optimum at 1e-3)")
-    parser.add_argument("--seed", type=_int_at_least(0), default=0,
-                        help="random seed for initialisation and the built-in example (default: 0)")
-    parser.add_argument("--n-init", type=_int_at_least(1), default=1,
-                        help="number of initialisations; the best is kept (default: 1)")
-    parser.add_argument("--threads", type=_int_at_least(1), default=None,
-                        help="OpenMP threads (default: OpenMP's limit, capped at the CPUs available)")
+    _add_model_options(parser, builtin_example=True)
+    parser.add_argument("--missing", choices=("error", "em"), default="error",
+                        help="error: NaN in FILE is an error; em: empty fields and NaN are "
+                             "missing values, fitted by exact EM over the observed values "
+                             "(GaussianMixture(missing='em')) (default: error)")
     parser.add_argument("--out", metavar="PATH", default=None,
                         help="save the fitted parameters to PATH with numpy.savez")
     parser.add_argument("--n-samples", type=_int_at_least(1), default=None,
@@ -888,8 +990,12 @@ def load_model(path):
 
 def _run_predict(args):
     model = load_model(args.model)
-    X = _load_input(args)
+    X = _load_input(args, missing=args.missing == "em")
     _check_out_path(args.out)
+    if args.missing == "em":
+        # Inference from each row's observed values holds for any fitted mixture,
+        # whichever way it was fitted.
+        model.set_params(missing="em")
     if X.shape[1] != model.n_features_in_:
         chosen = " chosen by --columns" if args.columns is not None else ""
         raise CLIError(
@@ -918,6 +1024,7 @@ examples:
   fastem predict --model model.npz data.csv     # one label per row, on stdout
   fastem predict --model model.npz new.tsv --proba --out proba.csv
   fastem predict --model model.npz data.csv --columns x,y
+  fastem predict --model model.npz gappy.csv --missing em   # rows with gaps
 
 output: CSV with a header row: "label" and one component index (from 0) per
 row of FILE, or with --proba "p0,p1,..." and each component's posterior
@@ -945,8 +1052,136 @@ def _add_predict_parser(subparsers):
                         help="write each component's probability instead of the label")
     parser.add_argument("--out", metavar="PATH", default=None,
                         help="write the CSV to PATH instead of stdout")
+    parser.add_argument("--missing", choices=("error", "em"), default="error",
+                        help="error: NaN in FILE is an error; em: empty fields and NaN are "
+                             "missing values, and each row is labelled from its observed "
+                             "values (default: error)")
     _add_input_options(parser)
     parser.set_defaults(handler=_run_predict)
+
+
+# ------------------------------------------------------------------ impute
+
+# The fit options that a model loaded with --model makes meaningless (--threads
+# still sets the threads of the fill).  The impute parser leaves their defaults
+# at None, so that an option given with --model can be told from one not given.
+_FIT_ONLY_OPTIONS = {"n_components": "-k/--n-components", "covariance_type": "--covariance-type",
+                     "max_iter": "--max-iter", "tol": "--tol", "seed": "--seed", "n_init": "--n-init"}
+_FIT_DEFAULTS = {"n_components": 2, "covariance_type": "full", "seed": 0, "n_init": 1}
+
+
+def _write_table(path, values, names, fmt):
+    """Write `values` as CSV to `path` (stdout when None), a header row first when `names`."""
+    header = "" if names is None else ",".join(names)
+    try:
+        np.savetxt(sys.stdout if path is None else path, values, fmt=fmt, delimiter=",",
+                   header=header, comments="")
+    except OSError as exc:
+        where = "to stdout" if path is None else path
+        raise CLIError(f"cannot write {where}: {exc.strerror or _one_line(exc)}") from None
+
+
+def _run_impute(args):
+    given = [option for name, option in _FIT_ONLY_OPTIONS.items() if getattr(args, name) is not None]
+    if args.model is not None and given:
+        raise CLIError(f"{', '.join(given)} set how a model is fitted: they do not apply "
+                       f"with --model {args.model}")
+    if args.std is not None and args.out is not None and (
+            os.path.abspath(args.std) == os.path.abspath(args.out)):
+        raise CLIError(f"--std and --out are both {args.out}")
+    _check_out_path(args.out)
+    _check_out_path(args.std, "--std")
+    model = load_model(args.model) if args.model is not None else None
+    X, names = _read_input(args, missing=True)
+    if model is not None:
+        if X.shape[1] != model.n_features_in_:
+            chosen = " chosen by --columns" if args.columns is not None else ""
+            raise CLIError(
+                f"{args.file} has {X.shape[1]} feature{'s' if X.shape[1] != 1 else ''}{chosen}, "
+                f"but the model in {args.model} has {model.n_features_in_}")
+        if args.threads is not None:
+            model.n_threads = args.threads
+        described = f"loaded from {args.model}"
+    else:
+        for name, default in _FIT_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+        tol = DEFAULT_TOL if args.tol is None else args.tol
+        max_iter = DEFAULT_MAX_ITER if args.max_iter is None else args.max_iter
+        model = _fit_mixture(X, args, tol, max_iter, missing="em")
+        described = (f"fitted with missing=em: {args.n_components} component"
+                     f"{'s' if args.n_components != 1 else ''}, "
+                     f"covariance_type={args.covariance_type}, {model.n_iter_} iterations, "
+                     f"{'converged' if model.converged_ else 'not converged'}, "
+                     f"log-likelihood per sample {_fmt(model.score(X))}")
+    if args.std is None:
+        filled, std = model.impute(X), None
+    else:
+        filled, std = model.impute(X, return_std=True)
+    # %s writes each number's shortest exact form: observed values come out as read.
+    _write_table(args.out, filled, names, "%s")
+    if std is not None:
+        _write_table(args.std, std, names, "%.10g")
+    if args.out is None:   # stdout holds the data, nothing else
+        return 0
+    print(f"fastem {fastem.__version__} impute")
+    print(f"data:  {_describe_data(args.file, X, missing=True)}")
+    print(f"model: {described}")
+    print(f"\nfilled data saved to {args.out}")
+    if std is not None:
+        print(f"standard deviations saved to {args.std}")
+    return 0
+
+
+IMPUTE_EXAMPLES = f"""\
+examples:
+  fastem impute data.csv -o filled.csv                  # fit 2 full components, fill the gaps
+  fastem impute data.csv -o filled.csv -k 4 --seed 1 --std filled_std.csv
+  fastem impute new.csv -o filled.csv --model model.npz # with a saved model
+  fastem impute data.tsv --columns height,weight > filled.csv
+
+input: as for fit; empty fields and NaN (NaN, nan) are missing values.
+output: CSV, the rows of FILE with every missing value replaced by its
+conditional expectation given the row's observed values, under the mixture;
+observed values unchanged (each number in its shortest exact form); a header
+row when FILE had one.
+--std: a CSV of the same shape with the standard deviation of each filled value
+given the row's observed values (0 where a value was observed).
+exit status: 0 success; {EXIT_USAGE} bad usage or unreadable input; {EXIT_FIT_FAILED} the fit failed
+(including a column with no observed value).
+"""
+
+
+def _add_impute_parser(subparsers):
+    parser = subparsers.add_parser(
+        "impute",
+        help="fill the missing values of a data file with a Gaussian mixture",
+        description=(
+            "Fit a Gaussian mixture to the observed values of FILE by exact EM\n"
+            "(GaussianMixture(missing='em')), or load one with --model, and write FILE\n"
+            "with each missing value (an empty field or NaN) replaced by its conditional\n"
+            "expectation given the observed values of its row."
+        ),
+        epilog=IMPUTE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("file", metavar="FILE",
+                        help="data, one sample per row: CSV, TSV or .npy; empty fields and NaN "
+                             "are missing values")
+    parser.add_argument("-o", "--out", metavar="OUT.csv", default=None,
+                        help="write the filled data to OUT.csv and a summary to stdout "
+                             "(default: the filled data to stdout, nothing else)")
+    parser.add_argument("--std", metavar="OUT_STD.csv", default=None,
+                        help="also write the standard deviation of every filled value "
+                             "(0 at observed values)")
+    parser.add_argument("--model", metavar="MODEL.npz", default=None,
+                        help="fill with this saved model (fastem fit --out) instead of fitting one")
+    _add_input_options(parser)
+    _add_model_options(parser)
+    # None: "not given", told apart from the default for --model (see _FIT_ONLY_OPTIONS).
+    parser.set_defaults(**{name: None for name in _FIT_DEFAULTS})
+    _add_progress_option(parser)
+    parser.set_defaults(handler=_run_impute)
 
 
 # ------------------------------------------------------------------ bench
@@ -1038,6 +1273,8 @@ examples:
   fastem fit data.csv -k 3 --covariance-type diag --out model.npz
   fastem fit data.tsv --columns height,weight --json > fit.json
   fastem predict --model model.npz new.csv --proba > proba.csv
+  fastem fit gappy.csv --missing em             # empty fields and NaN are missing values
+  fastem impute gappy.csv -o filled.csv         # fill them with the fitted mixture
   fastem select data.csv -k 1-6                 # BIC over K and covariance types
   fastem bench --quick
 
@@ -1052,12 +1289,14 @@ examples:
   fastem fit data.csv -k 4 --covariance-type diag --n-init 3 --seed 1
   fastem fit data.tsv --columns height,weight   # two columns, chosen by header name
   fastem fit data.csv --columns 0,2 --json      # by 0-based index; JSON on stdout
+  fastem fit gappy.csv --missing em             # empty fields and NaN are missing values
   fastem fit big.npy --mmap --threads 8 --out model.npz
   fastem fit --plot fit.png                     # the built-in example's histogram and densities
   fastem fit data.csv -k 3 --plot fit.png       # features 0 and 1 by component, with ellipses
 
 input: CSV or TSV text (a first row without numbers is a header; blank lines
-and # comments are skipped) or a .npy array; one sample per row.
+and # comments are skipped) or a .npy array; one sample per row. NaN, and
+empty fields, are errors unless --missing em makes them missing values.
 output: the per-component parameters, then log-likelihood, BIC, AIC, the
 iteration count and whether EM converged (with --json: the same as JSON).
 exit status: 0 success (also when EM stops at --max-iter: a warning line says
@@ -1077,6 +1316,7 @@ def _build_parser():
     _add_fit_parser(subparsers)
     _add_select_parser(subparsers)
     _add_predict_parser(subparsers)
+    _add_impute_parser(subparsers)
     _add_bench_parser(subparsers)
     return parser
 
