@@ -33,7 +33,9 @@ from fastem._kernels cimport (
     STATS_DIAG, STATS_FULL, STATS_TIED, MixtureParams, accumulate_lanes, default_chunk_rows,
 )
 from fastem._kernels import Stats
-from fastem._missing cimport missing_lanes, missing_rows, observed_weight as _observed_weight
+from fastem._missing cimport (
+    missing_lanes, missing_rows, observed_totals_rows, observed_weight as _observed_weight,
+)
 from fastem._covariance import COVARIANCE_TYPES as _COVARIANCE_TABLE
 from fastem._pass cimport lane_count as _lane_count, padded, reduce_lanes as _reduce_lanes
 
@@ -514,6 +516,24 @@ def observed_weight(const floating[:, ::1] X, sample_weight=None, double start=0
             total = _observed_weight(&X[0, 0], X.shape[0], X.shape[1], X.shape[1], w, start,
                                      &n_empty)
     return total, n_empty
+
+
+def add_observed_totals(const floating[:, ::1] X, sample_weight, double[::1] sums,
+                        double[::1] weights, int64_t[::1] counts):
+    """Add the observed values (not NaN) of X's rows to running totals, in place.
+
+    ``sums[i] += w x_i`` and ``weights[i] += w`` for each observed ``x_i``, row
+    after row (w: the row's weight, None: ones); ``counts`` gains the rows with
+    no observed value, the NaN, and the rows with no observed value and a
+    positive weight.
+    """
+    cdef int64_t n = X.shape[0], d = X.shape[1]
+    cdef const double* w = _weights_pointer(sample_weight, n)
+    if sums.shape[0] != d or weights.shape[0] != d or counts.shape[0] != 3:
+        raise ValueError("sums and weights need one entry per column, counts three")
+    if n > 0:
+        with nogil:
+            observed_totals_rows(&X[0, 0], n, d, d, w, &sums[0], &weights[0], &counts[0])
 
 
 def lane_count(int64_t n_stats):

@@ -23,3 +23,8 @@ cdef double observed_weight(
     const floating* X, int64_t n_rows, int64_t ldx, int64_t n_features,
     const double* sample_weight, double start, int64_t* n_empty,
 ) noexcept nogil
+
+cdef void observed_totals_rows(
+    const floating* X, int64_t n_rows, int64_t ldx, int64_t n_features,
+    const double* sample_weight, double* sums, double* weights, int64_t* counts,
+) noexcept nogil

@@ -1283,3 +1283,33 @@ cdef double observed_weight(
         elif n_empty != NULL:
             n_empty[0] += 1
     return total
+
+
+cdef void observed_totals_rows(
+    const floating* X, int64_t n_rows, int64_t ldx, int64_t n_features,
+    const double* sample_weight, double* sums, double* weights, int64_t* counts,
+) noexcept nogil:
+    """Add the observed values (not NaN) of the rows, one row after another.
+
+    sums[i] += w x_i and weights[i] += w for each observed x_i (w: the row's
+    weight, NULL: 1); counts gains [rows with no observed value, NaN values,
+    rows with no observed value and a positive weight].  Row by row, so
+    running totals over blocks of rows do not depend on where blocks are cut.
+    """
+    cdef int64_t n, i, seen
+    cdef double w, v
+    for n in range(n_rows):
+        w = 1.0 if sample_weight == NULL else sample_weight[n]
+        seen = 0
+        for i in range(n_features):
+            v = <double>X[n * ldx + i]
+            if _is_nan(v):
+                counts[1] += 1
+            else:
+                sums[i] += v * w
+                weights[i] += w
+                seen = 1
+        if not seen:
+            counts[0] += 1
+            if w > 0.0:
+                counts[2] += 1

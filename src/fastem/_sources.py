@@ -222,33 +222,22 @@ def observed_totals(X, weight, start=None):
     n_features = X.shape[1]
     if start is None:
         start = (np.zeros(n_features), np.zeros(n_features), 0, 0, 0)
-    sums, weights, n_empty, n_nan, n_empty_candidates = start
-    # In pieces (small temporaries); the sums, made row after row, do not
-    # depend on the pieces either.
+    sums, weights = np.array(start[0], dtype=np.float64), np.array(start[1], dtype=np.float64)
+    counts = np.array([start[2], start[3], start[4]], dtype=np.int64)
+    if weight is not None:
+        weight = np.ascontiguousarray(weight, dtype=np.float64)
+    # One compiled loop over the rows; a block the kernels cannot read in place
+    # is copied a piece at a time.
     step = max(1, _OBSERVED_VALUES_PER_PIECE // max(1, n_features))
-    for begin in range(0, X.shape[0], step):
-        piece = X[begin:begin + step]
-        observed = ~np.isnan(piece)
-        n_nan += piece.size - int(np.count_nonzero(observed))
-        empty = ~observed.any(axis=1)
-        n_empty += int(np.count_nonzero(empty))
-        n_empty_candidates += int(np.count_nonzero(
-            empty if weight is None else empty & (weight[begin:begin + step] > 0)))
-        w = np.where(observed, 1.0 if weight is None else weight[begin:begin + step, None], 0.0)
-        values = np.where(observed, piece, 0.0) * w
-        sums = _running_sum(sums, values)
-        weights = _running_sum(weights, w)
-    return sums, weights, n_empty, n_nan, n_empty_candidates
-
-
-def _running_sum(start, rows):
-    """``start + rows[0] + rows[1] + ...``, strictly in row order (np.sum adds pairwise).
-
-    `rows` is a scratch array (overwritten).
-    """
-    rows[0] += start
-    np.cumsum(rows, axis=0, out=rows)
-    return rows[-1].copy()
+    contiguous = X.flags.c_contiguous and X.dtype in (np.float32, np.float64)
+    for begin in range(0, X.shape[0], max(1, X.shape[0]) if contiguous else step):
+        piece = X[begin:begin + step] if not contiguous else X
+        if not contiguous:
+            piece = np.ascontiguousarray(piece, dtype=np.float64 if piece.dtype != np.float32
+                                         else np.float32)
+        _em.add_observed_totals(piece, None if weight is None else
+                                weight[begin:begin + piece.shape[0]], sums, weights, counts)
+    return sums, weights, int(counts[0]), int(counts[1]), int(counts[2])
 
 
 def missing_summary_of(totals, has_weights):
