@@ -172,11 +172,18 @@ cdef inline int64_t _run_size(const _Pass* P, int64_t dm) noexcept nogil:
     return 2 + dm + k + k * dm
 
 
+cdef enum:
+    # Doubles of run terms a chunk's segment holds (8 MB), unless one run needs more.
+    ARENA_DOUBLES = 1 << 20
+
+
 cdef inline int64_t _arena_size(const _Pass* P) noexcept nogil:
     # Enough for every row of a chunk to have its own pattern with D / 4 gaps,
+    # up to ARENA_DOUBLES (at D = 256, K = 16 that would be 134 MB a thread),
     # and always for one run with every value missing; a chunk whose runs need
     # more is processed in several segments (_chunk).
-    return max(P.chunk_rows * _run_size(P, (P.d + 3) // 4), _run_size(P, P.d))
+    return max(min(P.chunk_rows * _run_size(P, (P.d + 3) // 4), <int64_t>ARENA_DOUBLES),
+               _run_size(P, P.d))
 
 
 cdef int64_t _work_size(const _Pass* P) noexcept nogil:
