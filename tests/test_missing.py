@@ -674,7 +674,7 @@ def missing_data_experiment(rng, fraction, n_train=2000, n_held_out=3000, n_repl
 
 
 # Why these thresholds (measured over 20 mixtures per fraction with
-# /work/prompts/missing_figures.py): with 2000 rows, a component of ~650 rows
+# benchmarks/missing_quality.py): with 2000 rows, a component of ~650 rows
 # has its means known to ~sqrt(2 / 650) = 0.055 per coordinate, its weakest
 # ones to ~0.1.  The gapped fit shares the data with the complete fit, so it
 # sits about that close to it: the worst replicate measured 0.08 / 0.12 / 0.22
