@@ -60,6 +60,11 @@ from fastem._simd cimport (
 )
 from scipy.linalg.cython_blas cimport dgemm, dsyrk
 
+
+cdef extern from "_missing_columns.h" nogil:
+    void fastem_whiten_columns(const double* Y, const double* U, int64_t d, int64_t n,
+                               int64_t ld, double* Z, double* q)
+
 cdef double LOG_2PI = 1.8378770664093453
 
 
@@ -498,6 +503,9 @@ cdef int _terms_of(const _Pass* P, _Work* w, const uint64_t* mask, _Terms* e) no
 cdef enum:
     # Runs of fewer rows than this take their gaps' corrections row by row.
     SHORT_RUN = 8
+    # Up to this many features the whitening and the second moments are our own
+    # column loops (_missing_columns.h, _simd's dots); BLAS above.
+    SMALL_D = 16
 
 # A quadratic form |z|^2 - h.v below this share of |z|^2 has lost more than
 # 2 of its 16 digits to the subtraction: it is recomputed (_observed_factor).
@@ -604,12 +612,17 @@ cdef void _densities(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_t l
             L[r] = 0.0
         if P.cov_type == COVARIANCE_FULL or P.cov_type == COVARIANCE_TIED:
             U = P.factor + (c * d * d if P.cov_type == COVARIANCE_FULL else 0)
-            # z = y U (U upper triangular; one GEMM), and |z|^2
-            _whiten_columns(w.whitened + r0, dev + r0, U, <int>(r1 - r0), <int>d, <int>ld)
-            for j in range(d):
-                Z = w.whitened + j * ld
-                for r in range(r0, r1):
-                    L[r] += Z[r] * Z[r]
+            # z = y U (U upper triangular), and |z|^2: our own column loops up to
+            # SMALL_D features, where a BLAS call's packing costs more than the
+            # arithmetic; one GEMM above
+            if d <= SMALL_D:
+                fastem_whiten_columns(dev + r0, U, d, r1 - r0, ld, w.whitened + r0, L + r0)
+            else:
+                _whiten_columns(w.whitened + r0, dev + r0, U, <int>(r1 - r0), <int>d, <int>ld)
+                for j in range(d):
+                    Z = w.whitened + j * ld
+                    for r in range(r0, r1):
+                        L[r] += Z[r] * Z[r]
             memcpy(w.norms + r0, L + r0, (r1 - r0) * sizeof(double))
         else:
             for i in range(d):
@@ -819,7 +832,7 @@ cdef void _add_statistics(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int6
                           double* stats) noexcept nogil:
     """Add the rows of runs j0..j1 (after _densities and _posteriors)."""
     cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
-    cdef int64_t c, i, r, jr, a, b, dm
+    cdef int64_t c, i, j, r, jr, a, b, dm
     cdef double s, total, v
     cdef double* first = stats + first_offset(k)
     cdef double* second = stats + P.second
@@ -864,7 +877,13 @@ cdef void _add_statistics(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int6
                         S[miss[a] * d + miss[b]] += total * G[a * dm + b]
                 else:
                     S[miss[a]] += total * G[a]
-        if P.cov_type == COVARIANCE_FULL:
+        if P.cov_type == COVARIANCE_FULL and d <= SMALL_D:
+            # few features: each entry one weighted dot over the rows (no scaled
+            # copy, no BLAS call on a tiny output)
+            for i in range(d):
+                for j in range(i, d):
+                    S[i * d + j] += _dot3(R + r0, dev + i * ld + r0, dev + j * ld + r0, r1 - r0)
+        elif P.cov_type == COVARIANCE_FULL:
             for r in range(r0, r1):
                 root[r - r0] = sqrt(R[r])
             for i in range(d):
@@ -886,7 +905,7 @@ cdef void _tied_scatter(const _Pass* P, _Work* w, int64_t j0, int64_t j1, int64_
     # xhat - t and b_k = xhat_k - t on m.  sqrt(w) e goes to one SYRK.
     # (Before _add_statistics turns the responsibilities into w r_k.)
     cdef int64_t k = P.k, d = P.d, r0 = w.run_start[j0], r1 = w.run_start[j1]
-    cdef int64_t c, i, r, jr, a, b, dm
+    cdef int64_t c, i, j, r, jr, a, b, dm
     cdef double s, total, wt, da
     cdef double* bar = w.bar
     cdef double* root = w.whitened + r0
