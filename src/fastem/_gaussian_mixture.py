@@ -267,6 +267,8 @@ class GaussianMixture(EMEstimator):
             # Rows with nothing observed add nothing: weighted 0, they are no
             # seeds for the initialisation either.
             source = source.without_empty_rows(self.n_components, type(self).__name__)
+        elif missing is not None:
+            source.rows_observed = True   # no row is empty
         return _GaussianFitData(source, self._check_initial_parameters(source.n_features), missing)
 
     def _fit_checked_source(self, source, kmeans_centres=None):

@@ -73,6 +73,11 @@ class RowSource:
         the engine sums them.
     """
 
+    # True when every row of positive weight has an observed value (a fit with
+    # missing values has weighted the others 0, or found none): a pass's total
+    # weight is then the weights' sum, with no scan of X for empty rows.
+    rows_observed = False
+
     def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
         """One pass: add the statistics of every row into `stats` and return it.
 
@@ -90,7 +95,8 @@ class RowSource:
         """
         for X, weight in self._blocks():
             add_rows(stats, X, weight, model=model,
-                     random_responsibilities=random_responsibilities, n_threads=n_threads)
+                     random_responsibilities=random_responsibilities, n_threads=n_threads,
+                     rows_observed=self.rows_observed)
         return stats
 
     def missing_summary(self):
@@ -288,10 +294,15 @@ def _random_responsibility_blocks(random_state, n_rows, n_components):
         yield start, resp
 
 
-def add_rows(stats, X, sample_weight, *, model, random_responsibilities, n_threads):
-    """Add one block of rows to `stats` as :meth:`RowSource.accumulate` describes."""
+def add_rows(stats, X, sample_weight, *, model, random_responsibilities, n_threads,
+             rows_observed=False):
+    """Add one block of rows to `stats` as :meth:`RowSource.accumulate` describes.
+
+    `rows_observed`: see :attr:`RowSource.rows_observed`.
+    """
     if random_responsibilities is None:
-        return stats.add(X, sample_weight, model=model, n_threads=n_threads)
+        return stats.add(X, sample_weight, model=model, n_threads=n_threads,
+                         rows_observed=rows_observed)
     blocks = _random_responsibility_blocks(random_responsibilities, X.shape[0], stats.n_components)
     for start, resp in blocks:
         end = start + len(resp)
@@ -360,11 +371,14 @@ class ArrayRows(RowSource):
 
     def accumulate(self, stats, *, model=None, random_responsibilities=None, n_threads=1):
         # All rows in one call: the engine splits them into chunks and threads.
-        return add_rows(stats, self.X, self.sample_weight, model=model,
+        return add_rows(stats, self.X, self.sample_weight, rows_observed=self.rows_observed,
+                        model=model,
                         random_responsibilities=random_responsibilities, n_threads=n_threads)
 
     def without_empty_rows(self, n_components, estimator_name):
-        return ArrayRows(self.X, weights_without_empty_rows(self.X, self.sample_weight))
+        rows = ArrayRows(self.X, weights_without_empty_rows(self.X, self.sample_weight))
+        rows.rows_observed = True
+        return rows
 
     def take(self, positions):
         if self.n_candidates == self.n_samples:  # every row is a candidate: index directly
@@ -447,8 +461,10 @@ class BlockRows(RowSource):
                     weight = weights_without_empty_rows(X, weight)
                 yield X, weight
 
-        return BlockRows(zero_empty_rows, n_components, estimator_name, label=self._label,
+        rows = BlockRows(zero_empty_rows, n_components, estimator_name, label=self._label,
                          min_samples=self._min_samples, allow_nan=self._allow_nan)
+        rows.rows_observed = True
+        return rows
 
     def _blocks(self):
         """Yield the checked blocks of one pass; at its end, compare its counts with the first's."""

@@ -212,7 +212,8 @@ class SufficientStatistics:
         new.total_weight = total_weight
         return new
 
-    def add(self, X, sample_weight=None, *, model=None, responsibilities=None, n_threads=1):
+    def add(self, X, sample_weight=None, *, model=None, responsibilities=None, n_threads=1,
+            rows_observed=False):
         """Add the statistics of rows of X, in place.
 
         Each row's responsibilities come from one of three places:
@@ -233,6 +234,11 @@ class SufficientStatistics:
             to one, since the tied scatter counts every row once with its
             sample weight (put a row's total weight in `sample_weight`).
         n_threads : int, default=1
+        rows_observed : bool, default=False
+            With a model that reads NaN as missing (``model.missing``): the
+            caller knows that every row of positive weight has an observed
+            value, so the weight the rows add is the weights' sum (the same
+            bits) and X is not scanned for rows with nothing observed.
 
         Returns
         -------
@@ -260,7 +266,7 @@ class SufficientStatistics:
             first_chunk=self.next_chunk, model=model, responsibilities=responsibilities,
             tied_centre=self.tied_centre, n_threads=n_threads,
         )
-        if model is not None and model.missing:
+        if model is not None and model.missing and not rows_observed:
             # Rows with nothing observed add nothing, to the sums or to the weight
             # the log-likelihood is averaged over.
             self.total_weight = _engine.observed_weight(X, sample_weight, self.total_weight)[0]
