@@ -145,3 +145,11 @@ def random_model(rng, covariance_type, n_components, n_features):
         covariances = rng.uniform(0.5, 2.0, size=k)
     factors = _em.precision_factors(covariances, covariance_type)
     return _em.ModelArrays(covariance_type, weights, means, factors, covariances), covariances
+
+
+def assert_same_fit(actual, desired, names):
+    """The fitted attributes `names` of two estimators: equal bit for bit, and of one dtype."""
+    for name in names:
+        a, d = np.asarray(getattr(actual, name)), np.asarray(getattr(desired, name))
+        assert np.array_equal(a, d), f"{name} differs"
+        assert a.dtype == d.dtype, f"{name}: dtype differs"

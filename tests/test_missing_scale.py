@@ -18,7 +18,7 @@ import pytest
 import fastem
 from fastem import _sources
 
-from _helpers import COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree
+from _helpers import COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree, assert_same_fit
 
 FITTED = PARAMETER_NAMES + ["lower_bounds_", "n_iter_", "converged_", "n_empty_rows_"]
 # A multiple of every chunk size the kernels use (see fastem._sources).
@@ -67,10 +67,7 @@ def _chunks_of(X, sample_weight=None, size=ALIGNED):
 
 
 def _assert_identical(actual, desired):
-    for name in FITTED:
-        a, d = getattr(actual, name), getattr(desired, name)
-        assert np.array_equal(np.asarray(a), np.asarray(d)), f"{name} differs"
-        assert np.asarray(a).dtype == np.asarray(d).dtype, f"{name}: dtype differs"
+    assert_same_fit(actual, desired, FITTED)
 
 
 def _assert_close(actual, desired, rtol=1e-10):

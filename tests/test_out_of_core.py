@@ -17,7 +17,9 @@ import pytest
 import fastem
 from fastem import _em, _sources
 
-from _helpers import COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree, initial_parameters
+from _helpers import (
+    COVARIANCE_TYPES, PARAMETER_NAMES, assert_agree, assert_same_fit, initial_parameters,
+)
 
 FITTED = PARAMETER_NAMES + ["lower_bounds_", "n_iter_", "converged_"]
 INIT_METHODS = ["kmeans", "k-means++", "random", "random_from_data"]
@@ -48,10 +50,7 @@ def _fit(X, sample_weight=None, **params):
 
 
 def _assert_identical(actual, desired):
-    for name in FITTED:
-        a, d = getattr(actual, name), getattr(desired, name)
-        assert np.array_equal(np.asarray(a), np.asarray(d)), f"{name} differs"
-        assert np.asarray(a).dtype == np.asarray(d).dtype, f"{name}: dtype differs"
+    assert_same_fit(actual, desired, FITTED)
 
 
 def _assert_close(actual, desired, rtol=1e-10):
